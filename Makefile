@@ -1,0 +1,33 @@
+# make env    create .venv (or .conda) with the pinned stack, the pack and its patches
+# make smoke  train the embedded default on the CPU: tiny model, xtuner train, convert, merge, chat
+# make test   every test, the smoke run included
+# make bench  the benchmarks (figures as ratios against anchors measured in the same run)
+SHELL := /bin/bash
+PY := $(firstword $(wildcard .venv/bin/python .conda/bin/python) python3)
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export PATH := $(dir $(PY)):$(PATH)
+
+.PHONY: env smoke test test-fast lint bench clean
+
+env:
+	bash env/install.sh
+
+smoke:
+	$(PY) -m configs.smoke.run
+
+test:
+	$(PY) -m pytest -q
+
+test-fast:
+	$(PY) -m pytest -q -m "not slow"
+
+lint:
+	$(PY) -m ruff check .
+
+bench:
+	@echo "no benchmarks yet"
+
+clean:
+	rm -rf work_dirs .cache .pytest_cache .ruff_cache

@@ -1,0 +1,242 @@
+# The pack's shared recipe: every config in configs/ is this recipe plus its own knobs.
+#
+# A run file does
+#     with read_base():
+#         from ._base_.recipe_8gb import *
+#     ... knobs ...
+#     globals().update(recipe(model_path=..., ...))
+# mmengine reads these files in lazy-import mode: the imports below become LazyObjects that are
+# resolved only when the runner builds them, and a function defined here can be called by the run
+# file to lay out XTuner's five config parts (model, data, optimizer, schedule, runtime) from its
+# knobs. That keeps the run files to what differs and this recipe in one place.
+#
+# Defaults are the 8 GB settings. XTuner's stock QLoRA recipe (r=64 on every linear layer,
+# 2048 packed tokens) does not fit 8 GB for 7B models; see README "Memory" and
+# `python -m doctor fit configs/<name>.py` for the numbers behind each choice.
+import torch
+from datasets import load_dataset
+from mmengine.dataset import DefaultSampler, InfiniteSampler
+from mmengine.hooks import (
+    CheckpointHook,
+    DistSamplerSeedHook,
+    IterTimerHook,
+    LoggerHook,
+    ParamSchedulerHook,
+)
+from mmengine.optim import AmpOptimWrapper, CosineAnnealingLR, LinearLR, OptimWrapper
+from peft import LoraConfig
+from torch.optim import AdamW
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+from xtuner.dataset import process_hf_dataset
+from xtuner.dataset.collate_fns import default_collate_fn
+from xtuner.dataset.map_fns import template_map_fn_factory
+from xtuner.engine.hooks import DatasetInfoHook, EvaluateChatHook
+from xtuner.engine.runner import TrainLoop
+from xtuner.model import SupervisedFinetune
+
+
+def recipe(
+    *,
+    # ---- model ----
+    model_path,  # hub id or local directory
+    quantize=True,  # 4-bit nf4 base (QLoRA); False = standard LoRA on a 16-bit base
+    dtype="float16",  # compute/storage dtype; fp16 runs on every 8 GB card (Turing has no bf16)
+    model_type=SupervisedFinetune,
+    tokenizer=None,  # tokenizer dict; default: AutoTokenizer from model_path
+    llm=None,  # model dict; default: AutoModelForCausalLM from model_path
+    trust_remote_code=True,
+    # ---- LoRA ----
+    lora_r=16,  # XTuner's r=64 costs ~2.6 GB of fp32 LoRA state on a 7B model
+    lora_alpha=32,
+    lora_dropout=0.05,
+    lora_targets=None,  # None = every linear layer but the LM head (XTuner's default)
+    # ---- data ----
+    dataset,  # dataset dict, e.g. dict(type=load_dataset, path="tatsu-lab/alpaca")
+    dataset_map_fn,  # record -> {"conversation": [...]}, None if already in that form
+    prompt_template,
+    max_length=1024,  # tokens per packed sequence; activations and logits scale with it
+    pack_to_max_length=True,
+    map_num_proc=4,  # XTuner's 32 starts 20 processes even on a 2-core machine
+    # ---- optimisation ----
+    batch_size=1,
+    accumulative_counts=16,  # effective batch of 16 packed sequences
+    max_epochs=1,
+    lr=2e-4,
+    weight_decay=0.0,
+    max_norm=1.0,
+    warmup_ratio=0.03,
+    amp=True,  # AmpOptimWrapper; mmengine refuses it on the CPU
+    infinite_sampler=False,  # no 2 s pause at epoch ends (tiny CPU runs have many)
+    # ---- runtime ----
+    save_steps=500,
+    save_total_limit=2,
+    evaluation_freq=500,
+    evaluation_inputs=("Please tell me five scenic spots in Shanghai",),
+    system="",
+    max_new_tokens=256,
+    log_interval=10,
+    seed=None,
+):
+    torch_dtype = dict(bfloat16=torch.bfloat16, float16=torch.float16, float32=torch.float32)[dtype]
+    if tokenizer is None:
+        tokenizer = dict(
+            type=AutoTokenizer.from_pretrained,
+            pretrained_model_name_or_path=model_path,
+            trust_remote_code=trust_remote_code,
+            padding_side="right",
+        )
+    quantization_config = None
+    if quantize:
+        quantization_config = dict(
+            type=BitsAndBytesConfig,
+            load_in_4bit=True,
+            load_in_8bit=False,
+            llm_int8_threshold=6.0,
+            llm_int8_has_fp16_weight=False,
+            bnb_4bit_compute_dtype=torch_dtype,
+            bnb_4bit_use_double_quant=True,  # 0.37 bit/param less than plain nf4
+            bnb_4bit_quant_type="nf4",
+        )
+    if llm is None:
+        llm = dict(
+            type=AutoModelForCausalLM.from_pretrained,
+            pretrained_model_name_or_path=model_path,
+            trust_remote_code=trust_remote_code,
+            torch_dtype=torch_dtype,
+        )
+    if quantization_config is not None:
+        llm = dict(llm, quantization_config=quantization_config)
+
+    model = dict(
+        type=model_type,
+        use_varlen_attn=False,
+        llm=llm,
+        lora=dict(
+            type=LoraConfig,
+            r=lora_r,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            target_modules=None if lora_targets is None else list(lora_targets),
+            bias="none",
+            task_type="CAUSAL_LM",
+        ),
+    )
+
+    train_dataset = dict(
+        type=process_hf_dataset,
+        dataset=dataset,
+        tokenizer=tokenizer,
+        max_length=max_length,
+        dataset_map_fn=dataset_map_fn,
+        template_map_fn=dict(type=template_map_fn_factory, template=prompt_template),
+        remove_unused_columns=True,
+        shuffle_before_pack=True,
+        pack_to_max_length=pack_to_max_length,
+        use_varlen_attn=False,
+        map_num_proc=map_num_proc,
+    )
+    train_dataloader = dict(
+        batch_size=batch_size,
+        num_workers=0,
+        dataset=train_dataset,
+        sampler=dict(type=InfiniteSampler if infinite_sampler else DefaultSampler, shuffle=True),
+        collate_fn=dict(type=default_collate_fn, use_varlen_attn=False),
+    )
+
+    optimizer = dict(type=AdamW, lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
+    clip_grad = dict(max_norm=max_norm, error_if_nonfinite=False)
+    if amp:
+        optim_wrapper = dict(
+            type=AmpOptimWrapper,
+            optimizer=optimizer,
+            clip_grad=clip_grad,
+            accumulative_counts=accumulative_counts,
+            loss_scale="dynamic",
+            dtype=dtype,  # float16 or bfloat16
+        )
+    else:
+        optim_wrapper = dict(
+            type=OptimWrapper,
+            optimizer=optimizer,
+            clip_grad=clip_grad,
+            accumulative_counts=accumulative_counts,
+        )
+    param_scheduler = [
+        dict(
+            type=LinearLR,
+            start_factor=1e-5,
+            by_epoch=True,
+            begin=0,
+            end=warmup_ratio * max_epochs,
+            convert_to_iter_based=True,
+        ),
+        dict(
+            type=CosineAnnealingLR,
+            eta_min=0.0,
+            by_epoch=True,
+            begin=warmup_ratio * max_epochs,
+            end=max_epochs,
+            convert_to_iter_based=True,
+        ),
+    ]
+    train_cfg = dict(type=TrainLoop, max_epochs=max_epochs)
+
+    custom_hooks = [
+        dict(type=DatasetInfoHook, tokenizer=tokenizer),
+        dict(
+            type=EvaluateChatHook,
+            tokenizer=tokenizer,
+            every_n_iters=evaluation_freq,
+            evaluation_inputs=list(evaluation_inputs),
+            system=system,
+            prompt_template=prompt_template,
+            max_new_tokens=max_new_tokens,
+        ),
+    ]
+    default_hooks = dict(
+        timer=dict(type=IterTimerHook),
+        logger=dict(type=LoggerHook, log_metric_by_epoch=False, interval=log_interval),
+        param_scheduler=dict(type=ParamSchedulerHook),
+        checkpoint=dict(
+            type=CheckpointHook,
+            by_epoch=False,
+            interval=save_steps,
+            max_keep_ckpts=save_total_limit,
+        ),
+        sampler_seed=dict(type=DistSamplerSeedHook),
+    )
+
+    return dict(
+        # The function's name in the run file is replaced by this note: a function cannot be
+        # dumped with the config, and the dump then says where its settings came from.
+        recipe="configs/_base_/recipe_8gb.py",
+        # knobs kept at the top level, for readers and for `python -m doctor fit`
+        pretrained_model_name_or_path=model_path,
+        prompt_template=prompt_template,
+        max_length=max_length,
+        pack_to_max_length=pack_to_max_length,
+        batch_size=batch_size,
+        accumulative_counts=accumulative_counts,
+        max_epochs=max_epochs,
+        # XTuner's five parts
+        tokenizer=tokenizer,
+        model=model,
+        train_dataloader=train_dataloader,
+        optim_wrapper=optim_wrapper,
+        param_scheduler=param_scheduler,
+        train_cfg=train_cfg,
+        custom_hooks=custom_hooks,
+        default_hooks=default_hooks,
+        env_cfg=dict(
+            cudnn_benchmark=False,
+            mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
+            dist_cfg=dict(backend="nccl"),
+        ),
+        visualizer=None,
+        log_level="INFO",
+        load_from=None,
+        resume=False,
+        randomness=dict(seed=seed, deterministic=False),
+        log_processor=dict(by_epoch=False),
+    )

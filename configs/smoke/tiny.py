@@ -1,0 +1,138 @@
+"""A tiny random Llama and a BPE tokenizer, made on the spot, so the whole XTuner path runs offline.
+
+The smoke config (tiny_llama_qlora_oasst_cpu.py) builds its model through `TinyFinetune`, which
+writes the model directory the first time it is needed: XTuner reads the model's config.json
+before building anything, so the directory must exist by then. The tokenizer is a byte-level
+BPE trained on the text it will see, plus the special tokens of the chat templates the pack uses,
+so every template tokenizes its markers as single tokens, as real tokenizers do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+# Markers of XTuner templates that real tokenizers keep as single special tokens.
+TEMPLATE_SPECIAL_TOKENS = [
+    "<|im_start|>",  # ChatML: qwen_chat, internlm2_chat
+    "<|im_end|>",
+    "<|begin_of_text|>",  # llama3_chat
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<eoh>",  # internlm_chat
+    "<eoa>",
+]
+
+ARCH = dict(  # 2 layers, 64 wide: ~150k parameters, trains in seconds on a CPU
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    max_position_embeddings=1024,
+    tie_word_embeddings=False,
+)
+
+SMOKE_DATA = Path(__file__).with_name("oasst_tiny.jsonl")
+
+
+def _corpus(files) -> list[str]:
+    texts = []
+    for f in files:
+        for line in Path(f).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                texts.extend(v for v in _strings(json.loads(line)))
+    return texts
+
+
+def _strings(obj):
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _strings(v)
+
+
+def build_tokenizer(corpus: list[str], vocab_size: int = 512):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<unk>", "<s>", "</s>", *TEMPLATE_SPECIAL_TOKENS]
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="</s>",
+        additional_special_tokens=TEMPLATE_SPECIAL_TOKENS,
+    )
+
+
+def build(path: str | os.PathLike, data_files=(SMOKE_DATA,), seed: int = 0, **arch) -> Path:
+    """Write a tiny random Llama and its tokenizer to `path` (atomically; kept if present)."""
+    path = Path(path)
+    if (path / "config.json").is_file():
+        return path
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_tokenizer(_corpus(data_files))
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **{**ARCH, **arch},
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, path)
+    except OSError:
+        if not (path / "config.json").is_file():  # not a concurrent builder winning the race
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def TinyFinetune(*, llm, **kwargs):  # noqa: N802 - used as a `type` in configs, like a class
+    """XTuner's SupervisedFinetune, after making the tiny model its `llm` dict points at."""
+    from xtuner.model import SupervisedFinetune
+
+    build(llm["pretrained_model_name_or_path"])
+    return SupervisedFinetune(llm=llm, **kwargs)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", help="directory to write the model and tokenizer to")
+    parser.add_argument("--data", action="append", help="JSONL files to train the tokenizer on")
+    args = parser.parse_args(argv)
+    print(build(args.path, data_files=args.data or (SMOKE_DATA,)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+"""Dataset tooling: converters from each dataset's public schema to XTuner's conversation format,
+`prepare`, `dedup` and `decontaminate` (python -m curation)."""

@@ -1,0 +1,26 @@
+"""python -m curation {prepare,dedup,decontaminate} ..."""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = {
+    "prepare": ("curation.prepare", "load a dataset and write XTuner-ready JSONL"),
+    "dedup": ("curation.dedup", "remove exact and near duplicates"),
+    "decontaminate": ("curation.decontaminate", "remove train rows that leak test items"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in COMMANDS:
+        print("usage: python -m curation {" + ",".join(COMMANDS) + "} ...\n", file=sys.stderr)
+        for name, (_, text) in COMMANDS.items():
+            print(f"  {name:14s} {text}", file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    module = __import__(COMMANDS[argv[0]][0], fromlist=["main"])
+    return module.main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

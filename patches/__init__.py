@@ -1,0 +1,73 @@
+"""Named, tested patches that make XTuner 0.2.0 work on the pack's stack (env/stack.txt).
+
+Each patch is one module here with a docstring saying what breaks without it, a `TARGET` (the
+module whose import triggers it) and `apply(target_module)`. Startup patches are registered in
+every interpreter of the environment by the `.pth` file that `python -m patches install` writes
+(`make env` runs it): mmengine reads XTuner configs in lazy-import mode, so code in a config cannot
+reach the real modules, and `xtuner train` runs its tool in a child `python`.
+
+XTUNER_PACK_PATCHES selects them: unset or "all" = every startup patch, "none" = none,
+"-name,-other" = all but those, "name,other" = only those.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from ._hooks import after_import, instead_of_import
+
+# Compatibility patches, in force in every interpreter of the environment.
+STARTUP = (
+    "xtuner_cli_exit",
+    "cpu_bf16",
+    "resume_safe_globals",
+    "torchvision_optional",
+)
+
+#: Names of the patches that have taken effect in this process.
+applied: set[str] = set()
+
+
+def selected(spec: str | None = None) -> list[str]:
+    """The startup patches that XTUNER_PACK_PATCHES (or `spec`) selects."""
+    spec = (os.environ.get("XTUNER_PACK_PATCHES", "all") if spec is None else spec).strip()
+    if spec in ("", "all", "1"):
+        return list(STARTUP)
+    if spec in ("none", "0"):
+        return []
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    excluded = {n[1:] for n in names if n.startswith("-")}
+    included = [n for n in names if not n.startswith("-")]
+    unknown = (excluded | set(included)) - set(STARTUP)
+    if unknown:
+        raise ValueError(f"XTUNER_PACK_PATCHES names unknown patches: {sorted(unknown)}")
+    return [n for n in (included or STARTUP) if n not in excluded]
+
+
+def enable(name: str) -> None:
+    """Register patch `name` to apply when its target module is imported."""
+    patch = importlib.import_module(f"{__name__}.{name}")
+
+    def run(module):
+        patch.apply(module)
+        applied.add(name)
+
+    def replace():
+        module = patch.replacement()
+        if module is not None:
+            applied.add(name)
+        return module
+
+    if getattr(patch, "REPLACES", False):
+        instead_of_import(patch.TARGET, replace)
+    else:
+        after_import(patch.TARGET, run)
+
+
+def enable_startup() -> None:
+    for name in selected():
+        enable(name)
+
+
+__all__ = ["STARTUP", "applied", "enable", "enable_startup", "selected"]

@@ -1,0 +1,41 @@
+"""`xtuner train --resume` fails under torch >= 2.6.
+
+torch.load defaults to weights_only=True since torch 2.6, and an mmengine checkpoint holds more
+than tensors: its message hub keeps HistoryBuffer objects with numpy arrays. mmengine 0.10.7's
+load_checkpoint and xtuner's get_seed_from_checkpoint (tools/utils.py:186) call torch.load without
+weights_only, so resuming dies with `Weights only load failed ... Unsupported global: GLOBAL
+mmengine.logging.history_buffer.HistoryBuffer`.
+
+Rather than turning the safe loader off (TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1, or mmengine 0.11's
+weights_only=False), the patch allow-lists exactly the types an mmengine checkpoint contains, so
+a checkpoint carrying anything else is still refused.
+"""
+
+from __future__ import annotations
+
+TARGET = "mmengine.logging.history_buffer"
+
+
+def safe_globals(history_buffer_module) -> list:
+    """What torch.serialization.get_unsafe_globals_in_checkpoint lists for an mmengine checkpoint."""
+    import numpy as np
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    dtype_classes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_)]
+    return [
+        history_buffer_module.HistoryBuffer,
+        # HistoryBuffer pickles its statistics methods as getattr(buffer, "mean"). The safe loader
+        # only calls allow-listed functions, so getattr can fetch attributes, never call them.
+        getattr,
+        multiarray._reconstruct,  # numpy arrays and scalars in the log history
+        multiarray.scalar,
+        np.ndarray,
+        np.dtype,
+        *dtype_classes,
+    ]
+
+
+def apply(history_buffer_module) -> None:
+    import torch
+
+    torch.serialization.add_safe_globals(safe_globals(history_buffer_module))
