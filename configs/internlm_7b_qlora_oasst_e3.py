@@ -7,7 +7,6 @@
 # (configs/_base_/recipe_8gb.py). `python -m doctor fit` on this file shows the budget.
 from datasets import load_dataset
 from mmengine.config import read_base
-
 from xtuner.dataset.map_fns import oasst1_map_fn
 from xtuner.utils import PROMPT_TEMPLATE
 

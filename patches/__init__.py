@@ -23,6 +23,7 @@ STARTUP = (
     "cpu_bf16",
     "resume_safe_globals",
     "torchvision_optional",
+    "remote_code_generate",
 )
 
 #: Names of the patches that have taken effect in this process.

@@ -17,11 +17,12 @@ TARGET = "mmengine.logging.history_buffer"
 
 
 def safe_globals(history_buffer_module) -> list:
-    """What torch.serialization.get_unsafe_globals_in_checkpoint lists for an mmengine checkpoint."""
+    """The globals torch.serialization.get_unsafe_globals_in_checkpoint lists for mmengine."""
     import numpy as np
 
     multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
-    dtype_classes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_)]
+    dtypes = (np.float64, np.float32, np.int64, np.int32, np.bool_)
+    dtype_classes = [type(np.dtype(t)) for t in dtypes]
     return [
         history_buffer_module.HistoryBuffer,
         # HistoryBuffer pickles its statistics methods as getattr(buffer, "mean"). The safe loader

@@ -27,7 +27,6 @@ from mmengine.optim import AmpOptimWrapper, CosineAnnealingLR, LinearLR, OptimWr
 from peft import LoraConfig
 from torch.optim import AdamW
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-
 from xtuner.dataset import process_hf_dataset
 from xtuner.dataset.collate_fns import default_collate_fn
 from xtuner.dataset.map_fns import template_map_fn_factory

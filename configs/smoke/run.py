@@ -54,7 +54,6 @@ def last_checkpoint(work_dir: Path) -> Path:
 def generate(model_dir: Path, question: str, max_new_tokens: int = 12) -> str:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from xtuner.utils import PROMPT_TEMPLATE
 
     prompt = PROMPT_TEMPLATE.default["INSTRUCTION"].format(input=question, round=1)

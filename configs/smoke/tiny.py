@@ -10,6 +10,7 @@ so every template tokenizes its markers as single tokens, as real tokenizers do.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -83,13 +84,26 @@ def build_tokenizer(corpus: list[str], vocab_size: int = 512):
         unk_token="<unk>",
         pad_token="</s>",
         additional_special_tokens=TEMPLATE_SPECIAL_TOKENS,
+        model_input_names=["input_ids", "attention_mask"],  # as Llama's: no token_type_ids
     )
 
 
+def _recipe(data_files, seed, arch) -> str:
+    """What the built directory depends on; a directory built from another recipe is rebuilt."""
+    digest = hashlib.sha256()
+    for f in data_files:
+        digest.update(Path(f).read_bytes())
+    spec = dict(arch={**ARCH, **arch}, seed=seed, specials=TEMPLATE_SPECIAL_TOKENS,
+                data=digest.hexdigest(), version=1)
+    return json.dumps(spec, sort_keys=True)
+
+
 def build(path: str | os.PathLike, data_files=(SMOKE_DATA,), seed: int = 0, **arch) -> Path:
-    """Write a tiny random Llama and its tokenizer to `path` (atomically; kept if present)."""
+    """Write a tiny random Llama and its tokenizer to `path` (atomically; kept if up to date)."""
     path = Path(path)
-    if (path / "config.json").is_file():
+    recipe = _recipe(data_files, seed, arch)
+    stamp = path / "tiny_recipe.json"
+    if stamp.is_file() and stamp.read_text() == recipe:
         return path
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -109,9 +123,12 @@ def build(path: str | os.PathLike, data_files=(SMOKE_DATA,), seed: int = 0, **ar
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        (tmp / "tiny_recipe.json").write_text(recipe)
+        if path.exists():  # built from an older recipe
+            shutil.rmtree(path)
         os.replace(tmp, path)
     except OSError:
-        if not (path / "config.json").is_file():  # not a concurrent builder winning the race
+        if not stamp.is_file():  # not a concurrent builder winning the race
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

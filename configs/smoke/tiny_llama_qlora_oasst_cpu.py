@@ -7,10 +7,10 @@
 # The model (2 layers, 64 wide) and its tokenizer are written on first use to .cache/tiny-llama.
 from datasets import load_dataset
 from mmengine.config import read_base
-
-from configs.smoke.tiny import TinyFinetune
 from xtuner.dataset.map_fns import oasst1_map_fn
 from xtuner.utils import PROMPT_TEMPLATE
+
+from configs.smoke.tiny import TinyFinetune
 
 with read_base():
     from .._base_.recipe_8gb import *

@@ -1,0 +1,15 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random Llama + tokenizer (configs/smoke/tiny.py), built once per test session."""
+    from configs.smoke import tiny
+
+    return tiny.build(tmp_path_factory.mktemp("tiny") / "tiny-llama")
