@@ -1,10 +1,11 @@
 """Named, tested patches that make XTuner 0.2.0 work on the pack's stack (env/stack.txt).
 
 Each patch is one module here with a docstring saying what breaks without it, a `TARGET` (the
-module whose import triggers it) and `apply(target_module)`. Startup patches are registered in
-every interpreter of the environment by the `.pth` file that `python -m patches install` writes
-(`make env` runs it): mmengine reads XTuner configs in lazy-import mode, so code in a config cannot
-reach the real modules, and `xtuner train` runs its tool in a child `python`.
+module, or tuple of modules, whose import triggers it) and `apply(target_module)`. Startup
+patches are registered in every interpreter of the environment by the `.pth` file that
+`python -m patches install` writes (`make env` runs it): mmengine reads XTuner configs in
+lazy-import mode, so code in a config cannot reach the real modules, and `xtuner train` runs its
+tool in a child `python`.
 
 XTUNER_PACK_PATCHES selects them: unset or "all" = every startup patch, "none" = none,
 "-name,-other" = all but those, "name,other" = only those.
@@ -24,6 +25,7 @@ STARTUP = (
     "resume_safe_globals",
     "torchvision_optional",
     "remote_code_generate",
+    "xtuner_attn_dispatch",
 )
 
 #: Names of the patches that have taken effect in this process.
@@ -60,10 +62,12 @@ def enable(name: str) -> None:
             applied.add(name)
         return module
 
-    if getattr(patch, "REPLACES", False):
-        instead_of_import(patch.TARGET, replace)
-    else:
-        after_import(patch.TARGET, run)
+    targets = (patch.TARGET,) if isinstance(patch.TARGET, str) else patch.TARGET
+    for target in targets:
+        if getattr(patch, "REPLACES", False):
+            instead_of_import(target, replace)
+        else:
+            after_import(target, run)
 
 
 def enable_startup() -> None:
