@@ -56,6 +56,7 @@ def recipe(
     prompt_template,
     max_length=1024,  # tokens per packed sequence; activations and logits scale with it
     pack_to_max_length=True,
+    max_dataset_length=None,  # random subset of that many conversations (None = all)
     map_num_proc=4,  # XTuner's 32 starts 20 processes even on a 2-core machine
     # ---- optimisation ----
     batch_size=1,
@@ -128,6 +129,7 @@ def recipe(
         tokenizer=tokenizer,
         max_length=max_length,
         dataset_map_fn=dataset_map_fn,
+        max_dataset_length=max_dataset_length,
         template_map_fn=dict(type=template_map_fn_factory, template=prompt_template),
         remove_unused_columns=True,
         shuffle_before_pack=True,

@@ -1,0 +1,40 @@
+# InternLM2-Math-Plus-7B, QLoRA (4-bit nf4 base), on MATH, 3 epochs, on one 8 GB GPU.
+#
+#   xtuner train configs/internlm2_math_plus_7b_qlora_math_e3.py
+#
+# Model: internlm/internlm2-math-plus-7b (remote code (trust_remote_code); 92.5k-token
+#   vocabulary).
+# Data: EleutherAI/hendrycks_math, the live mirror of MATH (hendrycks/competition_math was taken
+#   down), MIT; converted to XTuner's conversation format by curation/converters.
+# Offline: XTUNER_PACK_DATA=DIR, or --cfg-options train_dataloader.dataset.dataset.data_files=FILE
+# (README "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
+# `python -m doctor fit` on this file shows the memory budget.
+from mmengine.config import read_base
+from xtuner.utils import PROMPT_TEMPLATE
+
+from curation.load import load_conversations
+
+with read_base():
+    from ._base_.recipe_8gb import *
+
+# ---- knobs ----
+model_path = "internlm/internlm2-math-plus-7b"
+prompt_template = PROMPT_TEMPLATE.internlm2_chat  # the format InternLM2-Math-Plus was tuned in
+max_length = 1024  # tokens per packed sequence
+lora_r = 16
+max_epochs = 3  # 7,500 problems
+
+globals().update(
+    recipe(
+        model_path=model_path,
+        dataset=dict(type=load_conversations, source="math"),
+        dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
+        prompt_template=prompt_template,
+        max_length=max_length,
+        lora_r=lora_r,
+        max_epochs=max_epochs,
+        evaluation_inputs=[
+            "What is the smallest positive integer $n$ such that $17n \\equiv 1234 \\pmod{7}?$",
+        ],
+    )
+)

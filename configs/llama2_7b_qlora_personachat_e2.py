@@ -1,0 +1,40 @@
+# Llama-2-7B-chat, QLoRA (4-bit nf4 base), on PersonaChat, 2 epochs, on one 8 GB GPU.
+#
+#   xtuner train configs/llama2_7b_qlora_personachat_e2.py
+#
+# Model: meta-llama/Llama-2-7b-chat-hf (gated on the hub: accept Meta's licence first; its 32k
+#   vocabulary leaves room for 2048 tokens).
+# Data: bavard/personachat_truecased, one sample per dialogue, CC BY 4.0; converted to XTuner's
+#   conversation format by curation/converters.
+# Offline: XTUNER_PACK_DATA=DIR, or --cfg-options train_dataloader.dataset.dataset.data_files=FILE
+# (README "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
+# `python -m doctor fit` on this file shows the memory budget.
+from mmengine.config import read_base
+from xtuner.utils import PROMPT_TEMPLATE
+
+from curation.load import load_conversations
+
+with read_base():
+    from ._base_.recipe_8gb import *
+
+# ---- knobs ----
+model_path = "meta-llama/Llama-2-7b-chat-hf"
+prompt_template = PROMPT_TEMPLATE.llama2_chat  # [INST] ... [/INST], as Llama-2-chat was trained
+max_length = 2048  # tokens per packed sequence
+lora_r = 16
+max_epochs = 2  # 17.9k dialogues
+
+globals().update(
+    recipe(
+        model_path=model_path,
+        dataset=dict(type=load_conversations, source="personachat"),
+        dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
+        prompt_template=prompt_template,
+        max_length=max_length,
+        lora_r=lora_r,
+        max_epochs=max_epochs,
+        evaluation_inputs=[
+            "Hi! What do you like to do on weekends?",
+        ],
+    )
+)

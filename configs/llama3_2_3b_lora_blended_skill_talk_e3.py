@@ -1,0 +1,41 @@
+# Llama-3.2-3B-Instruct, standard LoRA (16-bit base, no quantization), on Blended Skill Talk, 3
+#   epochs, on one 8 GB GPU.
+#
+#   xtuner train configs/llama3_2_3b_lora_blended_skill_talk_e3.py
+#
+# Model: meta-llama/Llama-3.2-3B-Instruct (gated on the hub: accept Meta's licence first).
+# Data: facebook/blended_skill_talk; its card states no licence; converted to XTuner's
+#   conversation format by curation/converters.
+# Offline: XTUNER_PACK_DATA=DIR, or --cfg-options train_dataloader.dataset.dataset.data_files=FILE
+# (README "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
+# `python -m doctor fit` on this file shows the memory budget.
+from mmengine.config import read_base
+from xtuner.utils import PROMPT_TEMPLATE
+
+from curation.load import load_conversations
+
+with read_base():
+    from ._base_.recipe_8gb import *
+
+# ---- knobs ----
+model_path = "meta-llama/Llama-3.2-3B-Instruct"
+prompt_template = PROMPT_TEMPLATE.llama3_chat  # Llama-3 headers, as Llama-3.2-Instruct was trained
+max_length = 1024  # tokens per packed sequence
+lora_r = 16
+max_epochs = 3  # 4,819 dialogues
+
+globals().update(
+    recipe(
+        model_path=model_path,
+        quantize=False,  # Llama-3.2-3B fits in 16 bits: plain LoRA, as the notes chose
+        dataset=dict(type=load_conversations, source="blended_skill_talk"),
+        dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
+        prompt_template=prompt_template,
+        max_length=max_length,
+        lora_r=lora_r,
+        max_epochs=max_epochs,
+        evaluation_inputs=[
+            "Hi! I just started learning to play the guitar.",
+        ],
+    )
+)
