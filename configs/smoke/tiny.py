@@ -143,6 +143,64 @@ def TinyFinetune(*, llm, **kwargs):  # noqa: N802 - used as a `type` in configs,
     return SupervisedFinetune(llm=llm, **kwargs)
 
 
+def cpu_twin(cfg, model_dir, data_files, *, max_length=128, max_epochs=4, lr=3e-3, seed=0):
+    """The same config on a tiny model, on the CPU, offline: its recipe, template, converter and
+    hooks unchanged; only the model, the data files and what a CPU cannot do are swapped.
+
+    `cfg` is an mmengine Config of a run file; `data_files` are local files in the schema its
+    dataset expects. Dump the result (`cfg.dump(path)`) and run it with `xtuner train path`.
+    """
+    from mmengine.config.lazy import LazyObject
+
+    float32 = LazyObject("torch").float32
+    real_model = cfg.model.llm.pretrained_model_name_or_path
+
+    def swap(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "pretrained_model_name_or_path" and value == real_model:
+                    node[key] = str(model_dir)
+                else:
+                    swap(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                swap(value)
+
+    swap(cfg._cfg_dict)
+    cfg.pretrained_model_name_or_path = str(model_dir)
+    llm = cfg.model.llm
+    llm.torch_dtype = float32  # CPU: no fp16 AMP
+    if llm.get("quantization_config"):
+        llm.quantization_config.bnb_4bit_compute_dtype = float32
+    optim = cfg.optim_wrapper
+    optim.type = LazyObject("mmengine.optim", "OptimWrapper")  # AmpOptimWrapper refuses the CPU
+    for key in ("loss_scale", "dtype"):
+        optim.pop(key, None)
+    optim.accumulative_counts = 1
+    optim.optimizer.lr = lr  # a random tiny model needs a larger step to show the loss falling
+    warmup, cosine = cfg.param_scheduler  # the recipe's schedule, over the twin's few epochs
+    warmup.end = cosine.begin = max_epochs / 4
+    cosine.end = max_epochs
+
+    data = cfg.train_dataloader.dataset
+    files = [str(f) for f in (data_files if isinstance(data_files, (list, tuple)) else [data_files])]
+    if data.dataset.get("source"):  # curation.load.load_conversations
+        data.dataset.data_files = files
+    else:  # datasets.load_dataset(hub id) -> the same loader on local JSON lines
+        data.dataset.path = "json"
+        data.dataset.data_files = dict(train=files)
+    data.update(max_length=max_length, map_num_proc=1, max_dataset_length=None)
+    cfg.train_dataloader.sampler.type = LazyObject("mmengine.dataset", "InfiniteSampler")
+    cfg.train_cfg.max_epochs = max_epochs
+    for hook in cfg.custom_hooks:
+        if "every_n_iters" in hook:  # the chat hook: once before and once after training
+            hook.update(every_n_iters=10**6, max_new_tokens=8)
+    cfg.default_hooks.checkpoint.interval = 10**6  # only the final checkpoint
+    cfg.default_hooks.logger.interval = 1
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    return cfg
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", help="directory to write the model and tokenizer to")
