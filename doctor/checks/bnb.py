@@ -1,0 +1,141 @@
+"""bitsandbytes (section E): installed, a CUDA library for torch's CUDA (else QLoRA silently runs
+its CPU library), the GPU in the library's build targets, versions with known bugs."""
+
+from __future__ import annotations
+
+import re
+
+from .. import fixes
+from ..findings import Fix
+from . import check, fail, info, ok, skip, warn
+from .cuda import ds_tuple
+
+CATEGORY = "bitsandbytes"
+
+# GPU architectures in bitsandbytes' Linux wheels by library CUDA version (research 1.4).
+ARCH_RANGE = [((12, 6), (6, 0), (9, 0)), ((12, 9), (7, 0), (12, 0)), ((99, 9), (7, 5), (12, 0))]
+OLD_045 = ((5, 0), (9, 0))  # 0.45.x built sm50..sm90: no Blackwell
+
+
+def version_tuple(v: str | None) -> tuple[int, ...]:
+    return ds_tuple(v)
+
+
+def pin_fix(f) -> Fix:
+    stack = f.stack
+    pin = next((p for p in stack.pins if p.name == "bitsandbytes"), None) if stack else None
+    spec = f"bitsandbytes=={pin.version}" if pin else "bitsandbytes"
+    return Fix([f.platform.pip("-c", str(f.stack_path), spec)] if pin else
+               [f.platform.pip("-U", spec)])
+
+
+def cuda_libs(f) -> dict[str, str]:
+    """{"126": "libbitsandbytes_cuda126.so", ...} in the installed package directory."""
+    where = f.package_dir("bitsandbytes")
+    out = {}
+    for name in f.m.listdir(where, host=False) if where else []:
+        if m := re.fullmatch(r"libbitsandbytes_cuda(\d+)\.(so|dll|dylib)", name):
+            out[m.group(1)] = name
+    return out
+
+
+def chosen_lib(f) -> tuple[str | None, str]:
+    """The CUDA library bitsandbytes will load, and how it chose (research 1.4)."""
+    want = f.m.getenv("BNB_CUDA_VERSION") or f.torch.cuda.replace(".", "")
+    libs = cuda_libs(f)
+    if want in libs:
+        return want, "exact match"
+    if version_tuple(f.dist_version("bitsandbytes")) < (0, 50):
+        return None, "no exact match (before 0.50 no fallback)"
+    major = want[:-1]
+    same = sorted((k for k in libs if k[:-1] == major), key=int)
+    lower = [k for k in same if int(k) < int(want)]
+    if lower:
+        return lower[-1], "highest lower version of the same major"
+    if same:
+        return same[0], "lowest higher version of the same major"
+    return None, "no library of the same CUDA major"
+
+
+@check("bnb.install", "bitsandbytes installed, no known-bad version")
+def install(f):
+    v = f.dist_version("bitsandbytes")
+    if v is None:
+        return fail("bitsandbytes is not installed: QLoRA (4-bit) cannot load", fix=pin_fix(f))
+    if not f.package_dir("bitsandbytes"):
+        return fail(f"bitsandbytes {v} metadata without its package", fix=pin_fix(f))
+    vt = version_tuple(v)
+    if vt < (0, 41):
+        return fail(f"bitsandbytes {v} has 4-bit bugs (xtuner convert pth_to_hf fails)",
+                    fix=pin_fix(f))
+    if not f.torch.cuda and vt < (0, 46):
+        return warn(f"bitsandbytes {v} has no CPU 4-bit: the CPU smoke run fails (needs >= 0.46)",
+                    fix=pin_fix(f))
+    return ok(f"bitsandbytes {v}")
+
+
+@check("bnb.cuda_lib", "a bitsandbytes library for torch's CUDA")
+def cuda_lib(f):
+    v = f.dist_version("bitsandbytes")
+    where = f.package_dir("bitsandbytes")
+    if not v or not where:
+        return skip("bitsandbytes not installed")
+    t = f.torch
+    if not t.found or t.error:
+        return skip("torch not readable")
+    names = f.m.listdir(where, host=False)
+    if not t.cuda:
+        if any(n.startswith("libbitsandbytes_cpu.") for n in names):
+            return ok("CPU library present (4-bit on the CPU for the smoke config)")
+        return fail(f"bitsandbytes {v} has no CPU library: the CPU smoke run cannot quantize",
+                    fix=pin_fix(f))
+    libs = cuda_libs(f)
+    picked, how = chosen_lib(f)
+    details = [f"CUDA libraries: {', '.join(sorted(libs, key=int)) or 'none'}",
+               f"torch CUDA {t.cuda}" + (f", BNB_CUDA_VERSION={f.m.getenv('BNB_CUDA_VERSION')}"
+                                         if f.m.getenv("BNB_CUDA_VERSION") else "")]
+    if picked and how == "exact match":
+        return ok(f"{libs[picked]} for torch's CUDA {t.cuda}", details)
+    if picked:
+        return warn(f"no library for CUDA {t.cuda}; bitsandbytes {v} loads {libs[picked]} ({how})",
+                    details, pin_fix(f))
+    alt = [k for k in sorted(libs, key=int) if k.startswith(("12", "13"))]
+    fix = pin_fix(f)
+    if alt:
+        tag = "cu" + alt[-1]
+        fix += Fix(text=f"or move torch to a CUDA this bitsandbytes has ({', '.join(alt)}):")
+        fix += fixes.torch_wheel(f.platform, tag)
+    return fail(f"bitsandbytes {v} has no library for torch's CUDA {t.cuda} ({how}): QLoRA falls "
+                "back to the CPU library (\"compiled without GPU support\")", details, fix)
+
+
+@check("bnb.arch", "the GPU in bitsandbytes' build targets")
+def arch(f):
+    if not f.gpus or not f.torch.cuda:
+        return skip("needs a GPU and a CUDA torch")
+    v = f.dist_version("bitsandbytes")
+    if not v:
+        return skip("bitsandbytes not installed")
+    picked, _ = chosen_lib(f) if f.package_dir("bitsandbytes") else (None, "")
+    libcuda = fixes.major_minor(f"{picked[:-1]}.{picked[-1]}") if picked else None
+    if version_tuple(v) < (0, 46):
+        lo, hi = OLD_045
+    else:
+        lo, hi = next(((lo, hi) for top, lo, hi in ARCH_RANGE if libcuda and libcuda <= top),
+                      ARCH_RANGE[-1][1:])
+    cc = f.min_cc
+    if cc is None:
+        return skip("compute capability unknown")
+    sm = f"sm_{cc[0]}{cc[1]}"
+    if cc < (6, 0):
+        return fail(f"{sm}: NF4/QLoRA needs compute capability 6.0+",
+                    fix=Fix(text="This GPU cannot run the 4-bit configs."))
+    if cc < lo or cc > hi:
+        tag = "cu126" if cc < lo else "cu128"
+        return fail(f"{sm} is outside bitsandbytes {v}'s CUDA "
+                    f"{'.'.join(map(str, libcuda)) if libcuda else ''} build targets "
+                    f"(sm_{lo[0]}{lo[1]}..sm_{hi[0]}{hi[1]})",
+                    fix=pin_fix(f) + fixes.torch_wheel(f.platform, tag))
+    if cc < (7, 5):
+        return info(f"{sm}: NF4 QLoRA works; LLM.int8 uses the slow 8-bit matmul (needs 7.5+)")
+    return ok(f"{sm} in bitsandbytes' build targets")

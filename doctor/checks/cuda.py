@@ -1,0 +1,244 @@
+"""CUDA toolkit and nvcc (section C): CUDA_HOME as torch and DeepSpeed find it, validated; nvcc
+against torch's CUDA with DeepSpeed's own minor-mismatch table; host gcc; build tools; pip's
+nvcc wheels; stray CUDA runtimes on LD_LIBRARY_PATH.
+
+The toolkit matters only where something compiles CUDA code: DeepSpeed's import-time op probe
+(< 0.19.5 on a GPU machine), DeepSpeed JIT ops, flash-attn source builds. The status of a toolkit
+problem follows from that (`need`), so a CPU-only machine is never failed for its nvcc.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sysconfig
+
+from .. import fixes
+from ..findings import Fix
+from . import check, fail, info, ok, skip, warn
+
+CATEGORY = "CUDA toolkit"
+
+
+def ds_tuple(version: str | None) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", (version or "").split("+")[0])[:3])
+
+
+def ds_minor_ok(ds_version: str | None) -> dict[int, list[str]]:
+    """DeepSpeed's op_builder `cuda_minor_mismatch_ok` for the installed release (research 1.2):
+    0.16 -> 12.0..12.6; 0.17 adds 12.8; 0.18+ adds 12.9; no CUDA 13 entry in any release."""
+    table = {10: ["10.0", "10.1", "10.2"], 11: [f"11.{i}" for i in range(9)],
+             12: [f"12.{i}" for i in range(7)]}
+    v = ds_tuple(ds_version)
+    if v >= (0, 17):
+        table[12].append("12.8")
+    if v >= (0, 18):
+        table[12].append("12.9")
+    return table
+
+
+def need(f) -> tuple[str, str]:
+    """(status for a missing/broken toolkit, why it matters) on this machine."""
+    ds = f.deepspeed_version
+    if not f.torch.cuda:
+        return "info", "torch is a CPU build, so torch and DeepSpeed compile no CUDA code"
+    if ds and ds_tuple(ds) < (0, 19, 5) and f.has_gpu:
+        if ds_tuple(ds) >= (0, 18, 9) and f.m.getenv("DS_IGNORE_CUDA_DETECTION") == "1":
+            return "warn", f"deepspeed {ds} JIT-builds its ops with nvcc"
+        return "fail", f"deepspeed {ds} runs nvcc when it is imported (on a GPU machine)"
+    if ds:
+        return "warn", f"deepspeed {ds} JIT-builds its ops (cpu_adam, fused_adam) with nvcc"
+    return "info", "needed only to build DeepSpeed ops or flash-attn from source"
+
+
+def at_least_warn(status: str) -> str:
+    return "warn" if status == "info" else status
+
+
+def toolkit_fix(f) -> Fix:
+    """Install torch's CUDA toolkit, or point CUDA_HOME at the one already here."""
+    cuda = f.torch.cuda
+    if not cuda:
+        return Fix(text="Nothing to do while torch is a CPU build.")
+    guess = f.toolkit_guess
+    home = f.cuda_home
+    if guess and guess != home.path and f"cuda-{fixes.dotted(cuda)}" in guess:
+        return Fix([f"export CUDA_HOME={guess}", 'export PATH="$CUDA_HOME/bin:$PATH"'],
+                   f"The CUDA {fixes.dotted(cuda)} toolkit is installed at {guess}.")
+    return fixes.cuda_toolkit(f.platform, cuda)
+
+
+@check("cuda.home", "CUDA_HOME found the way torch and DeepSpeed find it, and valid")
+def home(f):
+    h = f.cuda_home
+    status, why = need(f)
+    details = [f"resolved from {h.source}" if h.path else "no CUDA_HOME, CUDA_PATH, nvcc on "
+               "PATH or /usr/local/cuda", f"matters because: {why}", *h.problems]
+    if f.toolkit_guess and f.toolkit_guess != h.path:
+        details.append(f"a toolkit is installed at {f.toolkit_guess}")
+    if not f.torch.cuda:
+        state = {"ok": "", "no-headers": ", without CUDA headers"}.get(h.kind, ", broken")
+        where = f"CUDA_HOME would be {h.path}{state}" if h.path else "no CUDA toolkit"
+        return info(f"{where}; unused: torch is a CPU build", details)
+    if h.path is None:
+        fix = toolkit_fix(f)
+        ds = f.deepspeed_version
+        if ds and (0, 18, 9) <= ds_tuple(ds) < (0, 19, 5):
+            fix += Fix(["export DS_IGNORE_CUDA_DETECTION=1"],
+                       f"Or, for XTuner's ZeRO runs (no JIT ops), let deepspeed {ds} skip the "
+                       "probe:")
+        summary = ("no CUDA toolkit: `import deepspeed` raises MissingCUDAException (CUDA_HOME "
+                   "does not exist)" if status == "fail" else "no CUDA toolkit (no nvcc)")
+        return {"fail": fail, "warn": warn, "info": info}[status](summary, details, fix)
+    if h.kind in ("malformed", "missing", "runtime-only"):
+        fix = toolkit_fix(f)
+        if h.kind == "malformed" and f.toolkit_guess:
+            fix = Fix([f"export CUDA_HOME={f.toolkit_guess}", 'export PATH="$CUDA_HOME/bin:$PATH"'],
+                      "One directory, the toolkit's top.")
+        st = "fail" if f.has_gpu or f.deepspeed_version else at_least_warn(status)
+        return {"fail": fail, "warn": warn}[st](h.problems[0], details, fix)
+    if h.kind == "no-headers":
+        fix = toolkit_fix(f)
+        if f.toolkit_guess:
+            fix = Fix([f"export CUDA_HOME={f.toolkit_guess}",
+                       'export PATH="$CUDA_HOME/bin:$PATH"'],
+                      "CUDA extensions compile with -I$CUDA_HOME/include.")
+        return {"fail": warn, "warn": warn, "info": info}[status](
+            f"CUDA_HOME={h.path}: {h.problems[0]}", details, fix)
+    return ok(f"CUDA_HOME={h.path} ({h.source})", details)
+
+
+@check("cuda.nvcc", "nvcc runs and matches torch's CUDA")
+def nvcc(f):
+    n, t = f.nvcc, f.torch
+    status, why = need(f)
+    if not n.path:
+        return skip("no nvcc (see cuda.home)")
+    details = [f"{n.path} -V: " + (n.run.describe() if n.run else "not run"), f"matters: {why}"]
+    if n.problem:
+        st = at_least_warn(status) if t.cuda else "info"
+        return {"fail": fail, "warn": warn, "info": info}[st](
+            n.problem, details, toolkit_fix(f) if t.cuda else Fix(
+                text="Reinstall the CUDA toolkit if you need nvcc; torch is a CPU build."))
+    if not t.cuda:
+        return info(f"nvcc {n.release} at {n.path}; unused: torch is a CPU build", details)
+    mine, theirs = fixes.major_minor(n.release), fixes.major_minor(t.cuda)
+    if mine == theirs:
+        return ok(f"nvcc {n.release} matches torch's CUDA {t.cuda}", details)
+    fix = toolkit_fix(f)
+    ds = f.deepspeed_version
+    if mine[0] != theirs[0]:
+        summary = (f"nvcc {n.release} but torch was built with CUDA {t.cuda}: a different major "
+                   "(torch's extension builder raises \"The detected CUDA version mismatches\")")
+        st = "fail" if ds or status == "fail" else "warn"
+        return {"fail": fail, "warn": warn}[st](summary, details, fix)
+    table = ds_minor_ok(ds).get(mine[0], [])
+    both = fixes.dotted(n.release) in table and fixes.dotted(t.cuda) in table
+    if ds and not both:
+        fix += Fix(text="Last resort: `export DS_SKIP_CUDA_CHECK=1` (DeepSpeed: \"beware of "
+                        "unexpected behavior\").")
+        return fail(f"nvcc {n.release} vs torch CUDA {t.cuda}: deepspeed {ds} raises "
+                    "CUDAMismatchException (not in its minor-mismatch list)", details, fix)
+    return warn(f"nvcc {n.release} vs torch CUDA {t.cuda}: a minor mismatch "
+                + ("DeepSpeed accepts; torch warns" if ds else "torch only warns about"),
+                details, fix)
+
+
+@check("cuda.gcc", "host gcc not newer than nvcc accepts")
+def gcc(f):
+    g = f.host_gcc
+    if not f.nvcc.release:
+        return skip("no working nvcc")
+    if not g["version"]:
+        return skip(f"no {g['compiler']} (see cuda.build_tools)")
+    limit = f.nvcc_max_gcc
+    major = int(g["version"].split(".")[0]) if g["version"].split(".")[0].isdigit() else None
+    details = [f"{g['compiler']} {g['version']} at {g['path']}",
+               f"nvcc {f.nvcc.release} accepts GCC up to {limit}" if limit else
+               "nvcc's host_config.h gives no GCC limit"]
+    if limit is None or major is None or major <= limit:
+        return ok(f"{g['compiler']} {g['version']} works with nvcc {f.nvcc.release}", details)
+    status, _ = need(f)
+    fix = Fix([f"sudo apt-get -y install gcc-{limit} g++-{limit}",
+               f"export CC=gcc-{limit} CXX=g++-{limit}"],
+              "torch passes CC to nvcc as its host compiler (-ccbin).")
+    summary = (f"gcc {g['version']} is newer than nvcc {f.nvcc.release} accepts (<= {limit}): "
+               "\"unsupported GNU version\"")
+    return {"fail": fail, "warn": warn, "info": info}[status](summary, details, fix)
+
+
+@check("cuda.build_tools", "ninja, a C++ compiler and Python.h for JIT builds")
+def build_tools(f):
+    ds = f.deepspeed_version
+    missing, cmds = [], []
+    if not (f.m.which("ninja") or f.dist_version("ninja")):
+        missing.append("ninja")
+        cmds.append(f"{f.m.python} -m pip install ninja")
+    cxx = f.m.getenv("CXX") or "g++"
+    include = sysconfig.get_paths().get("include", "")
+    apt = []
+    if not f.m.which(cxx):
+        missing.append(cxx)
+        apt.append("build-essential")
+    if not os.path.isfile(os.path.join(include, "Python.h")):
+        missing.append(f"Python.h ({include})")
+        apt.append("python3-dev")
+    if apt:
+        cmds.append("sudo apt-get -y install " + " ".join(apt))
+    if not missing:
+        return ok("ninja, " + cxx + " and Python.h present")
+    summary = "missing for JIT-built ops: " + ", ".join(missing)
+    why = Fix(cmds, f"DeepSpeed {ds} builds its ops on first use with these." if ds else
+              "Only needed to build DeepSpeed ops or flash-attn.")
+    return (warn if ds else info)(summary, fix=why)
+
+
+@check("cuda.pip_nvcc", "pip's nvidia-cuda-nvcc wheels are not mistaken for a toolkit")
+def pip_nvcc(f):
+    found = {}
+    for name in ("nvidia-cuda-nvcc-cu12", "nvidia-cuda-nvcc-cu11", "nvidia-cuda-nvcc"):
+        if f.dist_version(name):
+            found[name] = f.dist_version(name)
+    if not found:
+        return ok("no pip nvcc wheel installed")
+    import importlib.metadata as md
+
+    for name, version in found.items():
+        files = [str(p) for p in (md.files(name) or [])]
+        has_nvcc = any(p.endswith("bin/nvcc") for p in files)
+        if not has_nvcc:
+            return (warn if f.torch.cuda and not f.nvcc.release else info)(
+                f"{name} {version} is installed but has no nvcc binary (only ptxas): it cannot "
+                "serve as CUDA_HOME for DeepSpeed or torch",
+                [f"{len(files)} files, none bin/nvcc"],
+                toolkit_fix(f) if f.torch.cuda else Fix(text="Not needed with a CPU torch."))
+    name = next(iter(found))
+    return info(f"{name} {found[name]} ships nvcc; torch does not look for it: set CUDA_HOME to "
+                "its nvidia/cu13 directory if you use it (unverified for DeepSpeed JIT)")
+
+
+@check("cuda.runtimes", "no foreign CUDA runtime first on LD_LIBRARY_PATH")
+def runtimes(f):
+    dirs = [d for d in (f.m.getenv("LD_LIBRARY_PATH") or "").split(":") if d]
+    hits = {}
+    for d in dirs:
+        for lib in f.m.glob(os.path.join(d, "libcudart.so.*"), host=False):
+            m = re.search(r"libcudart\.so\.(\d+)", lib)
+            if m:
+                hits.setdefault(d, set()).add(int(m.group(1)))
+    if not hits:
+        return ok("no libcudart on LD_LIBRARY_PATH" if dirs else "LD_LIBRARY_PATH is not set")
+    mm = fixes.major_minor(f.torch.cuda)
+    majors = set().union(*hits.values())
+    foreign = [d for d, v in hits.items() if mm and mm[0] not in v]
+    details = [f"{d}: libcudart.so.{sorted(v)}" for d, v in hits.items()]
+    keep = ":".join(d for d in dirs if d not in foreign)
+    fix = Fix([f"export LD_LIBRARY_PATH={keep}" if keep else "unset LD_LIBRARY_PATH"],
+              "torch's wheels load their own CUDA libraries; a different CUDA runtime found "
+              "first breaks bitsandbytes and extensions.")
+    if foreign:
+        return warn(f"LD_LIBRARY_PATH has CUDA runtimes of another major than torch's "
+                    f"{f.torch.cuda}: {', '.join(foreign)}", details, fix)
+    if len(majors) > 1:
+        return warn("several CUDA runtimes on LD_LIBRARY_PATH", details, fix)
+    return ok("CUDA runtime on LD_LIBRARY_PATH matches torch", details)

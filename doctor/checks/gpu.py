@@ -1,0 +1,188 @@
+"""GPU and driver: driver loaded, driver/library mismatch, driver vs torch's CUDA, visibility,
+the GPUs themselves, and WSL2 (catalogue sections A and I)."""
+
+from __future__ import annotations
+
+import re
+
+from .. import fixes
+from ..findings import Fix
+from . import check, fail, gib, info, ok, skip, warn
+
+CATEGORY = "GPU & driver"
+
+# Oldest driver that runs a CUDA major at all (minor-version compatibility) and the driver each
+# toolkit release ships with (Linux, Windows): CUDA release notes, Table 3 (research A3); None
+# where the research has no Windows figure (then only the floor is checked under WSL).
+MINOR_COMPAT_FLOOR = {11: "450.80.02", 12: "525.60.13", 13: "580.65.06"}
+TOOLKIT_DRIVER = {
+    "11.8": ("520.61.05", "520.06"), "12.0": ("525.60.13", "527.41"),
+    "12.1": ("530.30.02", "531.14"), "12.2": ("535.54.03", None),
+    "12.4": ("550.54.14", "551.61"), "12.6": ("560.28.03", "560.76"),
+    "12.8": ("570.26", "570.65"), "12.9": ("575.51.03", "576.02"),
+    "13.0": ("580.65.06", None), "13.1": ("590.44.01", None),
+    "13.2": ("595.45.04", None),
+}
+
+
+def vtuple(version: str | None) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", version or ""))
+
+
+def cpu_only_text() -> str:
+    return ("This machine can run the CPU smoke config (`make smoke`: tiny model, QLoRA on the "
+            "CPU) but not the 8 GB GPU configs, which need an NVIDIA GPU with its driver.")
+
+
+@check("gpu.driver", "NVIDIA driver present and loaded")
+def driver(f):
+    rep, pci, kernel, p = f.gpu, f.nvidia_pci, f.kernel_driver, f.platform
+    details = [f"asked {rep.source}" if rep.gpus else f"GPU query: {rep.error}"]
+    if rep.gpus:
+        return ok(f"NVIDIA driver {f.driver_version}, {len(rep.gpus)} GPU(s) ({rep.source})",
+                  details)
+    if rep.error_kind == "version-mismatch":
+        return ok(f"NVIDIA kernel module {kernel or ''} loaded (its library does not match: "
+                  "see gpu.driver_mismatch)".replace("  ", " "), details)
+    if p.wsl:
+        if not f.m.exists("/dev/dxg"):
+            return fail("WSL2 without GPU access (/dev/dxg is missing)",
+                        details, fixes.nvidia_driver(p))
+        return fail(f"WSL2 GPU driver not answering: {rep.error}", details, fixes.nvidia_driver(p))
+    if kernel:
+        return fail(f"NVIDIA kernel module {kernel} is loaded but the GPU does not answer: "
+                    f"{rep.error}", details,
+                    Fix(["sudo reboot"], "A reboot reloads a wedged driver; if it persists, "
+                        "reinstall the driver:") + fixes.nvidia_driver(p))
+    if pci or rep.error_kind == "driver-not-loaded":
+        if pci:
+            details.append(f"NVIDIA display devices on PCI: {', '.join(pci)}")
+        if "nouveau" in f.kernel_modules:
+            details.append("the open-source nouveau driver holds the GPU")
+        return fail("an NVIDIA GPU is installed but no NVIDIA driver is loaded", details,
+                    fixes.dkms_rebuild() + fixes.nvidia_driver(p))
+    return warn("no NVIDIA GPU: CPU-only machine (the smoke config runs, the 8 GB configs do not)",
+                details, Fix(text=cpu_only_text()))
+
+
+@check("gpu.driver_mismatch", "driver kernel module and library versions agree")
+def driver_mismatch(f):
+    rep, kernel, libs = f.gpu, f.kernel_driver, f.nvml_libraries
+    fix = Fix(["sudo reboot"], "The driver package was updated under a running kernel module "
+              "(often by unattended-upgrades); a reboot loads the new module. To stop it "
+              "recurring: `sudo apt-mark hold 'nvidia-driver-*'`.")
+    if rep.error_kind == "version-mismatch":
+        return fail("Failed to initialize NVML: Driver/library version mismatch",
+                    [rep.error or "", f"kernel module {kernel}, libraries {libs}"], fix)
+    if f.platform.wsl:
+        return skip("WSL2: the driver lives on Windows")
+    if not kernel or kernel == "unreadable":
+        return skip("no NVIDIA kernel module loaded")
+    if libs and kernel not in libs:
+        return fail(f"kernel module {kernel} but libnvidia-ml {', '.join(libs)}",
+                    [f"libnvidia-ml.so.{v}" for v in libs], fix)
+    return ok(f"kernel module {kernel}" + (" matches libnvidia-ml" if libs else ""))
+
+
+@check("gpu.driver_cuda", "driver new enough for torch's CUDA")
+def driver_cuda(f):
+    torch, p = f.torch, f.platform
+    if not torch.cuda:
+        return skip("torch is not a CUDA build")
+    drv = f.driver_version
+    if not drv:
+        return skip("no NVIDIA driver (see gpu.driver)")
+    mm = fixes.major_minor(torch.cuda)
+    floor = MINOR_COMPAT_FLOOR.get(mm[0]) if mm else None
+    shipped = TOOLKIT_DRIVER.get(fixes.dotted(torch.cuda), (None, None))[1 if p.wsl else 0]
+    details = [f"driver {drv}" + (" (the Windows driver, as WSL2 reports)" if p.wsl else ""),
+               f"torch built with CUDA {torch.cuda}"]
+    if f.gpu.cuda_driver:
+        details.append(f"the driver supports CUDA up to {f.gpu.cuda_driver}")
+    cc = f.min_cc
+    fix = (Fix(text="Either update the driver:") + fixes.nvidia_driver(p)
+           + Fix(text="or use the torch build for this driver:")
+           + fixes.torch_wheel(p, fixes.torch_tag_for_driver(drv, cc)))
+    if floor and vtuple(drv) < vtuple(floor):
+        return fail(f"driver {drv} is too old for torch's CUDA {torch.cuda} (needs >= {floor})",
+                    details, fix)
+    if shipped and vtuple(drv) < vtuple(shipped):
+        return warn(f"driver {drv} is older than CUDA {fixes.dotted(torch.cuda)}'s {shipped}: "
+                    "runs through minor-version compatibility, but PTX JIT and new features "
+                    "may fail", details, fix)
+    return ok(f"driver {drv} runs torch's CUDA {torch.cuda}", details)
+
+
+@check("gpu.visible", "CUDA_VISIBLE_DEVICES does not hide the GPUs")
+def visible(f):
+    value = f.visible_devices
+    fix = Fix(["unset CUDA_VISIBLE_DEVICES"], "Or set it to indices that exist, e.g. "
+              "`export CUDA_VISIBLE_DEVICES=0`.")
+    gpu_there = f.has_gpu or bool(f.nvidia_pci)
+    if value is None:
+        return ok("CUDA_VISIBLE_DEVICES is not set")
+    if value.strip() in ("", "-1", "NoDevFiles"):
+        summary = f"CUDA_VISIBLE_DEVICES={value!r} hides every GPU from torch"
+        return (fail if gpu_there else info)(summary, fix=fix)
+    entries = [e.strip() for e in value.split(",") if e.strip()]
+    count = len(f.gpus)
+    bad = [e for e in entries if e.isdigit() and int(e) >= count] if count else []
+    bad += [e for e in entries if not (e.isdigit() or e.startswith(("GPU-", "MIG-")))]
+    if bad and entries and entries[0] in bad:
+        return fail(f"CUDA_VISIBLE_DEVICES={value!r}: {entries[0]} is not a GPU here "
+                    f"({count} GPU(s)); CUDA stops at the first invalid entry", fix=fix)
+    if bad:
+        return warn(f"CUDA_VISIBLE_DEVICES={value!r}: {', '.join(bad)} not GPUs here "
+                    f"({count} GPU(s)); the entries after them are ignored", fix=fix)
+    return ok(f"CUDA_VISIBLE_DEVICES={value!r}")
+
+
+@check("gpu.devices", "each GPU: name, memory, compute capability")
+def devices(f):
+    if not f.gpus:
+        return skip("no GPU")
+    lines = [f"GPU {g.index}: {g.name}, {gib(g.memory_total)} total, {gib(g.memory_free)} free, "
+             f"compute capability {g.cc_text}" for g in f.gpus]
+    unknown = [g for g in f.gpus if g.cc is None or g.memory_total is None]
+    if unknown:
+        return info(f"{len(f.gpus)} GPU(s); some facts unavailable (WSL/NVML limits)", lines)
+    g = f.gpus[0]
+    more = f" (+{len(f.gpus) - 1} more)" if len(f.gpus) > 1 else ""
+    return ok(f"{g.name}, {gib(g.memory_total)}, sm_{g.cc[0]}{g.cc[1]}{more}", lines)
+
+
+LINUX_DRIVER_PKG = re.compile(r"^(nvidia-driver-\S+|cuda-drivers\S*|libnvidia-compute-\S+)$")
+
+
+@check("gpu.wsl", "WSL2: no Linux NVIDIA driver inside WSL")
+def wsl(f):
+    p = f.platform
+    if not p.wsl:
+        return skip("not WSL")
+    details, problems = [], []
+    installed = []
+    for block in (f.m.read("/var/lib/dpkg/status") or "").split("\n\n"):
+        fields = dict(re.findall(r"^(Package|Status): (.*)$", block, re.M))
+        if LINUX_DRIVER_PKG.match(fields.get("Package", "")) and "installed" in fields.get(
+                "Status", "").split():
+            installed.append(fields["Package"])
+    stray = [q for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib64")
+             for q in f.m.glob(f"{d}/libcuda.so*")]
+    if installed:
+        problems.append(f"Linux driver packages installed inside WSL: {', '.join(installed)}")
+    if stray:
+        problems.append("libcuda outside /usr/lib/wsl/lib shadows the Windows driver's: "
+                        + ", ".join(s.replace(str(f.m.root).rstrip('/'), '') for s in stray))
+    if problems:
+        cmds = []
+        if installed:
+            cmds.append("sudo apt-get purge -y " + " ".join(f"'{n}'" for n in installed))
+        return fail(problems[0], problems + details, Fix(
+            cmds + ["wsl --shutdown"],
+            "WSL2 uses the Windows driver through /usr/lib/wsl/lib/libcuda.so: remove the Linux "
+            "driver (NVIDIA: never install a Linux GPU driver inside WSL 2), then restart WSL "
+            "from Windows (`wsl --shutdown`)."))
+    if not f.m.exists("/dev/dxg"):
+        return warn("WSL without /dev/dxg: no GPU paravirtualization (WSL1, or an old Windows "
+                    "driver)", fix=fixes.nvidia_driver(p))
+    return ok("WSL2 uses the Windows driver (no Linux driver installed)")

@@ -1,0 +1,95 @@
+"""Resources (section H): RAM and swap, disk where the HF cache lives and in the working
+directory, VRAM free against the 8 GB the configs are sized for."""
+
+from __future__ import annotations
+
+import os
+
+from ..findings import Fix
+from . import check, gib, ok, skip, warn
+
+CATEGORY = "resources"
+
+GB = 10**9
+MODEL_7B = 15 * GB  # a 7B model in fp16 safetensors (~2 bytes x 7.7B parameters)
+MERGE_RAM = 16 * 2**30  # `xtuner convert merge --device cpu` holds the fp16 model in RAM
+WORK_DIR_NEED = 20 * GB  # checkpoints and adapters + a merged fp16 copy (~15 GB)
+VRAM_TARGET = 7.5 * 2**30  # an "8 GB" card reports ~7.6-8 GiB total
+VRAM_FREE_MIN = 7 * 2**30  # the 7B QLoRA configs' peak is sized to this
+
+
+@check("resources.ram", "RAM and swap for loading and merging a 7B model")
+def ram(f):
+    mi = f.meminfo
+    if "MemTotal" not in mi:
+        return skip("/proc/meminfo unreadable")
+    total, avail = mi["MemTotal"], mi.get("MemAvailable")
+    swap = mi.get("SwapTotal", 0)
+    details = [f"RAM {gib(total)} ({gib(avail)} available), swap {gib(swap)}"]
+    if total + swap >= MERGE_RAM:
+        return ok(f"RAM {gib(total)} + swap {gib(swap)}", details)
+    if f.platform.wsl:
+        fix = Fix(["wsl --shutdown"], "WSL2 gets half the Windows RAM by default: raise it in "
+                  "%UserProfile%\\.wslconfig ([wsl2] memory=16GB, swap=16GB), then restart WSL "
+                  "from Windows.")
+    else:
+        fix = Fix(["sudo fallocate -l 16G /swapfile", "sudo chmod 600 /swapfile",
+                   "sudo mkswap /swapfile", "sudo swapon /swapfile"],
+                  "Swap lets the CPU merge finish (slowly) on a small-RAM machine.")
+    return warn(f"RAM {gib(total)} + swap {gib(swap)} < 16 GiB: `xtuner convert merge "
+                "--device cpu` of a 7B model (fp16, ~15 GB) runs out of memory", details, fix)
+
+
+@check("resources.disk", "disk for the model download, checkpoints and the merged copy")
+def disk(f):
+    cache = f.hf_cache
+    cwd = os.getcwd()
+    at_cache, at_cwd = f.m.disk(cache), f.m.disk(cwd)
+    details = [f"HF cache {cache}: {gib(at_cache[1]) if at_cache else 'unknown'} free",
+               f"working directory {cwd}: {gib(at_cwd[1]) if at_cwd else 'unknown'} free"]
+    if not at_cache or not at_cwd:
+        return skip("free space unknown", details)
+    same_fs = f.m.same_filesystem(cache, cwd)
+    short = []
+    if same_fs:
+        if at_cwd[1] < MODEL_7B + WORK_DIR_NEED:
+            need = (MODEL_7B + WORK_DIR_NEED) // GB
+            short.append(f"{at_cwd[1] / GB:.0f} GB free for the download and the work "
+                         f"directory together (a 7B run needs ~{need} GB)")
+    else:
+        if at_cache[1] < MODEL_7B:
+            short.append(f"{at_cache[1] / GB:.0f} GB free at the HF cache (a 7B download is "
+                         f"~{MODEL_7B // GB} GB)")
+        if at_cwd[1] < WORK_DIR_NEED:
+            short.append(f"{at_cwd[1] / GB:.0f} GB free in the working directory (checkpoints and "
+                         f"a merged copy need ~{WORK_DIR_NEED // GB} GB)")
+    if short:
+        return warn(short[0], details + short[1:], Fix(
+            ["export HF_HOME=/path/on/a/bigger/disk/huggingface"],
+            "Put the cache on a disk with room (persist it in your shell's rc file), and run "
+            "from a directory with room for work_dirs/."))
+    return ok(f"{at_cwd[1] / GB:.0f} GB free here, {at_cache[1] / GB:.0f} GB at the HF cache",
+              details)
+
+
+@check("resources.vram", "VRAM free against the 8 GB target")
+def vram(f):
+    if not f.gpus:
+        return skip("no GPU")
+    details, low = [], []
+    for g in f.gpus:
+        details.append(f"GPU {g.index} {g.name}: {gib(g.memory_total)} total, "
+                       f"{gib(g.memory_free)} free")
+        if g.memory_total is not None and g.memory_total < VRAM_TARGET:
+            low.append(f"GPU {g.index} has {gib(g.memory_total)}: below the 8 GB the configs "
+                       "are sized for")
+        elif g.memory_free is not None and g.memory_free < VRAM_FREE_MIN:
+            low.append(f"GPU {g.index}: only {gib(g.memory_free)} free (other processes: a "
+                       "desktop, a browser, another run)")
+    details.append("after training, merge on the CPU: `xtuner convert merge ... --device cpu`")
+    if low:
+        return warn(low[0], details + low[1:], Fix(
+            ["export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True"],
+            "Close what holds GPU memory (`nvidia-smi` lists it); keep batch_size=1 and "
+            "max_length 2048; expandable segments cut fragmentation."))
+    return ok(f"{gib(f.gpus[0].memory_free)} free on GPU 0", details)

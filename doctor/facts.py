@@ -1,0 +1,526 @@
+"""Facts about the environment, gathered once per run through `probe.Machine` and cached.
+
+A fact is computed the first time a check asks for it, so running one check probes only what it
+needs; every fact gathered is recorded in `Facts.gathered` for `-v` and `--json`. Nothing here
+imports torch, deepspeed, bitsandbytes or flash_attn: packages are located with
+`importlib.util.find_spec` (which does not execute a top-level package) and read as files and
+metadata. The imports themselves happen only in `--deep` probes, in subprocesses with timeouts.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib.metadata as md
+import importlib.util
+import json
+import os
+import platform
+import re
+import sysconfig
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+
+from . import probe
+from .fixes import Platform
+
+REPO = Path(__file__).resolve().parents[1]
+STACK = REPO / "env" / "stack.txt"
+
+
+def fact(fn):
+    """A cached property whose value is also recorded in `self.gathered`."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def get(self):
+        if name not in self._cache:
+            self._cache[name] = fn(self)
+            self.gathered[name] = jsonable(self._cache[name])
+        return self._cache[name]
+
+    return property(get)
+
+
+def jsonable(value):
+    if is_dataclass(value):
+        return jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+# -- the pieces ---------------------------------------------------------------------------------
+@dataclass
+class TorchInfo:
+    location: str | None = None  # the package directory
+    version: str | None = None  # torch/version.py __version__
+    cuda: str | None = None  # torch/version.py cuda: "12.6", None for CPU builds
+    hip: str | None = None
+    dist_version: str | None = None  # installed distribution metadata
+    error: str | None = None  # why version.py could not be read
+
+    @property
+    def found(self) -> bool:
+        return self.location is not None
+
+    @property
+    def cuda_build(self) -> bool:
+        return bool(self.cuda)
+
+
+@dataclass
+class CudaHome:
+    path: str | None = None
+    source: str = ""  # CUDA_HOME | CUDA_PATH | nvcc on PATH | /usr/local/cuda
+    nvcc_on_path: str | None = None
+    problems: list[str] = field(default_factory=list)  # malformed, missing, no nvcc, ...
+    kind: str = "none"  # none | ok | malformed | missing | runtime-only | no-headers
+
+
+@dataclass
+class Nvcc:
+    path: str | None = None
+    release: str | None = None  # "12.6"
+    run: probe.Run | None = None
+    problem: str | None = None
+
+
+@dataclass
+class Pin:
+    name: str
+    version: str
+    group: str  # "" for plain pins, else the #@group
+    line: int
+
+
+@dataclass
+class Stack:
+    path: str
+    pins: list[Pin] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # "file:line: message"
+
+
+@dataclass
+class Deep:
+    """What a subprocess import said."""
+
+    ok: bool
+    summary: str
+    data: dict = field(default_factory=dict)
+    run: probe.Run | None = None
+
+
+PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)$")
+NVCC_RE = re.compile(r"release (\d+)\.(\d+)")
+DRIVER_RE = re.compile(r"Kernel Module(?: for \S+)?\s+(\d+\.\d+(?:\.\d+)?)")
+
+
+def parse_stack(path: Path, text: str) -> Stack:
+    """env/stack.txt: `name==ver` lines and `#@group name==ver` lines; other comments skipped."""
+    stack = Stack(path=str(path))
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        group = ""
+        if line.startswith("#@"):
+            group, _, line = line[2:].partition(" ")
+            line = line.strip()
+        elif not line or line.startswith("#"):
+            continue
+        m = PIN_RE.match(line.split(";")[0].strip())
+        if not m:
+            stack.errors.append(f"{path}:{n}: not a `name==version` pin: {raw.strip()!r}")
+            continue
+        stack.pins.append(Pin(m.group(1), m.group(2), group, n))
+    return stack
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def version_matches(installed: str, pinned: str) -> bool:
+    """PEP 440 `==` for plain versions: a local label (+cpu, +cu126) is ignored."""
+    return installed == pinned or installed.split("+", 1)[0] == pinned
+
+
+# -- the facts ----------------------------------------------------------------------------------
+class Facts:
+    def __init__(self, machine: probe.Machine, stack_path: Path | None = None, deep: bool = False):
+        self.m = machine
+        self.stack_path = Path(stack_path) if stack_path else STACK
+        self.deep = deep
+        self._cache: dict = {}
+        self.gathered: dict = {}
+
+    # system ----------------------------------------------------------------------------------
+    @fact
+    def os_release(self) -> dict:
+        text = self.m.read("/etc/os-release") or self.m.read("/usr/lib/os-release") or ""
+        out = {}
+        for line in text.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip().isidentifier():
+                out[key.strip()] = value.strip().strip("'\"")
+        return out
+
+    @fact
+    def wsl(self) -> bool:
+        kernel = (self.m.read("/proc/sys/kernel/osrelease") or "") + (
+            self.m.read("/proc/version") or "")
+        return ("microsoft" in kernel.lower() or "wsl" in kernel.lower()
+                or bool(self.m.getenv("WSL_DISTRO_NAME")))
+
+    @fact
+    def platform(self) -> Platform:
+        osr = self.os_release
+        return Platform(
+            distro=osr.get("ID", "").lower(), release=osr.get("VERSION_ID", ""),
+            pretty=osr.get("PRETTY_NAME", ""), wsl=self.wsl,
+            conda_prefix=self.m.getenv("CONDA_PREFIX") or None,
+            arch=platform.machine() or "x86_64", python=self.m.python)
+
+    @fact
+    def kernel_modules(self) -> list[str]:
+        text = self.m.read("/proc/modules") or ""
+        return [line.split()[0] for line in text.splitlines() if line.split()]
+
+    @fact
+    def nvidia_pci(self) -> list[str]:
+        """PCI display controllers made by NVIDIA (vendor 0x10de, class 0x03xxxx)."""
+        found = []
+        for dev in self.m.listdir("/sys/bus/pci/devices"):
+            base = f"/sys/bus/pci/devices/{dev}"
+            vendor = (self.m.read(f"{base}/vendor") or "").strip().lower()
+            cls = (self.m.read(f"{base}/class") or "").strip().lower()
+            if vendor == "0x10de" and cls.startswith("0x03"):
+                found.append(dev)
+        return found
+
+    @fact
+    def kernel_driver(self) -> str | None:
+        """Version of the loaded NVIDIA kernel module (/proc/driver/nvidia/version)."""
+        text = self.m.read("/proc/driver/nvidia/version")
+        if text is None:
+            text = self.m.read("/sys/module/nvidia/version")
+            return text.strip() if text and text.strip() else None
+        m = DRIVER_RE.search(text)
+        return m.group(1) if m else "unreadable"
+
+    @fact
+    def nvml_libraries(self) -> list[str]:
+        """Versions of user-space libnvidia-ml.so.<version> files (driver/library mismatch)."""
+        found = set()
+        for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib/aarch64-linux-gnu",
+                  "/usr/lib"):
+            for path in self.m.glob(f"{d}/libnvidia-ml.so.*.*"):
+                found.add(path.rsplit("libnvidia-ml.so.", 1)[1])
+        return sorted(found)
+
+    @fact
+    def gpu(self) -> probe.GpuReport:
+        return probe.gpu_report(self.m)
+
+    @fact
+    def visible_devices(self) -> str | None:
+        return self.m.getenv("CUDA_VISIBLE_DEVICES")
+
+    @property
+    def gpus(self) -> list[probe.Gpu]:
+        return self.gpu.gpus
+
+    @property
+    def has_gpu(self) -> bool:
+        return bool(self.gpus)
+
+    @property
+    def min_cc(self) -> tuple[int, int] | None:
+        ccs = [g.cc for g in self.gpus if g.cc]
+        return min(ccs) if ccs else None
+
+    @property
+    def driver_version(self) -> str | None:
+        return self.gpu.driver_version or (
+            self.kernel_driver if self.kernel_driver != "unreadable" else None)
+
+    # packages --------------------------------------------------------------------------------
+    def dist_version(self, name: str) -> str | None:
+        """Installed version of a distribution (metadata only), cached in `gathered`."""
+        versions = self._cache.setdefault("_dists", {})
+        if name not in versions:
+            try:
+                versions[name] = md.version(name)
+            except md.PackageNotFoundError:
+                versions[name] = None
+            except Exception as exc:  # broken METADATA
+                versions[name] = f"unreadable ({type(exc).__name__})"
+            self.gathered.setdefault("distributions", {})[name] = versions[name]
+        return versions[name]
+
+    def package_dir(self, name: str) -> str | None:
+        """Directory of a top-level package, found without executing it."""
+        dirs = self._cache.setdefault("_pkgdirs", {})
+        if name not in dirs:
+            try:
+                spec = importlib.util.find_spec(name)
+            except (ImportError, ValueError):
+                spec = None
+            locations = list(spec.submodule_search_locations or []) if spec else []
+            dirs[name] = locations[0] if locations else None
+            self.gathered.setdefault("packages", {})[name] = dirs[name]
+        return dirs[name]
+
+    def is_namespace_leftover(self, name: str) -> bool:
+        """A directory without __init__.py shadowing a package (an uninstall's leftovers)."""
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            return False
+        return bool(spec and spec.origin in (None, "namespace") and spec.submodule_search_locations)
+
+    @fact
+    def torch(self) -> TorchInfo:
+        info = TorchInfo(location=self.package_dir("torch"),
+                         dist_version=self.dist_version("torch"))
+        if not info.location:
+            return info
+        text = self.m.read(Path(info.location) / "version.py", host=False)
+        if text is None:
+            info.error = f"{info.location}/version.py is missing or unreadable"
+            return info
+        try:
+            tree = ast.parse(text)
+        except SyntaxError as exc:
+            info.error = f"{info.location}/version.py:{exc.lineno}: not Python ({exc.msg})"
+            return info
+        values = {}
+        for node in tree.body:
+            target = node.targets[0] if isinstance(node, ast.Assign) and node.targets else (
+                node.target if isinstance(node, ast.AnnAssign) else None)
+            if isinstance(target, ast.Name) and getattr(node, "value", None) is not None:
+                try:
+                    values[target.id] = ast.literal_eval(node.value)
+                except ValueError:
+                    pass
+        info.version = values.get("__version__")
+        info.cuda = values.get("cuda") or None
+        info.hip = values.get("hip") or None
+        if not info.version:
+            info.error = f"{info.location}/version.py has no __version__"
+        return info
+
+    @fact
+    def deepspeed_version(self) -> str | None:
+        return self.dist_version("deepspeed")
+
+    # CUDA toolkit ----------------------------------------------------------------------------
+    @fact
+    def cuda_home(self) -> CudaHome:
+        """CUDA_HOME exactly as torch's _find_cuda_home (and so DeepSpeed) finds it, validated."""
+        home = CudaHome(nvcc_on_path=self.m.which("nvcc"))
+        for var in ("CUDA_HOME", "CUDA_PATH"):
+            if self.m.getenv(var):
+                home.path, home.source = self.m.getenv(var), var
+                break
+        else:
+            if home.nvcc_on_path:
+                home.path = os.path.dirname(os.path.dirname(home.nvcc_on_path))
+                home.source = f"nvcc on PATH ({home.nvcc_on_path})"
+            elif self.m.exists("/usr/local/cuda", kind="dir"):
+                home.path, home.source = str(self.m.host("/usr/local/cuda")), "/usr/local/cuda"
+        if home.path is None:
+            return home
+        p = home.path
+        if os.pathsep in p:
+            home.kind = "malformed"
+            home.problems.append(f"{home.source}={p!r} contains {os.pathsep!r}: it must be one "
+                                 f"directory, not a list (torch and DeepSpeed run {p}/bin/nvcc)")
+        elif not self.m.exists(p, host=False, kind="dir"):
+            home.kind = "missing"
+            home.problems.append(f"{home.source}={p} does not exist")
+        elif not self.m.exists(f"{p}/bin/nvcc", host=False, kind="file"):
+            home.kind = "runtime-only"
+            home.problems.append(f"{p} has no bin/nvcc: a CUDA runtime without the compiler")
+        elif not (self.m.glob(f"{p}/include/cuda_runtime.h", host=False)
+                  or self.m.glob(f"{p}/targets/*/include/cuda_runtime.h", host=False)):
+            home.kind = "no-headers"
+            home.problems.append(
+                f"{p} has bin/nvcc but no include/cuda_runtime.h"
+                + (" (nvcc on PATH is a wrapper outside its toolkit)"
+                   if home.source.startswith("nvcc on PATH") else ""))
+        else:
+            home.kind = "ok"
+        if p.rstrip("/").endswith("/bin"):
+            home.problems.append(f"{home.source}={p} ends in /bin: it must be the toolkit's "
+                                 "top directory")
+            home.kind = "malformed"
+        return home
+
+    @fact
+    def toolkit_guess(self) -> str | None:
+        """Where a real toolkit lives when CUDA_HOME does not point at it (for the fix text)."""
+        home = self.cuda_home
+        wrapper = home.nvcc_on_path
+        if wrapper:  # /usr/local/bin/nvcc: `exec /usr/local/cuda-13.0/bin/nvcc "$@"`
+            real = self.m.realpath(wrapper)
+            m = re.search(r"(/\S+)/bin/nvcc\b", self.m.read(real, host=False, limit=4096) or "")
+            if m and m.group(1) != os.path.dirname(os.path.dirname(wrapper)):
+                return m.group(1)
+            if real != wrapper:
+                return os.path.dirname(os.path.dirname(real))
+        dirs = self.m.glob("/usr/local/cuda-*")
+        with_nvcc = [d for d in dirs if self.m.exists(f"{d}/bin/nvcc", host=False, kind="file")]
+        return with_nvcc[-1] if with_nvcc else None
+
+    @fact
+    def nvcc(self) -> Nvcc:
+        home = self.cuda_home
+        path = None
+        if home.path and home.kind in ("ok", "no-headers"):
+            path = f"{home.path}/bin/nvcc"
+        elif home.nvcc_on_path:
+            path = home.nvcc_on_path
+        if not path:
+            return Nvcc(problem="no nvcc found")
+        run = self.m.run([path, "-V"])
+        out = Nvcc(path=path, run=run)
+        if not run.ok:
+            out.problem = f"`{path} -V`: {run.describe()}"
+            if run.last_line():
+                out.problem += f": {run.last_line()[:200]}"
+        elif m := NVCC_RE.search(run.stdout):
+            out.release = f"{m.group(1)}.{m.group(2)}"
+        else:
+            snippet = run.output.strip()[:120] or "nothing"
+            out.problem = f"`{path} -V` printed no `release X.Y`: {snippet!r}"
+        return out
+
+    @fact
+    def host_gcc(self) -> dict:
+        """The host compiler nvcc would use (CC if set, else gcc) and its version."""
+        cc = self.m.getenv("CC") or "gcc"
+        exe = self.m.which(cc)
+        if not exe:
+            return {"compiler": cc, "path": None, "version": None}
+        run = self.m.run([exe, "-dumpfullversion", "-dumpversion"])
+        version = run.stdout.strip().splitlines()[0] if run.ok and run.stdout.strip() else None
+        return {"compiler": cc, "path": exe, "version": version}
+
+    @fact
+    def nvcc_max_gcc(self) -> int | None:
+        """The newest GCC major this nvcc accepts: `#if __GNUC__ > N` in crt/host_config.h."""
+        candidates = []
+        home = self.cuda_home.path
+        if home and self.cuda_home.kind in ("ok", "no-headers"):
+            candidates += [f"{home}/include/crt/host_config.h",
+                           *self.m.glob(f"{home}/targets/*/include/crt/host_config.h", host=False)]
+        if self.toolkit_guess:
+            candidates.append(f"{self.toolkit_guess}/include/crt/host_config.h")
+        for path in candidates:
+            text = self.m.read(path, host=False) or ""
+            if m := re.search(r"#if __GNUC__ > (\d+)", text):
+                return int(m.group(1))
+        return None
+
+    # the pack --------------------------------------------------------------------------------
+    @fact
+    def stack(self) -> Stack | None:
+        text = self.m.read(self.stack_path, host=False)
+        return None if text is None else parse_stack(self.stack_path, text)
+
+    @fact
+    def xtuner_cli(self) -> dict:
+        """`xtuner` and `python` first on PATH, and the interpreter in xtuner's shebang."""
+        exe = self.m.which("xtuner")
+        shebang = None
+        if exe:
+            first = (self.m.read(exe, host=False, limit=512) or "").splitlines()[:1]
+            shebang = first[0][2:].strip() if first and first[0].startswith("#!") else None
+        return {"xtuner": exe, "shebang": shebang, "python_on_path": self.m.which("python"),
+                "env_python": self.m.python, "env_bin": os.path.dirname(self.m.python)}
+
+    @fact
+    def patches_pth(self) -> dict:
+        from patches.__main__ import PTH_LINE, PTH_NAME
+
+        path = Path(sysconfig.get_paths()["purelib"]) / PTH_NAME
+        text = self.m.read(path, host=False)
+        return {"path": str(path), "present": text is not None, "current": text == PTH_LINE,
+                "selection": self.m.getenv("XTUNER_PACK_PATCHES")}
+
+    @fact
+    def python_version(self) -> str:
+        return platform.python_version()
+
+    # resources -------------------------------------------------------------------------------
+    @fact
+    def meminfo(self) -> dict:
+        """/proc/meminfo in bytes: MemTotal, MemAvailable, SwapTotal, SwapFree."""
+        out = {}
+        for line in (self.m.read("/proc/meminfo") or "").splitlines():
+            key, _, rest = line.partition(":")
+            parts = rest.split()
+            if key in ("MemTotal", "MemAvailable", "SwapTotal", "SwapFree") and parts:
+                try:
+                    out[key] = int(parts[0]) * 1024
+                except ValueError:
+                    pass
+        return out
+
+    @fact
+    def hf_cache(self) -> str:
+        """Where huggingface_hub puts downloads (HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME)."""
+        env = self.m.getenv
+        if env("HF_HUB_CACHE") or env("HUGGINGFACE_HUB_CACHE"):
+            return env("HF_HUB_CACHE") or env("HUGGINGFACE_HUB_CACHE")
+        home = env("HF_HOME") or os.path.join(
+            env("XDG_CACHE_HOME") or os.path.join(env("HOME") or "~", ".cache"), "huggingface")
+        return os.path.join(os.path.expanduser(home), "hub")
+
+    @fact
+    def shm(self) -> tuple[int, int] | None:
+        return self.m.disk("/dev/shm", host=True) if self.m.exists("/dev/shm") else None
+
+    # --deep: imports in subprocesses ---------------------------------------------------------
+    def deep_import(self, name: str, code: str, timeout: float | None = None) -> Deep:
+        """Run `code` (which prints one JSON line last) in the environment's python."""
+        cache = self._cache.setdefault("_deep", {})
+        if name in cache:
+            return cache[name]
+        run = self.m.python_run(code, timeout=timeout or max(self.m.timeout, 60.0))
+        data = {}
+        if run.ok:
+            lines = run.stdout.strip().splitlines()
+            try:
+                data = json.loads(lines[-1]) if lines else {}
+            except ValueError:
+                data = {}
+        if run.ok:
+            result = Deep(True, f"`import {name}` worked", data, run)
+        else:
+            why = run.describe()
+            last = run.last_line()
+            result = Deep(False, f"`import {name}` failed: {why}" + (f": {last[:300]}"
+                                                                     if last else ""), data, run)
+        cache[name] = result
+        self.gathered.setdefault("deep", {})[name] = {"ok": result.ok, "summary": result.summary,
+                                                       "data": data}
+        return result
+
+
+def interpreter_matches(a: str | None, b: str) -> bool:
+    """Whether two interpreter paths are the same environment's python (venv-aware)."""
+    if not a:
+        return False
+    try:
+        pa, pb = Path(a), Path(b)
+        if pa.parent.resolve() != pb.parent.resolve():
+            return False
+        # python, python3, python3.11 in one bin directory are the same environment.
+        return pa.name.startswith("python") and pb.name.startswith("python")
+    except OSError:
+        return False
