@@ -31,6 +31,8 @@ def parse(argv):
     ap.add_argument("--list-checks", action="store_true", help="list check ids and exit")
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                     help=f"seconds per command (default {DEFAULT_TIMEOUT:g})")
+    ap.add_argument("--deep-timeout", type=float, default=60.0, metavar="S",
+                    help="seconds per --deep import (default 60)")
     ap.add_argument("--stack", type=Path, default=STACK, metavar="FILE",
                     help="the pin set to compare against (default: env/stack.txt)")
     return ap.parse_args(argv)
@@ -89,7 +91,8 @@ def run(args) -> int:
               file=sys.stderr)
         return 2
     deep = args.deep or any(c.deep and c.id in args.ids for c in chosen)
-    facts = Facts(Machine.from_environ(timeout=args.timeout), stack_path=args.stack, deep=deep)
+    facts = Facts(Machine.from_environ(timeout=args.timeout), stack_path=args.stack, deep=deep,
+                  deep_timeout=args.deep_timeout)
     start = time.monotonic()
     findings = [run_one(c, facts) for c in chosen]
     elapsed = time.monotonic() - start

@@ -150,10 +150,12 @@ def version_matches(installed: str, pinned: str) -> bool:
 
 # -- the facts ----------------------------------------------------------------------------------
 class Facts:
-    def __init__(self, machine: probe.Machine, stack_path: Path | None = None, deep: bool = False):
+    def __init__(self, machine: probe.Machine, stack_path: Path | None = None, deep: bool = False,
+                 deep_timeout: float = 60.0):
         self.m = machine
         self.stack_path = Path(stack_path) if stack_path else STACK
         self.deep = deep
+        self.deep_timeout = deep_timeout  # a cold `import torch` takes seconds
         self._cache: dict = {}
         self.gathered: dict = {}
 
@@ -486,12 +488,12 @@ class Facts:
         return self.m.disk("/dev/shm", host=True) if self.m.exists("/dev/shm") else None
 
     # --deep: imports in subprocesses ---------------------------------------------------------
-    def deep_import(self, name: str, code: str, timeout: float | None = None) -> Deep:
+    def deep_import(self, name: str, code: str) -> Deep:
         """Run `code` (which prints one JSON line last) in the environment's python."""
         cache = self._cache.setdefault("_deep", {})
         if name in cache:
             return cache[name]
-        run = self.m.python_run(code, timeout=timeout or max(self.m.timeout, 60.0))
+        run = self.m.python_run(code, timeout=self.deep_timeout)
         data = {}
         if run.ok:
             lines = run.stdout.strip().splitlines()

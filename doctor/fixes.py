@@ -7,6 +7,7 @@ Sources for every rule are in shared/research/doctor.md, section 3 (toolkit rout
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .findings import Fix
@@ -168,15 +169,17 @@ def torch_wheel(p: Platform, tag: str, repo_hint: str = "make env") -> Fix:
                "env/stack.txt).")
 
 
-def torch_tag_for_driver(driver: str | None, cc: tuple[int, int] | None) -> str:
-    """The torch 2.13 CUDA build to use with this driver and GPU."""
+def torch_tag_for_driver(driver: str | None, cc: tuple[int, int] | None) -> str | None:
+    """The torch 2.13 CUDA build to use with this driver and GPU; None when no build runs on
+    the driver (older than CUDA 12's minor-version floor, 525.60.13)."""
     old_gpu = cc is not None and cc < (7, 5)  # Maxwell/Pascal/Volta: only cu126 builds
-    try:
-        major = int(str(driver).split(".")[0])
-    except ValueError:
-        major = 0
-    if old_gpu or major < 570:
+    have = tuple(int(x) for x in re.findall(r"\d+", driver or ""))
+    if not have:
         return "cu126"
-    if major < 580:
+    if have < (525, 60, 13):
+        return None
+    if old_gpu or have < (570,):
+        return "cu126"
+    if have < (580,):
         return "cu128"
     return "cu130"

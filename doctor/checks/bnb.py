@@ -139,3 +139,20 @@ def arch(f):
     if cc < (7, 5):
         return info(f"{sm}: NF4 QLoRA works; LLM.int8 uses the slow 8-bit matmul (needs 7.5+)")
     return ok(f"{sm} in bitsandbytes' build targets")
+
+
+@check("bnb.selftest", "`python -m bitsandbytes` passes its own check (--deep)", deep=True)
+def selftest(f):
+    if not f.dist_version("bitsandbytes"):
+        return skip("bitsandbytes not installed")
+    run = f.m.run([f.m.python, "-m", "bitsandbytes"], timeout=f.deep_timeout)
+    f.gathered.setdefault("deep", {})["python -m bitsandbytes"] = {
+        "result": run.describe(), "tail": run.output.strip()[-1500:]}
+    details = [line for line in run.output.strip().splitlines()[-4:] if line.strip()]
+    if run.ok:
+        return ok("`python -m bitsandbytes` passed", details)
+    if not f.torch.cuda and not f.gpus:
+        return info(f"`python -m bitsandbytes`: {run.describe()} (its self-test needs a GPU; "
+                    "this machine has none)", details)
+    return fail(f"`python -m bitsandbytes`: {run.describe()}: {run.last_line()[:200]}", details,
+                pin_fix(f))

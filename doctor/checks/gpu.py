@@ -99,10 +99,10 @@ def driver_cuda(f):
                f"torch built with CUDA {torch.cuda}"]
     if f.gpu.cuda_driver:
         details.append(f"the driver supports CUDA up to {f.gpu.cuda_driver}")
-    cc = f.min_cc
-    fix = (Fix(text="Either update the driver:") + fixes.nvidia_driver(p)
-           + Fix(text="or use the torch build for this driver:")
-           + fixes.torch_wheel(p, fixes.torch_tag_for_driver(drv, cc)))
+    fix = Fix(text="Update the driver:") + fixes.nvidia_driver(p)
+    tag = fixes.torch_tag_for_driver(drv, f.min_cc)
+    if tag and tag != "cu" + torch.cuda.replace(".", ""):
+        fix += Fix(text="or use the torch build this driver runs:") + fixes.torch_wheel(p, tag)
     if floor and vtuple(drv) < vtuple(floor):
         return fail(f"driver {drv} is too old for torch's CUDA {torch.cuda} (needs >= {floor})",
                     details, fix)

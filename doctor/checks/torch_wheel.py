@@ -63,14 +63,13 @@ def cuda_build(f):
     t, p = f.torch, f.platform
     if not t.found or t.error:
         return skip("torch not readable (see torch.installed)")
+    tag = fixes.torch_tag_for_driver(f.driver_version, f.min_cc) or "cu126"
     if t.hip:
         return warn(f"torch {t.version} is a ROCm build; the pack's configs target NVIDIA CUDA",
-                    fix=fixes.torch_wheel(p, fixes.torch_tag_for_driver(f.driver_version,
-                                                                        f.min_cc)))
+                    fix=fixes.torch_wheel(p, tag))
     gpu_there = f.has_gpu or bool(f.nvidia_pci)
     if not t.cuda:
         if gpu_there:
-            tag = fixes.torch_tag_for_driver(f.driver_version, f.min_cc)
             return fail(f"torch {t.version} is a CPU build on a machine with an NVIDIA GPU "
                         "(\"Torch not compiled with CUDA enabled\")", fix=fixes.torch_wheel(p, tag))
         return info(f"torch {t.version} is a CPU build, which fits this machine (no NVIDIA GPU): "
@@ -115,7 +114,8 @@ def arch(f):
         return ok(f"torch CUDA {t.cuda} has kernels for " + ", ".join(
             f"sm_{g.cc[0]}{g.cc[1]}" for g in f.gpus if g.cc), details)
     g, sm, why = bad[0]
-    tag = "cu126" if g.cc < (7, 5) else fixes.torch_tag_for_driver(f.driver_version, None)
+    tag = "cu126" if g.cc < (7, 5) else (
+        fixes.torch_tag_for_driver(f.driver_version, None) or "cu128")
     return fail(f"{g.name} ({sm}) is {why}: torch CUDA {t.cuda} has no kernels for it "
                 "(\"no kernel image is available for execution on the device\")", details,
                 fixes.torch_wheel(f.platform, tag))
@@ -127,12 +127,13 @@ def torch_import(f):
         return skip("torch not installed")
     deep = f.deep_import("torch", TORCH_PROBE)
     details = [json.dumps(deep.data)] if deep.data else []
-    if deep.run and deep.run.output.strip():
+    if deep.run and not deep.ok and deep.run.output.strip():
         details.append(deep.run.output.strip()[-600:])
     if not deep.ok:
         return fail(deep.summary, details, reinstall(f))
     if f.has_gpu and not deep.data.get("available"):
         return fail("torch imports but torch.cuda.is_available() is False on a machine with a "
-                    "GPU", details, reinstall(f))
+                    "GPU", details, Fix(text="See gpu.driver_cuda (driver too old for torch's "
+                                        "CUDA), gpu.visible and torch.cuda_build for the cause."))
     return ok(f"torch {deep.data.get('version')} imports; CUDA available: "
               f"{deep.data.get('available')}", details)
