@@ -178,6 +178,9 @@ class Machine:
 
         return bool(self._fs(lambda: dev(a) == dev(b), False))
 
+    def cwd(self) -> str:
+        return self._fs(os.getcwd, "/")
+
     def realpath(self, path: str) -> str:
         return self._fs(lambda: os.path.realpath(path), path)
 

@@ -92,9 +92,12 @@ def home(f):
         return {"fail": fail, "warn": warn, "info": info}[status](summary, details, fix)
     if h.kind in ("malformed", "missing", "runtime-only"):
         fix = toolkit_fix(f)
-        if h.kind == "malformed" and f.toolkit_guess:
-            fix = Fix([f"export CUDA_HOME={f.toolkit_guess}", 'export PATH="$CUDA_HOME/bin:$PATH"'],
-                      "One directory, the toolkit's top.")
+        # `export CUDA_HOME=$CUDA_HOME:/usr/local/cuda`: one of the parts is what was meant.
+        meant = [d.rstrip("/").removesuffix("/bin") for d in h.path.split(os.pathsep)]
+        meant = [d for d in meant if d and f.m.exists(f"{d}/bin/nvcc", host=False, kind="file")]
+        if h.kind == "malformed" and (meant or f.toolkit_guess):
+            fix = Fix([f"export CUDA_HOME={(meant or [f.toolkit_guess])[0]}",
+                       'export PATH="$CUDA_HOME/bin:$PATH"'], "One directory, the toolkit's top.")
         st = "fail" if f.has_gpu or f.deepspeed_version else at_least_warn(status)
         return {"fail": fail, "warn": warn}[st](h.problems[0], details, fix)
     if h.kind == "no-headers":
@@ -180,7 +183,7 @@ def build_tools(f):
     if not f.m.which(cxx):
         missing.append(cxx)
         apt.append("build-essential")
-    if not os.path.isfile(os.path.join(include, "Python.h")):
+    if not f.m.exists(os.path.join(include, "Python.h"), host=False, kind="file"):
         missing.append(f"Python.h ({include})")
         apt.append("python3-dev")
     if apt:

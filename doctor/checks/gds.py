@@ -7,8 +7,6 @@ warns and never tells anyone to install nvidia-gds or to reboot for it.
 
 from __future__ import annotations
 
-import os
-
 from ..findings import Fix
 from . import check, info
 
@@ -33,7 +31,7 @@ def storage(f):
                f"libcufile: {libs[0] if libs else 'absent'}",
                f"/etc/cufile.json: {'present' if config else 'absent'}"]
     gdscheck = f"{home}/gds/tools/gdscheck" if home else None
-    if f.deep and gdscheck and os.path.isfile(gdscheck):
+    if f.deep and gdscheck and f.m.exists(gdscheck, host=False, kind="file"):
         run = f.m.run([gdscheck, "-p"])
         details.append(f"gdscheck -p: {run.describe()}: {run.last_line()[:200]}")
     state = "set up" if module and libs else "not set up"

@@ -3,8 +3,6 @@ directory, VRAM free against the 8 GB the configs are sized for."""
 
 from __future__ import annotations
 
-import os
-
 from ..findings import Fix
 from . import check, gib, ok, skip, warn
 
@@ -43,7 +41,7 @@ def ram(f):
 @check("resources.disk", "disk for the model download, checkpoints and the merged copy")
 def disk(f):
     cache = f.hf_cache
-    cwd = os.getcwd()
+    cwd = f.m.cwd()
     at_cache, at_cwd = f.m.disk(cache), f.m.disk(cwd)
     details = [f"HF cache {cache}: {gib(at_cache[1]) if at_cache else 'unknown'} free",
                f"working directory {cwd}: {gib(at_cwd[1]) if at_cwd else 'unknown'} free"]

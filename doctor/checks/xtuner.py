@@ -19,7 +19,7 @@ CATEGORY = "XTuner & Python"
 def activate(f) -> Fix:
     env_bin = f.xtuner_cli["env_bin"]
     act = os.path.join(env_bin, "activate")
-    cmd = f"source {act}" if os.path.isfile(act) else f'export PATH="{env_bin}:$PATH"'
+    cmd = f"source {act}" if f.m.exists(act, host=False) else f'export PATH="{env_bin}:$PATH"'
     return Fix([cmd], "Puts this environment's xtuner and python first on PATH.")
 
 
