@@ -43,8 +43,16 @@ def check(id: str, title: str, deep: bool = False):
 
 
 def load() -> list[Check]:
+    """Every registered check; a module that fails to import becomes one check that crashes."""
     for name in MODULES:
-        importlib.import_module(f"{__name__}.{name}")
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except Exception as exc:
+            def broken(facts, exc=exc):
+                raise exc
+
+            cid = f"{name}.import"
+            REGISTRY.setdefault(cid, Check(cid, name, f"the {name} checks load", broken))
     return list(REGISTRY.values())
 
 

@@ -7,8 +7,6 @@ import importlib.metadata as md
 import os
 import re
 
-from patches import selected
-
 from ..facts import canonical, interpreter_matches, version_matches
 from ..findings import Fix
 from . import check, fail, ok, skip, warn
@@ -83,6 +81,8 @@ def cli(f):
         return fail(f"the first xtuner on PATH ({c['xtuner']}) belongs to another Python "
                     f"({interp})", details, activate(f))
     pth = f.patches_pth
+    from patches import selected  # the pack's own selection rules (XTUNER_PACK_PATCHES)
+
     try:
         patched = pth["current"] and "xtuner_cli_exit" in selected(pth["selection"] or "all")
     except ValueError:  # XTUNER_PACK_PATCHES names an unknown patch: none apply
