@@ -77,8 +77,8 @@ def test_verbose_shows_every_finding_and_the_facts():
 
 def test_doctor_imports_none_of_the_heavy_packages():
     code = ("import sys, json; from doctor.check import main; rc = main(['--json']); "
-            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in %r); "
-            "print('LOADED=' + json.dumps(loaded), file=sys.stderr); sys.exit(rc)" % (HEAVY,))
+            f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}); "
+            "print('LOADED=' + json.dumps(loaded), file=sys.stderr); sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=here_env(), timeout=120, cwd=REPO)
     assert proc.returncode in (0, 1)

@@ -5,7 +5,7 @@ import pytest
 STACK_PIN = "0.19.8"  # env/stack.txt #@deepspeed
 
 
-# -- DeepSpeed ------------------------------------------------------------------------------------
+# -- DeepSpeed --------
 def test_deepspeed_absent_is_optional(fake):
     r = fake.gpu_box().run("deepspeed")
     assert r.rc == 0
@@ -98,7 +98,7 @@ def test_libaio_is_information_only(fake):
     assert f["fix"]["commands"] == ["sudo apt-get -y install libaio-dev"]
 
 
-# -- GDS --------------------------------------------------------------------------------------------
+# -- GDS --------
 @pytest.mark.parametrize("setup", ["bare", "module", "wsl"])
 def test_gds_is_information_and_never_asks_for_nvidia_gds_or_reboot(fake, setup):
     fake.gpu_box()
@@ -113,7 +113,7 @@ def test_gds_is_information_and_never_asks_for_nvidia_gds_or_reboot(fake, setup)
     assert "Do not install nvidia-gds or reboot" in f["fix"]["text"]
 
 
-# -- bitsandbytes -----------------------------------------------------------------------------------
+# -- bitsandbytes --------
 def test_bnb_045_has_no_library_for_cuda_128(fake):
     fake.gpu_box(cuda="12.8")
     fake.bnb("0.45.0", ["cuda118", "cuda121", "cuda124", "cuda126", "cpu"])
@@ -165,7 +165,7 @@ def test_pascal_is_not_in_bnb_cuda_128_build(fake):
     assert f["fix"]["commands"][-1].endswith("/whl/cu126")
 
 
-# -- precision --------------------------------------------------------------------------------------
+# -- precision --------
 TURING = (("NVIDIA GeForce RTX 2070", 8192, 7900, "7.5"),)
 
 
@@ -195,7 +195,7 @@ def test_flash_attn_abi_mismatch_found_by_deep_import(fake):
     assert f["status"] == "fail" and "undefined symbol" in f["summary"]
 
 
-# -- XTuner and Python ------------------------------------------------------------------------------
+# -- XTuner and Python --------
 def write_stack(fake, text):
     path = fake.tmp / "stack.txt"
     path.write_text(text)
@@ -273,7 +273,7 @@ def test_patches_switched_off(fake):
     assert r.commands("xtuner.patches") == ["unset XTUNER_PACK_PATCHES"]
 
 
-# -- resources --------------------------------------------------------------------------------------
+# -- resources --------
 def test_small_ram_without_swap(fake):
     fake.gpu_box().meminfo(8, 0)
     r = fake.run("resources.ram")
