@@ -31,3 +31,9 @@ bench:
 
 clean:
 	rm -rf work_dirs .cache .pytest_cache .ruff_cache
+
+# The doctor's speed against ds_report and torch's collect_env, measured in the same run.
+# DS_REPORT=/path/to/ds_report when DeepSpeed lives in another environment.
+.PHONY: bench-doctor
+bench-doctor:
+	$(PY) bench/doctor.py $(if $(DS_REPORT),--ds-report $(DS_REPORT))

@@ -152,8 +152,11 @@ def pins(f):
         if p.group == "deepspeed" and not f.deepspeed_version:
             continue  # optional group, not installed
         if have is None:
-            (warns.append(f"{p.name} missing ({where})") if p.group in ("cuda", "deepspeed")
-             else missing.append(p))
+            if p.group in ("cuda", "deepspeed"):
+                warns.append(f"{p.name} missing ({where})")
+            else:
+                (nodeps if p.group == "no-deps" else missing).append(p)
+                details.append(f"missing: {p.name}=={p.version} ({where})")
             continue
         if not version_matches(have, p.version):
             line = f"{p.name} {have}, pinned {p.version} ({where})"
@@ -162,8 +165,6 @@ def pins(f):
             else:
                 (nodeps if p.group == "no-deps" else wrong).append(p)
                 details.append(line)
-    details += [f"missing: {p.name}=={p.version} ({os.path.basename(stack.path)}:{p.line})"
-                for p in missing]
     expected = overridden_xtuner_pins(f)
     if expected:
         details.append("expected, not a failure: `pip check` reports xtuner's own pins that the "
@@ -178,7 +179,7 @@ def pins(f):
         cmds.append("make env  # torch: pick its build with TORCH_INDEX_URL")
     if uninstall:
         cmds.append(f"{f.m.python} -m pip uninstall -y {' '.join(uninstall)}")
-    fix = Fix(cmds, "Brings the environment back to the pin set.")
+    fix = Fix(cmds, "Brings the environment back to the pin set (`make env` does all of it).")
     n = len(missing) + len(wrong) + len(nodeps)
     if n:
         return fail(f"{n} package(s) off the pin set: " + ", ".join(

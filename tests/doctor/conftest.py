@@ -247,3 +247,9 @@ class FakeMachine:
 @pytest.fixture
 def fake(tmp_path) -> FakeMachine:
     return FakeMachine(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def fake_machine_class():
+    """For module-scoped machines (tests import no `conftest`: other rooms have theirs)."""
+    return FakeMachine

@@ -8,8 +8,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from conftest import REPO
-
+REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "deepspeed", "bitsandbytes", "flash_attn")
 ENV_BIN = str(Path(sys.executable).parent)
 
@@ -163,3 +162,30 @@ def test_patches_pth_missing_then_fixed_by_its_own_command(tmp_path):
     subprocess.run(before["fix"]["commands"][0].split(), check=True, env=env,
                    capture_output=True)
     assert doctor()["status"] == "pass"
+
+
+def test_terminal_output_is_coloured_by_rich(fake):
+    """On a TTY the report goes through rich (ANSI colours); piped, it is plain text."""
+    import pty
+
+    fake.distro("debian-12").torch("2.13.0+cpu", None)
+    env = {**fake.env, "PYTHONPATH": os.pathsep.join(fake.pythonpath), "TERM": "xterm-256color",
+           "COLUMNS": "120"}
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "doctor", "check", "gpu"], stdout=secondary,
+                            stderr=secondary, env=env, cwd=fake.tmp)
+    os.close(secondary)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(primary)
+    assert proc.wait(timeout=60) == 0
+    text = out.decode()
+    assert "\x1b[" in text and "GPU & driver" in text
+    assert "\x1b[" not in fake.run("gpu", json_out=False).stdout

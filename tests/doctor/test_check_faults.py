@@ -147,10 +147,8 @@ def test_at_least_twenty_faults():
 
 
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory):
-    from conftest import FakeMachine
-
-    r = healthy(FakeMachine(tmp_path_factory.mktemp("healthy"))).run()
+def baseline(tmp_path_factory, fake_machine_class):
+    r = healthy(fake_machine_class(tmp_path_factory.mktemp("healthy"))).run()
     return {f["id"]: f["status"] for f in r.data["findings"]}
 
 

@@ -1,0 +1,87 @@
+"""Benchmark: `python -m doctor check` against `ds_report` and `python -m torch.utils.collect_env`.
+
+All three run as fresh processes in the same run, interleaved, several times each; the figures
+are medians of wall-clock time, printed with ratios against the doctor measured here.
+
+    python bench/doctor.py [--runs 7] [--ds-report PATH]      (make bench-doctor)
+
+ds_report comes from --ds-report, else PATH, else this environment's bin/; without one that
+row is skipped with a message (DeepSpeed is optional, and the pack's env may not have it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def timed(argv: list[str], env: dict) -> tuple[float, int]:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                          cwd=REPO)
+    return time.perf_counter() - start, proc.returncode
+
+
+def find_ds_report(given: str | None) -> str | None:
+    if given:
+        return given if os.access(given, os.X_OK) else None
+    local = Path(sys.executable).parent / "ds_report"
+    return shutil.which("ds_report") or (str(local) if local.exists() else None)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--ds-report", metavar="PATH", help="the ds_report executable to time")
+    args = ap.parse_args(argv)
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    tools = {
+        "python -m doctor check": [sys.executable, "-m", "doctor", "check"],
+        "python -m doctor check --json": [sys.executable, "-m", "doctor", "check", "--json"],
+        "python -m torch.utils.collect_env": [sys.executable, "-m", "torch.utils.collect_env"],
+    }
+    ds = find_ds_report(args.ds_report)
+    if ds:
+        tools["ds_report"] = [ds]
+    else:
+        print("ds_report: not found (give --ds-report PATH, e.g. from a scratch venv with "
+              "deepspeed installed); skipping it")
+
+    print(f"load average before: {open('/proc/loadavg').read().split()[:3]}, "
+          f"{os.cpu_count()} CPUs, {args.runs} runs each, interleaved")
+    for argv_ in tools.values():  # warm the page cache: the first run of each is not timed
+        timed(argv_, env)
+    times: dict[str, list[float]] = {name: [] for name in tools}
+    codes: dict[str, set] = {name: set() for name in tools}
+    for _ in range(args.runs):
+        for name, argv_ in tools.items():
+            t, rc = timed(argv_, env)
+            times[name].append(t)
+            codes[name].add(rc)
+
+    anchor = statistics.median(times["python -m doctor check"])
+    print(f"\n{'command':36s} {'median s':>9s} {'min s':>7s} {'max s':>7s} {'x doctor':>9s}  exit")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(f"{name:36s} {med:9.3f} {min(ts):7.3f} {max(ts):7.3f} {med / anchor:8.1f}x  "
+              f"{sorted(codes[name])}")
+    print(f"\nload average after: {open('/proc/loadavg').read().split()[:3]}")
+    if ds:
+        ratio = statistics.median(times["ds_report"]) / anchor
+        print(f"doctor is {ratio:.1f}x faster than ds_report (target >= 10x); "
+              f"doctor median {anchor:.3f} s (target <= 0.5 s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
