@@ -77,8 +77,7 @@ def lead_finding(fs):
 
 def fix_lines(f, indent: str):
     out = []
-    if f.fix.text:
-        out.append((f"{indent}{f.fix.text}", ""))
+    out += [(f"{indent}{line}", "") for line in f.fix.text.splitlines()]
     out += [(f"{indent}  $ {c}", "bold") for c in f.fix.commands]
     return out
 

@@ -141,7 +141,7 @@ def arch(f):
     return ok(f"{sm} in bitsandbytes' build targets")
 
 
-@check("bnb.selftest", "`python -m bitsandbytes` passes its own check (--deep)", deep=True)
+@check("bnb.selftest", "`python -m bitsandbytes` passes its own check", deep=True)
 def selftest(f):
     if not f.dist_version("bitsandbytes"):
         return skip("bitsandbytes not installed")

@@ -121,7 +121,7 @@ def arch(f):
                 fixes.torch_wheel(f.platform, tag))
 
 
-@check("torch.import", "torch imports and sees the GPU (--deep)", deep=True)
+@check("torch.import", "torch imports and sees the GPU", deep=True)
 def torch_import(f):
     if not f.torch.found:
         return skip("torch not installed")

@@ -179,6 +179,11 @@ def pins(f):
         cmds.append("make env  # torch: pick its build with TORCH_INDEX_URL")
     if uninstall:
         cmds.append(f"{f.m.python} -m pip uninstall -y {' '.join(uninstall)}")
+    groups = {p.group for p in stack.pins if any(w.startswith(p.name + " ") for w in warns)}
+    if "deepspeed" in groups:
+        cmds.append("make env DEEPSPEED=1")
+    elif "cuda" in groups and not uninstall:
+        cmds.append("make env  # installs torchvision beside a CUDA torch")
     fix = Fix(cmds, "Brings the environment back to the pin set (`make env` does all of it).")
     n = len(missing) + len(wrong) + len(nodeps)
     if n:

@@ -223,6 +223,7 @@ class FakeMachine:
                 gpus=(("NVIDIA GeForce RTX 3060", 12288, 11800, "8.6"),),
                 driver: str = "550.90.07") -> FakeMachine:
         self.distro(distro).driver(driver).pci_gpu().meminfo(32, 8)
+        self.file("/dev/shm/.keep", "")
         self.smi(gpus, driver)
         self.torch(f"2.13.0+cu{cuda.replace('.', '')}", cuda)
         self.dist("torchvision", "0.28.0", package="torchvision")
