@@ -108,13 +108,16 @@ def render(findings, verbose: bool = False, facts: dict | None = None, strict: b
         marks = ASCII_MARKS
     pairs = lines(findings, verbose, facts or {}, strict, marks)
     if stream.isatty():
-        from rich.console import Console  # colour only for a terminal; plain text stays fast
-        from rich.text import Text
-
-        console = Console(file=stream, highlight=False, soft_wrap=True)
-        for text, style in pairs:
-            console.print(Text(text, style=style or ""))
-        return
+        try:  # colour only for a terminal (plain text stays fast), and only if rich is there
+            from rich.console import Console
+            from rich.text import Text
+        except ImportError:
+            Console = None
+        if Console is not None:
+            console = Console(file=stream, highlight=False, soft_wrap=True)
+            for text, style in pairs:
+                console.print(Text(text, style=style or ""))
+            return
     for text, _ in pairs:
         if marks is ASCII_MARKS:
             text = text.replace("•", "-")
