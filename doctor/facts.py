@@ -337,7 +337,11 @@ class Facts:
         if home.path is None:
             return home
         p = home.path
-        if os.pathsep in p:
+        if p.rstrip("/").endswith("/bin") and os.pathsep not in p:
+            home.kind = "malformed"
+            home.problems.append(f"{home.source}={p} ends in /bin: it must be the toolkit's "
+                                 "top directory")
+        elif os.pathsep in p:
             home.kind = "malformed"
             home.problems.append(f"{home.source}={p!r} contains {os.pathsep!r}: it must be one "
                                  f"directory, not a list (torch and DeepSpeed run {p}/bin/nvcc)")
@@ -356,10 +360,6 @@ class Facts:
                    if home.source.startswith("nvcc on PATH") else ""))
         else:
             home.kind = "ok"
-        if p.rstrip("/").endswith("/bin"):
-            home.problems.append(f"{home.source}={p} ends in /bin: it must be the toolkit's "
-                                 "top directory")
-            home.kind = "malformed"
         return home
 
     @fact

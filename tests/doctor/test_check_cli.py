@@ -8,6 +8,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "deepspeed", "bitsandbytes", "flash_attn")
 ENV_BIN = str(Path(sys.executable).parent)
@@ -189,3 +191,14 @@ def test_terminal_output_is_coloured_by_rich(fake):
     text = out.decode()
     assert "\x1b[" in text and "GPU & driver" in text
     assert "\x1b[" not in fake.run("gpu", json_out=False).stdout
+
+
+@pytest.mark.slow
+def test_deep_run_on_this_environment_imports_the_real_packages():
+    """--deep imports the real torch and runs the real `python -m bitsandbytes` (seconds)."""
+    proc = doctor_here("torch", "bnb", "precision", "--deep", "--json")
+    data = json.loads(proc.stdout)
+    found = {f["id"]: f for f in data["findings"]}
+    assert found["torch.import"]["status"] == "pass", found["torch.import"]
+    assert found["bnb.selftest"]["status"] in ("pass", "info"), found["bnb.selftest"]
+    assert data["deep"] is True

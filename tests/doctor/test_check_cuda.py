@@ -83,6 +83,15 @@ def test_cuda_home_with_colon(fake):
                                     'export PATH="$CUDA_HOME/bin:$PATH"']
 
 
+def test_cuda_home_pointing_at_bin(fake):
+    fake.gpu_box()
+    home = fake.env["CUDA_HOME"]
+    fake.env["CUDA_HOME"] = f"{home}/bin"
+    f = fake.run("cuda.home").find("cuda.home")
+    assert f["status"] == "fail" and "ends in /bin" in f["summary"]
+    assert f["fix"]["commands"][0] == f"export CUDA_HOME={home}"
+
+
 def test_runtime_only_cuda_tree(fake):
     fake.gpu_box()
     runtime = fake.toolkit("12.1", fake.tmp / "cuda-runtime", nvcc=False, headers=False)
