@@ -57,28 +57,30 @@ def load() -> list[Check]:
 
 
 # Shorthands for check bodies: the runner fills in id and category.
-def _finding(status, summary, details=(), fix=None) -> Finding:
+def result(status, summary, details=(), fix=None) -> Finding:
+    """A finding whose status was decided by the check (e.g. from what would use the tool)."""
     return Finding("", "", status, summary, list(details), fix or Fix())
 
 
+
 def ok(summary, details=()):
-    return _finding("pass", summary, details)
+    return result("pass", summary, details)
 
 
 def info(summary, details=(), fix=None):
-    return _finding("info", summary, details, fix)
+    return result("info", summary, details, fix)
 
 
 def skip(summary, details=()):
-    return _finding("skip", summary, details)
+    return result("skip", summary, details)
 
 
 def warn(summary, details=(), fix=None):
-    return _finding("warn", summary, details, fix)
+    return result("warn", summary, details, fix)
 
 
 def fail(summary, details=(), fix=None):
-    return _finding("fail", summary, details, fix)
+    return result("fail", summary, details, fix)
 
 
 def gib(n: int | None) -> str:

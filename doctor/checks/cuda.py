@@ -15,7 +15,7 @@ import sysconfig
 
 from .. import fixes
 from ..findings import Fix
-from . import check, fail, info, ok, skip, warn
+from . import check, fail, info, ok, result, skip, warn
 
 CATEGORY = "CUDA toolkit"
 
@@ -89,7 +89,7 @@ def home(f):
                        "probe:")
         summary = ("no CUDA toolkit: `import deepspeed` raises MissingCUDAException (CUDA_HOME "
                    "does not exist)" if status == "fail" else "no CUDA toolkit (no nvcc)")
-        return {"fail": fail, "warn": warn, "info": info}[status](summary, details, fix)
+        return result(status, summary, details, fix)
     if h.kind in ("malformed", "missing", "runtime-only"):
         fix = toolkit_fix(f)
         # `export CUDA_HOME=$CUDA_HOME:/usr/local/cuda`: one of the parts is what was meant.
@@ -99,14 +99,14 @@ def home(f):
             fix = Fix([f"export CUDA_HOME={(meant or [f.toolkit_guess])[0]}",
                        'export PATH="$CUDA_HOME/bin:$PATH"'], "One directory, the toolkit's top.")
         st = "fail" if f.has_gpu or f.deepspeed_version else at_least_warn(status)
-        return {"fail": fail, "warn": warn}[st](h.problems[0], details, fix)
+        return result(st, h.problems[0], details, fix)
     if h.kind == "no-headers":
         fix = toolkit_fix(f)
         if f.toolkit_guess:
             fix = Fix([f"export CUDA_HOME={f.toolkit_guess}",
                        'export PATH="$CUDA_HOME/bin:$PATH"'],
                       "CUDA extensions compile with -I$CUDA_HOME/include.")
-        return {"fail": warn, "warn": warn, "info": info}[status](
+        return result("info" if status == "info" else "warn",
             f"CUDA_HOME={h.path}: {h.problems[0]}", details, fix)
     return ok(f"CUDA_HOME={h.path} ({h.source})", details)
 
@@ -120,7 +120,7 @@ def nvcc(f):
     details = [f"{n.path} -V: " + (n.run.describe() if n.run else "not run"), f"matters: {why}"]
     if n.problem:
         st = at_least_warn(status) if t.cuda else "info"
-        return {"fail": fail, "warn": warn, "info": info}[st](
+        return result(st,
             n.problem, details, toolkit_fix(f) if t.cuda else Fix(
                 text="Reinstall the CUDA toolkit if you need nvcc; torch is a CPU build."))
     if not t.cuda:
@@ -134,7 +134,7 @@ def nvcc(f):
         summary = (f"nvcc {n.release} but torch was built with CUDA {t.cuda}: a different major "
                    "(torch's extension builder raises \"The detected CUDA version mismatches\")")
         st = "fail" if ds or status == "fail" else "warn"
-        return {"fail": fail, "warn": warn}[st](summary, details, fix)
+        return result(st, summary, details, fix)
     table = ds_minor_ok(ds).get(mine[0], [])
     both = fixes.dotted(n.release) in table and fixes.dotted(t.cuda) in table
     if ds and not both:
@@ -167,7 +167,7 @@ def gcc(f):
               "torch passes CC to nvcc as its host compiler (-ccbin).")
     summary = (f"gcc {g['version']} is newer than nvcc {f.nvcc.release} accepts (<= {limit}): "
                "\"unsupported GNU version\"")
-    return {"fail": fail, "warn": warn, "info": info}[status](summary, details, fix)
+    return result(status, summary, details, fix)
 
 
 @check("cuda.build_tools", "ninja, a C++ compiler and Python.h for JIT builds")
