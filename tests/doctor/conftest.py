@@ -102,6 +102,7 @@ class FakeMachine:
                     "HF_HOME": str(self.home / "hf")}
         self.python = sys.executable
         self.pythonpath = [str(self.site), str(REPO)]
+        self.default_args: list[str] = []
 
     # files under the fake root --------------------------------------------------------------
     def file(self, path: str, text: str | bytes) -> Path:
@@ -230,13 +231,17 @@ class FakeMachine:
         home = self.toolkit(cuda, self.tmp / f"usr-local-cuda-{cuda}")
         self.env["CUDA_HOME"] = str(home)
         self.gcc("11.4.0")
+        # The box's own pin set, so that its verdict does not depend on this environment's.
+        stack = self.tmp / "box-stack.txt"
+        stack.write_text("torch==2.13.0\n#@cuda torchvision==0.28.0\n")
+        self.default_args = ["--stack", str(stack)]
         return self
 
     # running the doctor -----------------------------------------------------------------------
     def run(self, *args: str, json_out: bool = True, timeout: float = 120,
             python: str | None = None) -> Result:
         env = {**self.env, "PYTHONPATH": os.pathsep.join(self.pythonpath)}
-        argv = [python or self.python, "-m", "doctor", "check", *args]
+        argv = [python or self.python, "-m", "doctor", "check", *self.default_args, *args]
         if json_out:
             argv.append("--json")
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
