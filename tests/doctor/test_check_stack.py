@@ -2,7 +2,10 @@
 
 import pytest
 
-STACK_PIN = "0.19.8"  # env/stack.txt #@deepspeed
+from doctor.facts import STACK, parse_stack
+
+STACK_PIN = next(p.version for p in parse_stack(STACK, STACK.read_text()).pins
+                 if p.name == "deepspeed")  # env/stack.txt #@deepspeed
 
 
 # -- DeepSpeed --------
@@ -30,7 +33,7 @@ def test_deepspeed_off_the_pin_warns_with_the_make_route(fake):
     fake.default_args = []  # the pack's own env/stack.txt
     r = fake.run("deepspeed.install")
     f = r.find("deepspeed.install")
-    assert f["status"] == "warn" and "pins 0.19.8" in f["summary"]
+    assert f["status"] == "warn" and f"pins {STACK_PIN}" in f["summary"]
     assert f["fix"]["commands"] == ["make env DEEPSPEED=1"]
 
 
