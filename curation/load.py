@@ -1,0 +1,264 @@
+"""`load_conversations`: a dataset of the pack, converted for XTuner's `process_hf_dataset`.
+
+A config names it as the dataset's `type` and leaves XTuner's map function out:
+
+    dataset=dict(type=load_conversations, source="alpaca", split="train"),
+    dataset_map_fn=None,
+
+mmengine reads configs in lazy-import mode, so this runs only when the runner builds the dataset.
+Where the rows come from, first match wins:
+
+1. `data_files=` (a file, a list, a glob, a directory, or {split: ...}); from the command line:
+   `--cfg-options train_dataloader.dataset.dataset.data_files=/path/x.jsonl`
+2. the environment variable XTUNER_PACK_DATA=DIR: the files of `DIR/<name>/` (or `DIR/<hub id>/`,
+   the layout `huggingface-cli download --local-dir DIR/<hub id>` leaves) for the split
+3. the Hugging Face Hub (`datasets.load_dataset`, or one file download for ShareGPT).
+
+Local files are JSON lines, JSON, CSV (each optionally .gz) or Parquet, in the dataset's public
+schema (rows already in XTuner's {"conversation": [...]} form, e.g. from `prepare`, pass through).
+The counts of the conversion (rows read, conversations, skipped by reason) go to the log.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from itertools import islice
+from pathlib import Path
+
+from .converters import Source, Stats, get
+from .readers import DataFileError, Record, count_rows, is_data_file, iter_records
+
+ENV_VAR = "XTUNER_PACK_DATA"
+BATCH = 10_000  # conversations per Arrow batch while building the dataset
+
+
+class SourceError(ValueError):
+    """The rows of a dataset cannot be found or fetched; the message says how to fix it."""
+
+
+@dataclass
+class Conversion:
+    """The conversations of one dataset split, produced lazily; `stats` fills as they are read."""
+
+    source: Source
+    split: str
+    origin: str  # where the rows come from, for logs
+    records: Iterable[Record]
+    total: int | None = None  # rows to read, when known (progress bars)
+    options: dict = field(default_factory=dict)
+    stats: Stats = field(default_factory=Stats)
+
+    def __iter__(self) -> Iterator[list[dict]]:
+        return self.source.converter(**self.options).convert(self.records, self.stats)
+
+
+def open_conversion(source: str, split: str | None = None, data_files=None, **options):
+    """Resolve where the rows of `source` come from; nothing is converted until iterated."""
+    src = get(source)
+    split = split or src.default_split
+    src.converter(**options)  # unknown options fail here, before any download
+    if data_files is not None:
+        files = local_files(data_files, src, split)
+        origin = "data_files"
+    elif os.environ.get(ENV_VAR):
+        files, directory = env_files(src, split)
+        origin = f"{ENV_VAR}: {directory}"
+    else:
+        records, total, origin = hub_records(src, split)
+        return Conversion(src, split, origin, records, total, options)
+    totals = [count_rows(f) for f in files]
+    total = None if None in totals else sum(totals)
+    records = (record for f in files for record in iter_records(f))
+    origin += ": " + ", ".join(str(f) for f in files[:3]) + (" ..." if len(files) > 3 else "")
+    return Conversion(src, split, origin, records, total, options)
+
+
+def load_conversations(source: str, split: str | None = None, data_files=None,
+                       limit: int | None = None, **options):
+    """A `datasets.Dataset` with one `conversation` column, for `process_hf_dataset`.
+
+    `source` is a short name of `curation.converters.SOURCES`; `split` defaults to the dataset's
+    training split; `limit` keeps the first N conversations; other keyword arguments are the
+    converter's options (e.g. `lang="en"` for oasst1).
+    """
+    from mmengine.logging import print_log
+
+    conversion = open_conversion(source, split, data_files, **options)
+    conversations = iter(conversion)
+    dataset = to_dataset(islice(conversations, limit) if limit else conversations)
+    print_log(f"[curation] {source}/{conversion.split} from {conversion.origin}\n"
+              f"{conversion.stats.summary()}", logger="current")
+    if len(dataset) == 0:
+        raise SourceError(f"{source}/{conversion.split} from {conversion.origin}: no "
+                          f"conversation left\n{conversion.stats.summary()}")
+    return dataset
+
+
+def conversation_features():
+    from datasets import Features, List, Value
+
+    turn = {"system": Value("string"), "input": Value("string"), "output": Value("string")}
+    return Features({"conversation": List(turn)})
+
+
+def to_dataset(conversations: Iterable[list[dict]]):
+    """Conversations -> an in-memory `datasets.Dataset`, built in batches to bound Python memory."""
+    from datasets import Dataset, concatenate_datasets
+
+    features = conversation_features()
+    parts, batch = [], []
+    for conversation in conversations:
+        batch.append(conversation)
+        if len(batch) == BATCH:
+            parts.append(Dataset.from_dict({"conversation": batch}, features=features))
+            batch = []
+    if batch or not parts:
+        parts.append(Dataset.from_dict({"conversation": batch}, features=features))
+    return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+
+
+# ---- local files --------------------------------------------------------------------------
+
+
+def local_files(spec, source: Source, split: str) -> list[Path]:
+    """The files `data_files` names for `split`: paths, globs, directories, or {split: those}."""
+    if isinstance(spec, dict):
+        if split not in spec:
+            raise SourceError(f"data_files has no split {split!r} (it has {sorted(spec)})")
+        spec = spec[split]
+    items = [spec] if isinstance(spec, str | os.PathLike) else list(spec)
+    files: list[Path] = []
+    for item in items:
+        path = Path(os.path.expanduser(str(item)))
+        if glob.has_magic(str(path)):
+            matches = [Path(m) for m in sorted(glob.glob(str(path), recursive=True))]
+            matches = [m for m in matches if m.is_file()]
+            if not matches:
+                raise SourceError(f"data_files: no file matches {item}")
+            files += matches
+        elif path.is_dir():
+            found = split_files(path, source, split)
+            if not found:
+                raise SourceError(_no_split_files(path, source, split))
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataFileError(path, None, "no such file or directory (data_files)")
+    if not files:
+        raise SourceError("data_files names no file")
+    return files
+
+
+def env_files(source: Source, split: str) -> tuple[list[Path], Path]:
+    root = Path(os.path.expanduser(os.environ[ENV_VAR]))
+    candidates = [root / source.name, root / source.hub_id, root / source.hub_id.split("/")[-1]]
+    for directory in candidates:
+        if directory.is_dir():
+            files = split_files(directory, source, split)
+            if not files:
+                raise SourceError(f"{ENV_VAR}: " + _no_split_files(directory, source, split))
+            return files, directory
+    raise SourceError(
+        f"{ENV_VAR}={root} is set, but neither {candidates[0]} nor {candidates[1]} is a "
+        f"directory; put the {source.name} files there, or unset {ENV_VAR} to use the hub"
+    )
+
+
+def split_files(directory: Path, source: Source, split: str) -> list[Path]:
+    """The data files of `split` under `directory` (recursively), in name order.
+
+    First the release's own file names (`Source.local_globs`), then any file named like the
+    split (`train.jsonl`, `train-00000-of-00001.parquet`) or inside a folder named like it
+    (`full/train/0000.parquet`); a dataset with a single split takes every data file.
+    Under a hub mirror with one folder per config, only the configs the pack uses count.
+    """
+    files = sorted(
+        p for p in directory.rglob("*")
+        if is_data_file(p) and not _hidden(p.relative_to(directory))  # e.g. .cache/huggingface
+    )
+    for pattern in source.local_globs.get(split, ()):
+        matched = [p for p in files if fnmatch(p.name, pattern)]
+        if matched:
+            return matched
+    matched = [p for p in files if _names_split(p.relative_to(directory), split)]
+    configs = {c for c in source.hub_configs if c}
+    in_configs = [p for p in matched if configs & set(p.relative_to(directory).parts[:-1])]
+    if in_configs:
+        matched = in_configs
+    if not matched and source.splits == (split,):
+        matched = files
+    return matched
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def _names_split(relative: Path, split: str) -> bool:
+    name = relative.name
+    return (
+        split in relative.parts[:-1]
+        or name.split(".")[0] == split
+        or name.startswith(split + "-")
+    )
+
+
+def _no_split_files(directory: Path, source: Source, split: str) -> str:
+    found = sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if is_data_file(p))
+    shown = ", ".join(found[:8]) + (" ..." if len(found) > 8 else "") if found else "none"
+    return (f"no {split!r} files of {source.name} in {directory} (data files there: {shown}); "
+            f"name them <split>.jsonl / <split>-*.parquet, or pass data_files")
+
+
+# ---- the hub ------------------------------------------------------------------------------
+
+
+def hub_records(source: Source, split: str) -> tuple[Iterable[Record], int | None, str]:
+    """Download (or reuse the cache of) the public copy; rows are read lazily."""
+    if split not in source.splits:
+        splits = ", ".join(source.splits)
+        raise SourceError(f"{source.name} has no split {split!r}; splits: {splits}")
+    try:
+        if source.hub_file:
+            from huggingface_hub import hf_hub_download
+
+            path = hf_hub_download(source.hub_id, source.hub_file, repo_type="dataset",
+                                   revision=source.hub_revision)
+            return iter_records(path), None, f"hub: {source.hub_id}/{source.hub_file}"
+        parts = [(config, _load_hub_split(source, config, split)) for config in source.hub_configs]
+    except Exception as e:  # no network, gated repo, renamed dataset, ...
+        raise SourceError(
+            f"cannot load {source.hub_id} ({split}) from the Hugging Face Hub: "
+            f"{type(e).__name__}: {e}\nWithout hub access, point at local copies of its files: "
+            f"data_files=... (in a config: --cfg-options "
+            f"train_dataloader.dataset.dataset.data_files=PATH) or {ENV_VAR}=DIR with the files "
+            f"in DIR/{source.name}/ (see docs/datasets.md)"
+        ) from e
+
+    def records():
+        for config, dataset in parts:
+            label = f"{source.hub_id}[{config + '/' if config else ''}{split}]"
+            for i, row in enumerate(dataset):
+                yield Record(row, f"{label}#{i}")
+
+    configs = ",".join(c for c in source.hub_configs if c)
+    origin = f"hub: {source.hub_id}" + (f" ({configs})" if configs else "")
+    return records(), sum(len(d) for _, d in parts), origin
+
+
+def _load_hub_split(source: Source, config: str | None, split: str):
+    from datasets import load_dataset
+
+    kwargs = {"split": split}
+    if source.hub_revision:
+        kwargs["revision"] = source.hub_revision
+    if source.hub_data_files:
+        kwargs["data_files"] = {split: source.hub_data_files.format(config=config, split=split)}
+    else:
+        kwargs["name"] = config
+    return load_dataset(source.hub_id, **kwargs)
