@@ -19,6 +19,7 @@ from itertools import islice
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -79,6 +80,9 @@ def write_jsonl_atomically(path: Path, conversations, on_line=None) -> int:
                     on_line()
             out.flush()
             os.fsync(out.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the output is a normal file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -94,7 +98,7 @@ def counts_table(stats) -> Table:
     table.add_row("read", str(stats.read), "")
     table.add_row("written", str(stats.written), "")
     for reason, n in sorted(stats.skipped.items()):
-        table.add_row(f"skipped: {reason}", str(n), "; ".join(stats.examples[reason]))
+        table.add_row(f"skipped: {reason}", str(n), escape("; ".join(stats.examples[reason])))
     for what, n in sorted(stats.fixed.items()):
         table.add_row(f"fixed: {what}", str(n), "")
     return table
@@ -102,14 +106,18 @@ def counts_table(stats) -> Table:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True, highlight=False)  # paths stay on one line
+
+    def fail(message) -> None:
+        console.print(f"[red]prepare {args.dataset}:[/red] {escape(str(message))}")
+
     try:
         options = parse_options(args.option)
         conversion = open_conversion(args.dataset, args.split, args.data_files, **options)
     except (SourceError, DataFileError, TypeError, ValueError) as e:
-        console.print(f"[red]prepare {args.dataset}:[/red] {e}", markup=True, highlight=False)
+        fail(e)
         return 2
-    console.print(f"{args.dataset}/{conversion.split} from {conversion.origin}", highlight=False)
+    console.print(escape(f"{args.dataset}/{conversion.split} from {conversion.origin}"))
 
     stats = conversion.stats
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
@@ -131,15 +139,13 @@ def main(argv: list[str] | None = None) -> int:
             progress.update(task, completed=stats.read, written=stats.written)
     except _NothingWritten:
         Console().print(counts_table(stats))
-        console.print(f"[red]prepare {args.dataset}:[/red] no conversation to write; "
-                      f"{args.out} not written", highlight=False)
+        fail(f"no conversation to write; {args.out} not written")
         return 1
     except (SourceError, DataFileError) as e:
-        console.print(f"[red]prepare {args.dataset}:[/red] {e}\n{args.out} not written",
-                      highlight=False)
+        fail(f"{e}\n{args.out} not written")
         return 2
     Console().print(counts_table(stats))
-    console.print(f"wrote {written} conversations to {args.out}", highlight=False)
+    console.print(escape(f"wrote {written} conversations to {args.out}"))
     return 0
 
 
