@@ -7,12 +7,12 @@ import json
 import random
 
 import pytest
-from conv_helpers import FIXTURE
 
 from curation.converters import SOURCES, Skip, Stats, get, pair_turns
 from curation.converters.hendrycks_math import boxed_answer
 from curation.load import open_conversion
 from curation.readers import Record
+from tests.curation.conv_helpers import FIXTURE
 
 
 def convert(name, path=None, **options):

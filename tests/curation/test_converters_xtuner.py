@@ -6,9 +6,9 @@ max_length truncates."""
 from __future__ import annotations
 
 import pytest
-from conv_helpers import FIXTURE, PAIRS, decode, loss_runs, tokenizer, xtuner_process
 
 from curation.load import load_conversations
+from tests.curation.conv_helpers import FIXTURE, PAIRS, decode, loss_runs, tokenizer, xtuner_process
 
 
 def template(name):

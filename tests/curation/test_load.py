@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conv_helpers import FIXTURE, tokenizer
 
 from curation.load import ENV_VAR, SourceError, load_conversations
 from curation.readers import DataFileError
+from tests.curation.conv_helpers import FIXTURE, tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 

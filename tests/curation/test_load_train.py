@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conv_helpers import FIXTURE
 
 from curation.load import ENV_VAR
+from tests.curation.conv_helpers import FIXTURE
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("load_smoke_cfg.py")

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conv_helpers import FIXTURE, xtuner_process
 
 from curation.__main__ import main
 from curation.load import ENV_VAR, load_conversations
+from tests.curation.conv_helpers import FIXTURE, xtuner_process
 
 REPO = Path(__file__).resolve().parents[2]
 
