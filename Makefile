@@ -37,3 +37,8 @@ clean:
 .PHONY: bench-doctor
 bench-doctor:
 	$(PY) bench/doctor.py $(if $(DS_REPORT),--ds-report $(DS_REPORT))
+
+# `python -m curation prepare` on 200k synthetic rows against two anchors timed in the same run
+.PHONY: bench-prepare
+bench-prepare:
+	$(PY) bench/bench_prepare.py
