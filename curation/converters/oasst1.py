@@ -110,8 +110,7 @@ SOURCE = Source(
     hub_id="OpenAssistant/oasst1",
     splits=("train", "validation"),
     licence="Apache-2.0",
-    rows="train 84,437; validation 4,401 messages (35 languages; ~9.8k English+other trees "
-    "in train)",
+    rows="train 84,437; validation 4,401 messages (35 languages)",
     rules="messages -> trees by parent_id; deleted / failed-review messages dropped; from each "
     "root the best-ranked reply (rank 0) at each step; option lang='en' (or a list) keeps "
     "trees whose root is in that language",

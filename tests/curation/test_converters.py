@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -380,3 +381,9 @@ def test_malformed_records_are_counted_never_raised(name):
     for conversation in conversations:
         assert conversation and all(isinstance(t["output"], str) and t["output"].strip()
                                     for t in conversation)
+
+
+def test_docs_table_lists_every_dataset():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "datasets.md").read_text()
+    for source in SOURCES.values():
+        assert f"| `{source.name}` | " in docs and source.hub_id in docs, source.name
