@@ -22,7 +22,10 @@ The counts of the conversion (rows read, conversations, skipped by reason) go to
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
@@ -30,10 +33,10 @@ from itertools import islice
 from pathlib import Path
 
 from .converters import Source, Stats, get
-from .readers import DataFileError, Record, count_rows, is_data_file, iter_records
+from .readers import DataFileError, Record, count_rows, is_data_file, iter_records, publish
 
 ENV_VAR = "XTUNER_PACK_DATA"
-BATCH = 10_000  # conversations per Arrow batch while building the dataset
+BATCH = 1_000  # conversations per Arrow record batch
 
 
 class SourceError(ValueError):
@@ -78,18 +81,26 @@ def open_conversion(source: str, split: str | None = None, data_files=None, **op
 
 
 def load_conversations(source: str, split: str | None = None, data_files=None,
-                       limit: int | None = None, **options):
+                       limit: int | None = None, cache_dir=None, **options):
     """A `datasets.Dataset` with one `conversation` column, for `process_hf_dataset`.
 
     `source` is a short name of `curation.converters.SOURCES`; `split` defaults to the dataset's
     training split; `limit` keeps the first N conversations; other keyword arguments are the
-    converter's options (e.g. `lang="en"` for oasst1).
+    converter's options (e.g. `lang="en"` for oasst1). The conversations are written to an Arrow
+    file in `cache_dir` (default: the datasets cache, `$HF_DATASETS_CACHE/curation`) and memory-
+    mapped, so XTuner's tokenization maps cache on disk as they do for a hub dataset instead of
+    holding 200k tokenized rows in RAM.
     """
     from mmengine.logging import print_log
 
     conversion = open_conversion(source, split, data_files, **options)
     conversations = iter(conversion)
-    dataset = to_dataset(islice(conversations, limit) if limit else conversations)
+    if cache_dir is None:
+        from datasets import config
+
+        cache_dir = Path(config.HF_DATASETS_CACHE) / "curation"
+    dataset = to_dataset(islice(conversations, limit) if limit else conversations,
+                         Path(cache_dir), f"{source}-{conversion.split}")
     print_log(f"[curation] {source}/{conversion.split} from {conversion.origin}\n"
               f"{conversion.stats.summary()}", logger="current")
     if len(dataset) == 0:
@@ -105,20 +116,38 @@ def conversation_features():
     return Features({"conversation": List(turn)})
 
 
-def to_dataset(conversations: Iterable[list[dict]]):
-    """Conversations -> an in-memory `datasets.Dataset`, built in batches to bound Python memory."""
-    from datasets import Dataset, concatenate_datasets
+def to_dataset(conversations: Iterable[list[dict]], directory: Path, stem: str):
+    """Conversations -> a memory-mapped `datasets.Dataset` in `directory`.
 
-    features = conversation_features()
-    parts, batch = [], []
-    for conversation in conversations:
-        batch.append(conversation)
-        if len(batch) == BATCH:
-            parts.append(Dataset.from_dict({"conversation": batch}, features=features))
-            batch = []
-    if batch or not parts:
-        parts.append(Dataset.from_dict({"conversation": batch}, features=features))
-    return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+    The file is named by a hash of its content: a dataset's fingerprint comes from its file's
+    path, and XTuner's map caches are keyed by that fingerprint, so new content must get a new
+    path (and the same content, the same path: a second run reuses the tokenized cache).
+    """
+    from datasets import Dataset
+    from datasets.arrow_writer import ArrowWriter
+
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".arrow.tmp", dir=directory)
+    os.close(fd)
+    digest = hashlib.sha256()
+    try:
+        writer = ArrowWriter(features=conversation_features(), path=tmp)
+        batch: list[list[dict]] = []
+        for conversation in conversations:
+            digest.update(json.dumps(conversation, sort_keys=True).encode() + b"\n")
+            batch.append(conversation)
+            if len(batch) == BATCH:
+                writer.write_batch({"conversation": batch})
+                batch = []
+        if batch:
+            writer.write_batch({"conversation": batch})
+        writer.finalize()
+        final = directory / f"{stem}-{digest.hexdigest()[:16]}.arrow"
+        publish(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Dataset.from_file(str(final))
 
 
 # ---- local files --------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from rich.table import Table
 
 from .converters import SOURCES
 from .load import ENV_VAR, SourceError, open_conversion
-from .readers import DataFileError
+from .readers import DataFileError, publish
 
 
 def parser() -> argparse.ArgumentParser:
@@ -80,10 +80,7 @@ def write_jsonl_atomically(path: Path, conversations, on_line=None) -> int:
                     on_line()
             out.flush()
             os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the output is a normal file
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

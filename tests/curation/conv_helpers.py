@@ -6,6 +6,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import pytest
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 #: the fixture of each dataset, written in its public schema and file format
@@ -33,6 +35,18 @@ TEMPLATE_DATASETS = {
     "default": ("guanaco",),  # InternLM-7B base
 }
 PAIRS = [(d, t) for t, datasets in TEMPLATE_DATASETS.items() for d in datasets]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_datasets_cache(tmp_path_factory):
+    """load_conversations (and load_dataset) write Arrow files to the datasets cache: keep the
+    tests out of the user's. Session-scoped so module-scoped fixtures see it too; import it into
+    a test module to make it apply there."""
+    from datasets import config
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(config, "HF_DATASETS_CACHE", str(tmp_path_factory.mktemp("hf_datasets")))
+        yield
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,10 @@ from curation.converters import SOURCES, Skip, Stats, get, pair_turns
 from curation.converters.hendrycks_math import boxed_answer
 from curation.load import open_conversion
 from curation.readers import Record
-from tests.curation.conv_helpers import FIXTURE
+from tests.curation.conv_helpers import (  # noqa: F401 (autouse fixture)
+    FIXTURE,
+    private_datasets_cache,
+)
 
 
 def convert(name, path=None, **options):

@@ -8,7 +8,15 @@ from __future__ import annotations
 import pytest
 
 from curation.load import load_conversations
-from tests.curation.conv_helpers import FIXTURE, PAIRS, decode, loss_runs, tokenizer, xtuner_process
+from tests.curation.conv_helpers import (  # noqa: F401 (autouse fixture)
+    FIXTURE,
+    PAIRS,
+    decode,
+    loss_runs,
+    private_datasets_cache,
+    tokenizer,
+    xtuner_process,
+)
 
 
 def template(name):

@@ -17,7 +17,11 @@ import pytest
 
 from curation.load import ENV_VAR, SourceError, load_conversations
 from curation.readers import DataFileError
-from tests.curation.conv_helpers import FIXTURE, tokenizer
+from tests.curation.conv_helpers import (  # noqa: F401 (autouse fixture)
+    FIXTURE,
+    private_datasets_cache,
+    tokenizer,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -233,3 +237,21 @@ def test_batches_are_concatenated(no_env, monkeypatch):
     monkeypatch.setattr(curation.load, "BATCH", 3)  # 4 conversations: two Arrow batches
     assert conversations(load_conversations("sharegpt", data_files=str(FIXTURE["sharegpt"]))) \
         == whole
+
+
+def test_converted_data_is_a_memory_mapped_file_named_by_its_content(no_env, tmp_path):
+    """XTuner's maps then cache on disk (as for a hub dataset), not in RAM; the same content
+    reuses its file, other content gets another one (map caches are keyed by the path)."""
+    from tests.curation.conv_helpers import xtuner_process
+
+    first = load_conversations("gsm8k", data_files=str(FIXTURE["gsm8k"]), cache_dir=tmp_path)
+    again = load_conversations("gsm8k", data_files=str(FIXTURE["gsm8k"]), cache_dir=tmp_path)
+    fewer = load_conversations("gsm8k", data_files=str(FIXTURE["gsm8k"]), cache_dir=tmp_path,
+                               limit=1)
+    path = Path(first.cache_files[0]["filename"])
+    assert path.parent == tmp_path and path.name.startswith("gsm8k-train-")
+    assert again.cache_files == first.cache_files
+    assert fewer.cache_files != first.cache_files
+    processed = xtuner_process(first, "internlm2_chat")
+    assert processed.cache_files and Path(processed.cache_files[0]["filename"]).parent == tmp_path
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

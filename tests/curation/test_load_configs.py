@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from curation.load import ENV_VAR, load_conversations
-from tests.curation.conv_helpers import FIXTURE, TEMPLATE_DATASETS, tokenizer
+from tests.curation.conv_helpers import (  # noqa: F401 (autouse fixture)
+    FIXTURE,
+    TEMPLATE_DATASETS,
+    private_datasets_cache,
+    tokenizer,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 
 from curation.load import ENV_VAR
-from tests.curation.conv_helpers import FIXTURE
+from tests.curation.conv_helpers import (  # noqa: F401 (autouse fixture)
+    FIXTURE,
+    private_datasets_cache,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("load_smoke_cfg.py")
@@ -24,7 +27,7 @@ CONFIG = Path(__file__).with_name("load_smoke_cfg.py")
 def test_xtuner_train_reads_the_converted_dataset(tmp_path):
     xtuner = shutil.which("xtuner", path=str(Path(sys.executable).parent)) or "xtuner"
     env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1",
+               TRANSFORMERS_OFFLINE="1", HF_DATASETS_CACHE=str(tmp_path / "hf_datasets"),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop(ENV_VAR, None)
     run = subprocess.run(

@@ -15,7 +15,11 @@ import pytest
 
 from curation.__main__ import main
 from curation.load import ENV_VAR, load_conversations
-from tests.curation.conv_helpers import FIXTURE, xtuner_process
+from tests.curation.conv_helpers import (  # noqa: F401 (autouse fixture)
+    FIXTURE,
+    private_datasets_cache,
+    xtuner_process,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
