@@ -119,9 +119,10 @@ def conversation_features():
 def to_dataset(conversations: Iterable[list[dict]], directory: Path, stem: str):
     """Conversations -> a memory-mapped `datasets.Dataset` in `directory`.
 
-    The file is named by a hash of its content: a dataset's fingerprint comes from its file's
-    path, and XTuner's map caches are keyed by that fingerprint, so new content must get a new
-    path (and the same content, the same path: a second run reuses the tokenized cache).
+    The file is named by a hash of its content and kept when it exists: a dataset's
+    fingerprint comes from its file's path and mtime, and XTuner's map caches are keyed by that
+    fingerprint, so new content gets a new path and the same content the same file (a second
+    run reuses the tokenized caches).
     """
     from datasets import Dataset
     from datasets.arrow_writer import ArrowWriter
@@ -143,7 +144,10 @@ def to_dataset(conversations: Iterable[list[dict]], directory: Path, stem: str):
             writer.write_batch({"conversation": batch})
         writer.finalize()
         final = directory / f"{stem}-{digest.hexdigest()[:16]}.arrow"
-        publish(tmp, final)
+        if final.is_file():  # same content: keep the file (and its mtime, part of the
+            Path(tmp).unlink()  # fingerprint), so XTuner's map caches of it stay valid
+        else:
+            publish(tmp, final)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

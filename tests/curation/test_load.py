@@ -252,6 +252,8 @@ def test_converted_data_is_a_memory_mapped_file_named_by_its_content(no_env, tmp
     assert path.parent == tmp_path and path.name.startswith("gsm8k-train-")
     assert again.cache_files == first.cache_files
     assert fewer.cache_files != first.cache_files
+    assert again._fingerprint == first._fingerprint
     processed = xtuner_process(first, "internlm2_chat")
     assert processed.cache_files and Path(processed.cache_files[0]["filename"]).parent == tmp_path
+    assert xtuner_process(again, "internlm2_chat").cache_files == processed.cache_files
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
