@@ -64,7 +64,7 @@ def open_conversion(source: str, split: str | None = None, data_files=None, **op
     src = get(source)
     split = split or src.default_split
     src.converter(**options)  # unknown options fail here, before any download
-    if data_files is not None:
+    if data_files:  # "" or [] (e.g. an emptied --cfg-options value) means: not given
         files = local_files(data_files, src, split)
         origin = "data_files"
     elif os.environ.get(ENV_VAR):
