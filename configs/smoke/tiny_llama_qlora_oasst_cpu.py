@@ -2,15 +2,15 @@
 #
 #   xtuner train configs/smoke/tiny_llama_qlora_oasst_cpu.py      (or: make smoke)
 #
-# Same recipe as configs/internlm_7b_qlora_oasst_e3.py (nf4 QLoRA, XTuner's oasst1 map function,
-# the default template, the chat and dataset hooks); only what a CPU needs differs, each marked.
+# Same recipe as configs/internlm_7b_qlora_oasst_e3.py (nf4 QLoRA, the guanaco converter around
+# XTuner's oasst1 map function, the default template, the chat and dataset hooks); only what a
+# CPU needs differs, each marked.
 # The model (2 layers, 64 wide) and its tokenizer are written on first use to .cache/tiny-llama.
-from datasets import load_dataset
 from mmengine.config import read_base
-from xtuner.dataset.map_fns import oasst1_map_fn
 from xtuner.utils import PROMPT_TEMPLATE
 
 from configs.smoke.tiny import TinyFinetune
+from curation.load import load_conversations
 
 with read_base():
     from .._base_.recipe_8gb import *
@@ -27,8 +27,8 @@ globals().update(
         model_type=TinyFinetune,  # makes the tiny model before XTuner reads its config.json
         dtype="float32",  # CPU: no fp16/bf16 AMP
         amp=False,  # CPU: mmengine's AmpOptimWrapper refuses it
-        dataset=dict(type=load_dataset, path="json", data_files=dict(train=data_file)),
-        dataset_map_fn=oasst1_map_fn,
+        dataset=dict(type=load_conversations, source="guanaco", data_files=data_file),
+        dataset_map_fn=None,
         prompt_template=prompt_template,
         max_length=128,  # a few threads per packed sequence
         lora_r=32,
