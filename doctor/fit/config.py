@@ -1,0 +1,205 @@
+"""Read an XTuner (mmengine) training config into the estimator's Setup, without building it.
+
+mmengine's `Config.fromfile(..., lazy_import=True)` turns the config's imports into LazyObjects,
+so neither torch nor transformers is imported: types are read by name (`AdamW`,
+`BitsAndBytesConfig`) and dtypes by attribute name (`torch.float16` -> "float16").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import arch as arch_mod
+from .estimate import OPTIMIZERS, DeepSpeed, Setup
+
+
+class ConfigError(Exception):
+    """A config the estimator cannot read; the message names the file (and line when known)."""
+
+
+@dataclass
+class Loaded:
+    path: Path
+    model_path: str
+    setup: Setup
+    patched: bool  # built through patches.memory.PatchedFinetune
+
+
+def _name(obj) -> str:
+    """The name a LazyObject/LazyAttr/class/string stands for: AdamW, float16, ..."""
+    if obj is None:
+        return ""
+    if isinstance(obj, str):
+        return obj.rsplit(".", 1)[-1]
+    for attr in ("name", "_imported", "__name__"):
+        value = getattr(obj, attr, None)
+        if isinstance(value, str):
+            return value.rsplit(".", 1)[-1]
+    return str(obj).rsplit(".", 1)[-1]
+
+
+def _line_of(path: Path, *needles: str) -> str:
+    """`path:line` of the first line mentioning a needle (the file alone if none does)."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return str(path)
+    for needle in needles:
+        pattern = re.compile(rf"(^|\W){re.escape(needle)}(\W|$)")
+        for i, line in enumerate(lines, 1):
+            if pattern.search(line) and not line.lstrip().startswith("#"):
+                return f"{path}:{i}"
+    return str(path)
+
+
+def _load(path: Path):
+    from mmengine.config import Config
+
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        return Config.fromfile(str(path), lazy_import=True)._to_lazy_dict()
+    except SyntaxError as exc:
+        where = f"{exc.filename or path}:{exc.lineno}" if exc.lineno else str(path)
+        raise ConfigError(f"{where}: syntax error: {exc.msg}") from None
+    except Exception as exc:  # mmengine executes the config: anything can go wrong in it
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if f.filename.endswith(".py") and "site-packages" not in f.filename]
+        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else str(path)
+        raise ConfigError(f"{where}: cannot read config {path}: "
+                          f"{type(exc).__name__}: {exc}") from None
+
+
+def _dtype_bytes(value, default: int) -> int:
+    name = _name(value)
+    if not name or name == "auto":
+        return default
+    sizes = {"float16": 2, "half": 2, "bfloat16": 2, "float32": 4, "float": 4}
+    if name not in sizes:
+        raise ValueError(f"torch_dtype {name!r}")
+    return sizes[name]
+
+
+def optimizer_name(cfg_opt: dict) -> str:
+    cls = _name(cfg_opt.get("type")).lower().replace("_", "")
+    if cls == "sgd":
+        return "sgd_momentum" if cfg_opt.get("momentum") else "sgd"
+    names = {"adamw": "adamw", "adam": "adam", "adamw8bit": "adamw8bit",
+             "pagedadamw8bit": "paged_adamw8bit"}
+    if cls not in names:
+        raise ValueError(f"optimizer {_name(cfg_opt.get('type'))!r} is not modelled "
+                         f"(known: {', '.join(OPTIMIZERS)})")
+    return names[cls]
+
+
+def deepspeed_config(spec: str) -> DeepSpeed:
+    """`--deepspeed` as xtuner train takes it: a JSON path, or a name of XTuner's bundled ones."""
+    path = Path(spec)
+    if not path.is_file():
+        from importlib.util import find_spec
+
+        found = find_spec("xtuner")
+        base = (Path(found.origin).parent / "configs" / "deepspeed"
+                if found and found.origin else None)
+        name = spec if spec.endswith(".json") else spec + ".json"
+        if base is None or not (base / name).is_file():
+            raise ConfigError(f"--deepspeed {spec}: no such JSON file or XTuner deepspeed config")
+        path = base / name
+    try:
+        ds = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read DeepSpeed config: {exc}") from None
+    zero = ds.get("zero_optimization", {})
+    offload = zero.get("offload_optimizer") or {}
+    return DeepSpeed(
+        stage=int(zero.get("stage", 0)),
+        offload_optimizer=offload.get("device", "none") not in ("none", None),
+        reduce_bucket_size=float(zero.get("reduce_bucket_size", 5e8)),
+        overlap_comm=bool(zero.get("overlap_comm", False)),
+        contiguous_gradients=bool(zero.get("contiguous_gradients", True)),
+    )
+
+
+def read(path: str | Path, deepspeed: str | None = None) -> Loaded:
+    path = Path(path)
+    cfg = _load(path)
+    model = cfg.get("model")
+    if not isinstance(model, dict) or "llm" not in model:
+        raise ConfigError(f"{path}: not an XTuner training config (no `model` dict with an `llm`)")
+    llm = model["llm"]
+    if not isinstance(llm, dict) or not llm.get("pretrained_model_name_or_path"):
+        raise ConfigError(f"{_line_of(path, 'llm')}: `model.llm` has no "
+                          "pretrained_model_name_or_path")
+    model_path = str(llm["pretrained_model_name_or_path"])
+    try:
+        arch = _arch(model_path, path)
+    except arch_mod.ArchError as exc:
+        raise ConfigError(f"{_line_of(path, model_path, 'pretrained_model_name_or_path')}: "
+                          f"{exc}") from None
+
+    lora = model.get("lora")
+    if not isinstance(lora, dict):
+        raise ConfigError(f"{_line_of(path, 'lora')}: no `model.lora`: full fine-tuning is not "
+                          "modelled (the pack trains LoRA adapters)")
+    targets = lora.get("target_modules")
+    if isinstance(targets, str):
+        targets = (targets,)
+    elif targets is not None:
+        targets = tuple(str(t) for t in targets)
+
+    quant = llm.get("quantization_config")
+    quant_type, double_quant = None, False
+    if isinstance(quant, dict):
+        if quant.get("load_in_8bit"):
+            raise ConfigError(f"{_line_of(path, 'load_in_8bit')}: 8-bit (LLM.int8) base models "
+                              "are not modelled; use 4-bit (load_in_4bit=True)")
+        if quant.get("load_in_4bit"):
+            quant_type = str(quant.get("bnb_4bit_quant_type", "fp4"))
+            double_quant = bool(quant.get("bnb_4bit_use_double_quant", False))
+
+    optim_wrapper = cfg.get("optim_wrapper") or {}
+    loader = cfg.get("train_dataloader") or {}
+    dataset = loader.get("dataset") if isinstance(loader.get("dataset"), dict) else {}
+    seq = dataset.get("max_length", cfg.get("max_length"))
+    if not isinstance(seq, int) or seq <= 0:
+        raise ConfigError(f"{_line_of(path, 'max_length')}: no integer max_length in "
+                          "train_dataloader.dataset or at the top level")
+    patched = _name(model.get("type")) == "PatchedFinetune"
+    try:
+        weight_bytes = _dtype_bytes(llm.get("torch_dtype"), default=4)
+        optimizer = optimizer_name(optim_wrapper.get("optimizer") or {})
+    except ValueError as exc:
+        raise ConfigError(f"{_line_of(path, 'optimizer', 'torch_dtype')}: {exc} "
+                          "is not modelled") from None
+    setup = Setup(
+        arch=arch,
+        quant=quant_type,
+        double_quant=double_quant,
+        weight_bytes=weight_bytes,
+        amp=_name(optim_wrapper.get("type")) == "AmpOptimWrapper",
+        upcast=not (patched and model.get("keep_16bit", False)),
+        norms_fp32=bool(patched and model.get("norms_fp32", False)),
+        lora_r=int(lora.get("r", 8)),
+        lora_targets=targets,
+        lora_dropout=float(lora.get("lora_dropout", 0.0)),
+        optimizer=optimizer,
+        batch=int(loader.get("batch_size", 1)),
+        seq=seq,
+        grad_ckpt=bool(model.get("use_activation_checkpointing", True)),
+        loss_chunk=(model.get("loss_chunk") or None) if patched else None,
+        deepspeed=deepspeed_config(deepspeed) if deepspeed else None,
+    )
+    return Loaded(path, model_path, setup, patched)
+
+
+def _arch(model_path: str, config_path: Path):
+    # A relative directory is tried from the working directory, then from the config's folder.
+    for base in (None, config_path.parent):
+        candidate = Path(model_path) if base is None else base / model_path
+        if candidate.is_dir():
+            return arch_mod.resolve(str(candidate))
+    return arch_mod.resolve(model_path)

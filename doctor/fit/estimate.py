@@ -1,0 +1,464 @@
+"""Peak GPU memory of one XTuner LoRA/QLoRA training step, from shapes and settings alone.
+
+Every term is a byte count of tensors that exist at the peak; docs/memory.md derives each one.
+The static terms (weights, quantization constants, LoRA, gradients, optimizer states) are exact
+counts (tests/doctor/test_fit_exact.py checks them against real models). The per-token activation
+terms follow what transformers 4.57 + PEFT 0.21 + bitsandbytes 0.50 save for backward
+(tests/doctor/test_fit_activations.py checks them against the tensors autograd saves on the CPU).
+The constants below (CUDA context, allocator reserve) are fitted to published measurements
+(doctor/data/calibration.json, tests/doctor/test_fit_calibration.py).
+
+Phases. With gradient checkpointing, each decoder layer keeps only its input during the forward
+pass; the logits and loss are computed and freed before the first layer is recomputed in the
+backward pass. So the peak is checkpoints + max(logits and loss, one layer's recompute and
+backward), not their sum. Without checkpointing every layer's activations are alive together.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from .arch import Arch, Linear
+
+GiB = 1024**3
+
+# The three constants below are fitted to the published measurements in calibration.json
+# (python -m doctor.fit.calibration); docs/memory.md shows the fit.
+# CUDA context, cuBLAS workspace and the bitsandbytes kernels: allocated outside PyTorch's caching
+# allocator, seen by nvidia-smi. HF's memory anatomy doc measured 1.3 GB before CUDA's lazy module
+# loading (PyTorch's default since 1.13); 0.5 GiB is the prior the fit kept.
+CUDA_CONTEXT_GIB = 0.5
+# PyTorch's caching allocator reserves more than the live tensors: freed blocks of one size cannot
+# host a slightly larger tensor (the loss backward's full-size gradients after the shifted logits,
+# fp32 copies after 16-bit ones), so new blocks are reserved while the old stay cached. This is a
+# fraction of everything allocated during training; the frozen weights, allocated once at load in
+# exact sizes, are left out. It also absorbs what the per-token terms miss (see docs/memory.md).
+ALLOCATOR_RESERVE = 0.40
+FROZEN = ("weights_4bit", "quant_constants", "weights_16bit", "weights_fp32")
+
+# bitsandbytes 4-bit: blocks of 64 weights share an absmax; with double quantization the absmaxes
+# are themselves 8-bit in blocks of 256 (bitsandbytes.functional.quantize_4bit).
+NF4_BLOCK = 64
+DQ_BLOCK = 256
+# bitsandbytes 8-bit optimizers: blockwise 8-bit states (blocks of 256) for tensors of at least
+# min_8bit_size = 4096 elements; smaller tensors keep 32-bit states.
+OPT8_BLOCK = 256
+OPT8_MIN_SIZE = 4096
+
+OPTIMIZERS = {
+    # name: (bytes of state per element, 8-bit blockwise?)
+    "adamw": (8, False),
+    "adam": (8, False),
+    "adamw8bit": (2, True),
+    "paged_adamw8bit": (2, True),
+    "sgd": (0, False),
+    "sgd_momentum": (4, False),
+}
+
+
+@dataclass(frozen=True)
+class DeepSpeed:
+    """The parts of a DeepSpeed config that change memory on one GPU."""
+
+    stage: int = 2
+    offload_optimizer: bool = False
+    reduce_bucket_size: float = 5e8  # DeepSpeed's default (elements)
+    overlap_comm: bool = False
+    contiguous_gradients: bool = True
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything about a training step that decides its memory."""
+
+    arch: Arch
+    quant: str | None = "nf4"  # None (16-bit base) | nf4 | fp4 | gptq4 (calibration rows only)
+    double_quant: bool = True
+    weight_bytes: int = 2  # storage of the unquantized weights (torch_dtype): 2 or 4
+    amp: bool = True  # autocast to 16-bit compute (AmpOptimWrapper)
+    # PEFT's prepare_model_for_kbit_training, which XTuner's SupervisedFinetune calls for every
+    # LoRA model (quantized or not), casts every 16-bit parameter that is not 4-bit to fp32.
+    upcast: bool = True
+    norms_fp32: bool = False  # without the upcast: layer norms kept fp32 (patches.keep_16bit)
+    lora_r: int = 64
+    lora_targets: tuple[str, ...] | None = None  # None: XTuner's find_all_linear_names
+    lora_dropout: float = 0.1
+    optimizer: str = "adamw"
+    batch: int = 1
+    seq: int = 2048
+    grad_ckpt: bool = True
+    loss_chunk: int | None = None  # tokens per chunk of the chunked loss (patches.chunked_ce)
+    deepspeed: DeepSpeed | None = None
+    device: str = "cuda"  # "cpu": how the CPU build saves dropout masks (for the CPU checks)
+    context_gib: float = CUDA_CONTEXT_GIB
+    reserve: float = ALLOCATOR_RESERVE
+
+    @property
+    def tokens(self) -> int:
+        return self.batch * self.seq
+
+
+# Human names of the breakdown, in print order.
+LABELS = {
+    "weights_4bit": "quantized weights (4-bit)",
+    "quant_constants": "quantization constants",
+    "weights_16bit": "16-bit weights (not quantized)",
+    "weights_fp32": "fp32 weights (upcast by PEFT)",
+    "lora": "LoRA adapters",
+    "gradients": "gradients",
+    "optimizer": "optimizer states",
+    "activations": "activations: saved checkpoints",
+    "layer_backward": "activations: one layer recomputed + backward",
+    "logits_loss": "logits and loss",
+    "deepspeed_buffers": "DeepSpeed buffers",
+    "allocator_reserve": "allocator reserve (fragmentation)",
+    "cuda_context": "CUDA context",
+}
+
+
+@dataclass
+class Estimate:
+    setup: Setup
+    parts: dict[str, int]  # bytes at the peak, by LABELS key
+    off_peak: dict[str, int] = field(default_factory=dict)  # working sets not alive at the peak
+    counts: dict[str, int] = field(default_factory=dict)  # element counts (exactness tests)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.parts.values())
+
+    @property
+    def total_gib(self) -> float:
+        return self.total / GiB
+
+    def gib(self) -> dict[str, float]:
+        return {k: v / GiB for k, v in self.parts.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# static terms
+
+
+def quantized_bytes(numel: int, double_quant: bool) -> tuple[int, int]:
+    """(packed 4-bit data, quantization constants) of one bitsandbytes Params4bit of `numel`."""
+    packed = (numel + 1) // 2
+    blocks = math.ceil(numel / NF4_BLOCK)
+    code = 16 * 4  # the nf4/fp4 code book, fp32, one per tensor
+    if double_quant:
+        # 8-bit absmax per block + (fp32 absmax per 256 blocks, 256-entry fp32 code, fp32 offset)
+        consts = blocks + math.ceil(blocks / DQ_BLOCK) * 4 + 256 * 4 + 4 + code
+    else:
+        consts = blocks * 4 + code
+    return packed, consts
+
+
+GPTQ_GROUP = 128
+
+
+def gptq_bytes(lin: Linear) -> tuple[int, int]:
+    """(packed, constants) of an auto-gptq 4-bit QuantLinear, group size 128: int32 qweight,
+    int32 qzeros (4 bits per group and column), fp16 scales per group and column, int32 g_idx."""
+    groups = math.ceil(lin.d_in / GPTQ_GROUP)
+    return lin.numel // 2, groups * lin.d_out // 2 + groups * lin.d_out * 2 + lin.d_in * 4
+
+
+def lora_modules(setup: Setup) -> list[Linear]:
+    """The Linear modules (one decoder layer's, plus the head) that get LoRA adapters."""
+    arch = setup.arch
+    candidates = arch.layer_linears() + [arch.head]
+    targets = setup.lora_targets
+    if targets is None:
+        # xtuner.model.utils.find_all_linear_names: every nn.Linear leaf name but these two.
+        # InternLM2 names its head "output", so XTuner puts LoRA on InternLM2's LM head.
+        return [m for m in candidates if m.name not in ("lm_head", "output_layer")]
+    if targets == ("all-linear",):  # PEFT's shorthand: all linear layers but the output layer
+        return [m for m in candidates if m.role != "head"]
+    return [m for m in candidates if m.name in targets]
+
+
+def lora_numel(setup: Setup) -> int:
+    n = 0
+    for m in lora_modules(setup):
+        per = setup.lora_r * (m.d_in + m.d_out) * m.count
+        n += per if m.role == "head" else per * setup.arch.layers
+    return n
+
+
+def lora_tensor_sizes(setup: Setup) -> list[int]:
+    """Element counts of every LoRA A and B matrix (8-bit optimizers treat each on its own)."""
+    sizes = []
+    for m in lora_modules(setup):
+        reps = m.count * (1 if m.role == "head" else setup.arch.layers)
+        sizes += [setup.lora_r * m.d_in, setup.lora_r * m.d_out] * reps
+    return sizes
+
+
+def optimizer_bytes(setup: Setup, sizes: list[int]) -> int:
+    try:
+        per, eight_bit = OPTIMIZERS[setup.optimizer]
+    except KeyError:
+        raise ValueError(
+            f"optimizer {setup.optimizer!r} is not modelled ({', '.join(OPTIMIZERS)})"
+        ) from None
+    if not eight_bit:
+        return per * sum(sizes)
+    total = 0
+    for n in sizes:
+        if n >= OPT8_MIN_SIZE:  # two uint8 states + an fp32 absmax per block for each
+            total += 2 * n + 2 * math.ceil(n / OPT8_BLOCK) * 4
+        else:
+            total += 8 * n
+    return total
+
+
+def weight_terms(setup: Setup) -> dict[str, int]:
+    """Bytes of the frozen model: 4-bit data, constants, and unquantized weights by dtype."""
+    arch = setup.arch
+    ds = setup.deepspeed
+    # Unquantized parameters' dtype after the model is built: PEFT's upcast makes them fp32;
+    # DeepSpeed's engine casts the module back to its 16-bit training dtype.
+    upcast = setup.upcast and setup.weight_bytes < 4 and ds is None
+    other = 4 if upcast else setup.weight_bytes
+    norm_bytes = 4 if (upcast or (setup.norms_fp32 and ds is None)) else setup.weight_bytes
+    if ds is not None:
+        other = norm_bytes = 2
+    out = dict(weights_4bit=0, quant_constants=0, weights_16bit=0, weights_fp32=0)
+
+    def add(numel, nbytes):
+        out["weights_fp32" if nbytes == 4 else "weights_16bit"] += numel * nbytes
+
+    if setup.quant:
+        for lin in arch.layer_linears():
+            packed, consts = (gptq_bytes(lin) if setup.quant == "gptq4"
+                              else quantized_bytes(lin.numel, setup.double_quant))
+            out["weights_4bit"] += packed * lin.count * arch.layers
+            out["quant_constants"] += consts * lin.count * arch.layers
+    else:
+        add(arch.linear_numel, other)
+    add(arch.embed_numel + arch.head_numel + arch.bias_numel, other)
+    add(arch.norm_numel, norm_bytes)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# per-token terms
+
+
+@dataclass(frozen=True)
+class Dtypes:
+    compute: int  # C: autocast output of matmuls
+    stream: int  # S: the residual stream between layers (what checkpoints store)
+    mlp: int  # M: MLP intermediates (bnb 4-bit linears return their input's dtype)
+    adapter: int  # LoRA weights
+    head_weight: int  # the LM head's stored weight
+
+
+def dtypes(setup: Setup) -> Dtypes:
+    ds = setup.deepspeed
+    upcast = setup.upcast and setup.weight_bytes < 4 and ds is None
+    amp = setup.amp and ds is None
+    base = 2 if ds is not None else setup.weight_bytes
+    embed = 4 if upcast else base
+    norm = 4 if (upcast or (setup.norms_fp32 and ds is None)) else base
+    compute = 2 if amp or ds is not None else base
+    # A 16-bit stream meets fp32 norm weights: the norm's output is fp32; bnb's Linear4bit returns
+    # its input's dtype, so the attention/MLP outputs and the residual stream become fp32 too.
+    stream = 4 if embed == 4 or (setup.quant and norm == 4) else base
+    mlp = 4 if (setup.quant and stream == 4) else compute
+    # PEFT keeps adapters fp32 (autocast_adapter_dtype) unless DeepSpeed casts the module.
+    adapter = 2 if ds is not None else 4
+    return Dtypes(compute, stream, mlp, adapter, head_weight=embed)  # same rule as the embedding
+
+
+def layer_saved_per_token(setup: Setup, dt: Dtypes) -> float:
+    """Bytes per token that one decoder layer saves for its backward pass (excluding its input).
+
+    Measured term by term on transformers' Llama layer with PEFT LoRA on bitsandbytes 4-bit
+    linears (tests/doctor/test_fit_activations.py); docs/memory.md lists each tensor."""
+    a = setup.arch
+    h, q_dim, kv_dim = a.hidden, a.heads * a.head_dim, a.kv_heads * a.head_dim
+    C, S, M = dt.compute, dt.stream, dt.mlp
+    amp = setup.amp and setup.deepspeed is None
+    topk = a.experts_per_token or 1
+    b = 0.0
+    # RMSNorms: pow() keeps an fp32 copy of the input (the input itself if it is fp32), rsqrt keeps
+    # one float per token. The post-attention norm's input is the residual sum, a new tensor.
+    b += (4 * h if S < 4 else 0) + 4
+    b += 4 * h + 4
+    # LoRA: each adapted module keeps the input of its lora_A. PEFT casts the input to the adapter
+    # dtype (fp32), autocast casts it back to 16-bit for the matmul, and that copy is saved: one
+    # copy per module. Without autocast and with same-dtype adapters the input itself is saved,
+    # shared by the modules that read it. Dropout keeps its mask (bool on CUDA, float on the CPU)
+    # and, without autocast, its own output.
+    mask = 1 if setup.device == "cuda" else 4
+    shared_inputs = {}
+    for m in lora_modules(setup):
+        if m.role == "head":
+            continue
+        reps = topk if m.role in ("gate", "up", "down") and a.experts else 1
+        if amp:
+            b += reps * C * m.d_in
+        elif dt.adapter != C:  # cast to the adapter dtype, per module
+            b += reps * dt.adapter * m.d_in
+        elif setup.lora_dropout <= 0:
+            shared_inputs[_input_of(m.role)] = reps * C * m.d_in
+        if setup.lora_dropout > 0:
+            b += reps * mask * m.d_in
+            if not amp and dt.adapter == C:
+                b += reps * C * m.d_in
+        b += reps * setup.lora_r * C  # lora_A's output, kept by lora_B
+    b += sum(shared_inputs.values())
+    # Attention. SDPA keeps q, k, v, its output and a float log-sum-exp per head; GQA heads are not
+    # expanded (transformers passes enable_gqa when there is no mask). Eager attention (remote code
+    # without flash-attn) repeats k and v to every head and keeps the fp32 softmax and its 16-bit
+    # copy: 4 + C bytes per head and key, per token, so it grows with the sequence.
+    if a.attn == "eager":
+        b += C * (3 * q_dim + q_dim) + (4 + C) * a.heads * setup.seq
+    else:
+        b += C * (q_dim + 2 * kv_dim) + C * q_dim + 4 * a.heads
+    # SwiGLU MLP: the gate projection's output (for SiLU), SiLU's output and the up projection's
+    # output (for the product). MoE: for each of the top-k experts of a token, plus router logits.
+    b += topk * 3 * M * a.intermediate
+    if a.experts:
+        b += 4 * a.experts * 2
+    return b
+
+
+def _input_of(role: str) -> str:
+    return {"q": "attn_in", "k": "attn_in", "v": "attn_in", "qkv": "attn_in", "o": "o_in",
+            "gate": "mlp_in", "up": "mlp_in", "router": "mlp_in", "down": "down_in"}[role]
+
+
+def layer_backward_per_token(setup: Setup, dt: Dtypes) -> float:
+    """Gradient tensors alive while one layer runs backward (MLP-sized, the largest)."""
+    topk = setup.arch.experts_per_token or 1
+    return topk * 2 * (dt.mlp + 2) * setup.arch.intermediate
+
+
+def layer_fixed_bytes(setup: Setup, dt: Dtypes) -> int:
+    """Per-layer weight-sized transients: bnb dequantizes one weight at a time to 16-bit;
+    autocast keeps 16-bit copies of an fp32 layer's weights for its backward."""
+    a = setup.arch
+    amp = setup.amp and setup.deepspeed is None
+    if setup.quant == "gptq4":  # auto-gptq's matmul keeps the dequantized weight for backward
+        return sum(lin.numel * lin.count for lin in a.layer_linears()) * dt.compute
+    if setup.quant:
+        return max(lin.numel for lin in a.layer_linears()) * dt.compute
+    upcast = setup.upcast and setup.weight_bytes < 4 and setup.deepspeed is None
+    if amp and upcast:
+        return sum(lin.numel * lin.count for lin in a.layer_linears()) * dt.compute
+    return 0
+
+
+def logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int]:
+    """(peak bytes of logits and loss, tokens whose logits exist at once).
+
+    Per logit: the loss runs in L bytes (fp32 when the model or autocast upcasts, else the compute
+    dtype). The backward of the log-softmax holds its saved output, the incoming and the outgoing
+    gradient: 3 L. The forward holds the 16-bit logits, the upcast copy and the log-softmax output
+    (`hf`: transformers' ForCausalLMLoss), or the upcast logits, the shifted copy and the
+    log-softmax output (`float_shift`), or the logits, the shifted copy and cross_entropy's own
+    copies (`shift`). A LoRA adapter on the head adds its 16-bit output and its scaled copy."""
+    a = setup.arch
+    C = dt.compute
+    amp = setup.amp and setup.deepspeed is None
+    tokens = setup.tokens if not setup.loss_chunk else min(setup.tokens, setup.loss_chunk)
+    if setup.loss_chunk:  # patches.chunked_ce: 16-bit logits, fp32 cross-entropy per chunk
+        L, fwd = 4, C + (4 if C < 4 else 0) + 4
+    elif a.loss == "hf":
+        L, fwd = 4, C + (4 if C < 4 else 0) + 4
+    elif a.loss == "float_shift":
+        L, fwd = 4, 12
+    else:  # shift: cross_entropy upcasts under autocast, else runs in the logits' dtype
+        L = 4 if amp else C
+        fwd = 2 * C + (4 + 4 if amp and C < 4 else C)
+    per = max(fwd, 3 * L)
+    if any(m.role == "head" for m in lora_modules(setup)):
+        per += 2 * C
+    total = tokens * a.vocab * per
+    # An fp32 head under autocast is cast to 16-bit for the matmul and kept for its backward.
+    if dt.head_weight == 4 and C < 4:
+        total += a.vocab * a.hidden * C
+    # The gradient of the final hidden states, filled chunk by chunk.
+    if setup.loss_chunk:
+        total += setup.tokens * a.hidden * 4
+    return total, tokens
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def estimate(setup: Setup) -> Estimate:
+    a = setup.arch
+    ds = setup.deepspeed
+    dt = dtypes(setup)
+    T = setup.tokens
+    parts = weight_terms(setup)
+    counts = dict(
+        linear=a.linear_numel if setup.quant else 0,
+        unquantized=a.total_params - (a.linear_numel if setup.quant else 0),
+        lora=lora_numel(setup),
+    )
+    sizes = lora_tensor_sizes(setup)
+    n_lora = counts["lora"]
+    notes = []
+
+    # Trainable state. PEFT adapters are fp32 with fp32 gradients; AmpOptimWrapper's GradScaler
+    # unscales them in place. Under DeepSpeed ZeRO-1/2 the adapters are 16-bit with 16-bit
+    # gradients, the optimizer works on an fp32 master copy with fp32 gradients (on the CPU with
+    # offload_optimizer).
+    if ds is None:
+        parts["lora"] = n_lora * dt.adapter
+        parts["gradients"] = n_lora * dt.adapter
+        parts["optimizer"] = optimizer_bytes(setup, sizes)
+    else:
+        parts["lora"] = n_lora * 2
+        parts["gradients"] = n_lora * 2
+        parts["optimizer"] = 0 if ds.offload_optimizer else (
+            n_lora * (4 + 4) + optimizer_bytes(setup, sizes))
+    # autocast's cached 16-bit copies of the adapters, alive from the forward to the backward
+    if setup.amp and ds is None:
+        parts["lora"] += n_lora * dt.compute
+
+    # Activations
+    saved = layer_saved_per_token(setup, dt)
+    rope = 2 * dt.stream * a.head_dim * T  # cos, sin: shared by every layer
+    final_norm = (4 * a.hidden + 4) * T
+    logits, logit_tokens = logits_bytes(setup, dt)
+    layer = int((saved + layer_backward_per_token(setup, dt) + a.hidden * dt.stream) * T
+                + layer_fixed_bytes(setup, dt))
+    off_peak = {}
+    if setup.grad_ckpt:
+        parts["activations"] = a.layers * T * a.hidden * dt.stream + rope + final_norm
+        if logits >= layer:
+            parts["logits_loss"], off_peak["layer_backward"] = logits, layer
+        else:
+            parts["layer_backward"], off_peak["logits_loss"] = layer, logits
+    else:
+        per_layer = saved + a.hidden * dt.stream
+        parts["activations"] = int(a.layers * T * per_layer) + rope + final_norm
+        parts["logits_loss"] = logits
+        notes.append("gradient checkpointing is off: every layer's activations are kept")
+    if setup.loss_chunk:
+        notes.append(f"loss computed {logit_tokens} tokens at a time (patches.chunked_ce)")
+
+    if ds is not None:
+        buf = 0
+        if ds.stage in (1, 2) and ds.contiguous_gradients:
+            # stage_1_and_2.py allocates the gradient bucket whole, twice with overlap_comm
+            buf = int(ds.reduce_bucket_size) * 2 * (2 if ds.overlap_comm else 1)
+        parts["deepspeed_buffers"] = buf
+        if ds.stage == 3:
+            notes.append("ZeRO-3 on one GPU is estimated as ZeRO-2 (the frozen 4-bit model is "
+                         "not partitioned)")
+
+    trained = sum(v for k, v in parts.items() if k not in FROZEN)
+    parts["allocator_reserve"] = int(trained * setup.reserve)
+    parts["cuda_context"] = int(setup.context_gib * GiB)
+    return Estimate(setup, parts, off_peak, counts, notes)
+
+
+def with_changes(setup: Setup, **changes) -> Setup:
+    return replace(setup, **changes)
