@@ -37,6 +37,11 @@ def safe_globals(history_buffer_module) -> list:
 
 
 def apply(history_buffer_module) -> None:
-    import torch
+    # Deferred to torch's own import: reading a config with mmengine imports this module, and
+    # `python -m doctor fit` must not pull torch in for that. Every torch.load imports torch first.
+    from ._hooks import after_import
 
-    torch.serialization.add_safe_globals(safe_globals(history_buffer_module))
+    after_import(
+        "torch.serialization",
+        lambda serialization: serialization.add_safe_globals(safe_globals(history_buffer_module)),
+    )
