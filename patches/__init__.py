@@ -28,6 +28,14 @@ STARTUP = (
     "xtuner_attn_dispatch",
 )
 
+# Memory patches, opt-in per config: a config turns them on through a type it builds
+# (patches.memory.PatchedFinetune, patches.paged_adamw_8bit.PagedAdamW8bit); docs/memory.md.
+MEMORY = (
+    "keep_16bit",
+    "chunked_ce",
+    "paged_adamw_8bit",
+)
+
 #: Names of the patches that have taken effect in this process.
 applied: set[str] = set()
 
@@ -75,4 +83,4 @@ def enable_startup() -> None:
         enable(name)
 
 
-__all__ = ["STARTUP", "applied", "enable", "enable_startup", "selected"]
+__all__ = ["MEMORY", "STARTUP", "applied", "enable", "enable_startup", "selected"]

@@ -13,7 +13,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from . import STARTUP
+from . import MEMORY, STARTUP
 
 PTH_NAME = "xtuner_8gb_pack_patches.pth"
 # One line: site.py executes lines that start with "import". find_spec keeps start-up silent
@@ -53,6 +53,9 @@ def list_patches() -> int:
     for name in STARTUP:
         doc = (importlib.import_module(f"patches.{name}").__doc__ or "").strip().splitlines()[0]
         print(f"{name:24s} {doc}")
+    for name in MEMORY:  # opt-in per config
+        doc = (importlib.import_module(f"patches.{name}").__doc__ or "").strip().splitlines()[0]
+        print(f"{name:24s} (opt-in) {doc}")
     return 0
 
 
