@@ -69,10 +69,11 @@ def describe(loaded: Loaded) -> list[str]:
 
 def breakdown_lines(est: Estimate) -> list[str]:
     lines = ["  peak GPU memory, GiB"]
+    digits = 2 if est.total - est.parts["cuda_context"] > GiB / 10 else 4  # tiny models
     for key, label in LABELS.items():
         if key in est.parts and (est.parts[key] or key in ("activations", "cuda_context")):
-            lines.append(f"    {label:<46}{est.parts[key] / GiB:7.2f}")
-    lines.append(f"    {'total':<46}{est.total_gib:7.2f}")
+            lines.append(f"    {label:<46}{est.parts[key] / GiB:9.{digits}f}")
+    lines.append(f"    {'total':<46}{est.total_gib:9.{digits}f}")
     for key, value in est.off_peak.items():
         lines.append(f"    (not at the peak: {LABELS[key]} {value / GiB:.2f} GiB, "
                      "freed before the other runs)")

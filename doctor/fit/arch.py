@@ -218,8 +218,11 @@ def resolve(model_path: str, base_dir: Path | None = None) -> Arch:
         except (OSError, json.JSONDecodeError) as exc:
             raise ArchError(f"cannot read {cfg_file}: {exc}") from None
         return from_config(cfg, name=str(local.name), source=str(cfg_file))
+    if model_path.startswith((".", "/", "~")) or model_path.count("/") > 1:
+        # a hub id is "owner/name"; anything else is a path that is not there (yet)
+        raise ArchError(f"model directory {local} does not exist")
     table = load_table()
-    arch = table.get(model_path.strip("/").lower())
+    arch = table.get(model_path.lower())
     if arch is None:
         raise ArchError(
             f"model {model_path!r} is neither a local directory nor in the architecture table "

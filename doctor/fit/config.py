@@ -64,7 +64,9 @@ def _load(path: Path):
     try:
         return Config.fromfile(str(path), lazy_import=True)._to_lazy_dict()
     except SyntaxError as exc:
-        where = f"{exc.filename or path}:{exc.lineno}" if exc.lineno else str(path)
+        # mmengine parses the source without a file name ("<unknown>")
+        name = exc.filename if exc.filename and not exc.filename.startswith("<") else path
+        where = f"{name}:{exc.lineno}" if exc.lineno else str(path)
         raise ConfigError(f"{where}: syntax error: {exc.msg}") from None
     except Exception as exc:  # mmengine executes the config: anything can go wrong in it
         frames = [f for f in traceback.extract_tb(exc.__traceback__)

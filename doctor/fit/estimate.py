@@ -104,7 +104,7 @@ LABELS = {
     "weights_4bit": "quantized weights (4-bit)",
     "quant_constants": "quantization constants",
     "weights_16bit": "16-bit weights (not quantized)",
-    "weights_fp32": "fp32 weights (upcast by PEFT)",
+    "weights_fp32": "fp32 weights (not quantized)",
     "lora": "LoRA adapters",
     "gradients": "gradients",
     "optimizer": "optimizer states",
