@@ -31,6 +31,7 @@ globals().update(
         dataset_map_fn=None,
         prompt_template=prompt_template,
         max_length=128,  # a few threads per packed sequence
+        loss_chunk=32,  # four chunks per sequence, so the smoke run takes the chunked-loss path
         lora_r=32,
         lora_alpha=64,
         lora_dropout=0.0,
