@@ -25,6 +25,7 @@ class Row:
     measure: str
     measured_gib: float
     source: str
+    research_row: int
 
     def estimate_gib(self) -> float:
         est = estimate(self.setup)
@@ -64,7 +65,7 @@ def load(path: Path = DATA) -> tuple[list[Row], list[dict]]:
         if fields.get("lora_targets") is not None:
             fields["lora_targets"] = tuple(fields["lora_targets"])
         rows.append(Row(r["id"], Setup(arch=arch, **fields), r["measure"], float(r["measured_gib"]),
-                        r["source"]))
+                        r["source"], int(r["research_row"])))
     return rows, data["excluded"]
 
 

@@ -312,10 +312,10 @@ def layer_saved_per_token(setup: Setup, dt: Dtypes) -> float:
     b += sum(shared_inputs.values())
     # Attention. SDPA keeps q, k, v, its output and a float log-sum-exp per head; GQA heads are not
     # expanded (transformers passes enable_gqa when there is no mask). Eager attention (remote code
-    # without flash-attn) repeats k and v to every head and keeps the fp32 softmax and its 16-bit
-    # copy: 4 + C bytes per head and key, per token, so it grows with the sequence.
+    # without flash-attn) keeps q and k, v repeated to every head, and the fp32 softmax and its
+    # 16-bit copy: 4 + C bytes per head and key, per token, so it grows with the sequence.
     if a.attn == "eager":
-        b += C * (3 * q_dim + q_dim) + (4 + C) * a.heads * setup.seq
+        b += C * 3 * q_dim + (4 + C) * a.heads * setup.seq
     else:
         b += C * (q_dim + 2 * kv_dim) + C * q_dim + 4 * a.heads
     # SwiGLU MLP: the gate projection's output (for SiLU), SiLU's output and the up projection's

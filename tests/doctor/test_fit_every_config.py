@@ -1,0 +1,50 @@
+"""Every run file in configs/ fits an 8 GB GPU with room to spare (estimated <= 7.5 GiB), and
+XTuner's own stock QLoRA recipe does not fit at all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from doctor.fit import main
+from tests.helpers import REPO
+
+LIMIT_GIB = 7.5
+# The same rule as tests/configs/test_configs_load.py: a new run file is covered automatically.
+RUN_FILES = sorted(
+    p for p in (REPO / "configs").rglob("*.py")
+    if "_base_" not in p.parts and p.name not in ("__init__.py", "tiny.py", "run.py")
+)
+STOCK = (Path(__import__("xtuner").__file__).parent
+         / "configs/internlm/internlm_7b/internlm_7b_qlora_oasst1_e3.py")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def smoke_model():
+    # the smoke config reads its tiny model's config.json from the repo's .cache, as `make smoke`
+    from configs.smoke import tiny
+
+    tiny.build(REPO / ".cache" / "tiny-llama")
+
+
+def estimate(path, capsys) -> tuple[int, dict]:
+    rc = main([str(path), "--gpu-mem", "8", "--json"])
+    return rc, json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("path", RUN_FILES, ids=lambda p: str(p.relative_to(REPO / "configs")))
+def test_config_fits_8gb_with_half_a_gib_to_spare(path, capsys):
+    rc, data = estimate(path, capsys)
+    assert "error" not in data, data
+    assert data["total_gb"] <= LIMIT_GIB, (
+        f"{path.name}: estimated {data['total_gb']:.2f} GiB > {LIMIT_GIB} GiB: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in data["breakdown"].items()))
+    assert rc == 0 and data["fits"] is True
+
+
+def test_xtuner_stock_internlm_7b_qlora_oasst1_e3_does_not_fit_8gb(capsys):
+    rc, data = estimate(STOCK, capsys)
+    assert rc == 1 and data["fits"] is False
+    assert data["total_gb"] > 8
