@@ -42,3 +42,25 @@ bench-doctor:
 .PHONY: bench-prepare
 bench-prepare:
 	$(PY) bench/bench_prepare.py
+
+# ---- memory (docs/memory.md) ----
+.PHONY: fit fit-calibration fit-sweep vram-cpu vram-wheels vram-gpu
+FIT_CONFIGS ?= $(filter-out configs/__init__.py,$(wildcard configs/*.py))
+
+fit:  # doctor fit's verdict on every top-level run file, as on an 8 GB card
+	@for c in $(FIT_CONFIGS); do $(PY) -m doctor fit $$c --gpu-mem 8 || exit $$?; done
+
+fit-calibration:  # the estimator against published measurements
+	$(PY) -m doctor.fit.calibration
+
+fit-sweep:  # which max_length / LoRA rank / optimizer fit, per model
+	$(PY) -m doctor.fit.sweep
+
+vram-cpu:  # bench/vram.py on the CPU with scaled-down architectures
+	$(PY) bench/vram.py $(FIT_CONFIGS) --device cpu --tiny
+
+vram-wheels:  # where there is internet: the wheels a GPU machine lacks, into .whl/
+	bash bench/fetch_wheels.sh
+
+vram-gpu:  # on a GPU machine without internet: measured peak of every config under 8 GiB
+	bash bench/vram_gpu.sh

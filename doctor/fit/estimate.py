@@ -332,9 +332,14 @@ def _input_of(role: str) -> str:
 
 
 def layer_backward_per_token(setup: Setup, dt: Dtypes) -> float:
-    """Gradient tensors alive while one layer runs backward (MLP-sized, the largest)."""
-    topk = setup.arch.experts_per_token or 1
-    return topk * 2 * (dt.mlp + 2) * setup.arch.intermediate
+    """Gradient tensors alive while one layer runs backward: MLP-sized ones, and with eager
+    attention the 16-bit gradient of the attention weights (measured on the CPU, bench/vram.py)."""
+    a = setup.arch
+    topk = a.experts_per_token or 1
+    grads = topk * 2 * (dt.mlp + 2) * a.intermediate
+    if a.attn == "eager":
+        grads += dt.compute * a.heads * setup.seq
+    return grads
 
 
 def layer_fixed_bytes(setup: Setup, dt: Dtypes) -> int:

@@ -88,22 +88,8 @@ def param_bytes(model) -> dict[str, int]:
     return out
 
 
+
 def internlm2_classes():
-    """(InternLM2Config, InternLM2ForCausalLM) from the copy of InternLM2's remote code that XTuner
-    ships (xtuner/_lite/modelings/internlm2), loaded on its own: xtuner._lite.modelings also
-    imports an InternLM3 file that fails on transformers 4.57."""
-    import importlib.util
-    import sys
+    from bench.vram import internlm2_classes as load
 
-    name = "xtuner_internlm2_remote_code"
-    if name not in sys.modules:
-        import xtuner
-
-        folder = Path(xtuner.__file__).parent / "_lite" / "modelings" / "internlm2"
-        spec = importlib.util.spec_from_file_location(
-            name, folder / "__init__.py", submodule_search_locations=[str(folder)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    module = sys.modules[name]
-    return module.InternLM2Config, module.InternLM2ForCausalLM
+    return load()

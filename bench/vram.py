@@ -1,0 +1,358 @@
+"""bench/vram.py CONFIG... [--device cuda|cpu] [--tiny] [--steps N] [--cap-gib 8] [--json FILE]
+
+Measures the peak memory of a few real training steps of each config and prints it next to
+`python -m doctor fit`'s estimate. Nothing is downloaded: the model is the architecture the
+estimator uses (doctor/data/architectures.json, or the config's local config.json) with random
+weights, quantized with bitsandbytes as transformers' loader would (every linear layer but the
+output embedding, with the config's 4-bit settings), then built into the config's own model type
+(XTuner's SupervisedFinetune, with the pack's memory patches when the config asks for them: LoRA,
+gradient checkpointing, chunked loss), trained with the config's optimizer wrapper (AMP, the
+optimizer type) through XTuner's train_step on full-length random sequences of the config's
+max_length and batch size. The optimizer steps at every step (accumulative_counts=1), so its
+states exist from the first.
+
+On CUDA the caching allocator is capped at --cap-gib (8) minus the CUDA context NVML sees before
+training (torch.cuda.set_per_process_memory_fraction), as on an 8 GB card; the peak is
+torch.cuda.max_memory_allocated / max_memory_reserved over the steps, plus the optimizer states
+bitsandbytes pages into unified memory (not seen by the allocator). With --device cpu the peak is
+tracked through torch's dispatcher (bench/memtrack.py); --tiny scales the architecture down
+(hidden 256, 2 layers, same layout) so that it runs on a CPU in seconds.
+InternLM-7B is built as Llama with q/k/v/o biases and eager attention (its remote code is Llama's
+renamed); InternLM2 with the remote code XTuner ships.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `python bench/vram.py` from anywhere
+    sys.path.insert(0, str(REPO))
+
+GiB = 1024**3
+
+
+def enable_compat_patches() -> None:
+    """The pack's startup patches, where `make env`'s .pth file did not register them (a GPU
+    machine that got the stack as wheels)."""
+    if "patches._startup" not in sys.modules:
+        import patches
+
+        patches.enable_startup()
+
+
+@dataclass
+class Result:
+    config: str
+    model: str
+    device: str
+    tokens: int  # per step
+    estimate_gib: float  # doctor fit's total, context included
+    estimate_allocated_gib: float  # the same without CUDA context and allocator reserve
+    peak_allocated_gib: float | None = None
+    peak_reserved_gib: float | None = None
+    paged_gib: float | None = None
+    tokens_per_s: float | None = None
+    error: str | None = None
+
+
+# ---- the model --------------------------------------------------------------------------------
+def internlm2_classes():
+    """(InternLM2Config, InternLM2ForCausalLM) from the copy of InternLM2's remote code that XTuner
+    ships (xtuner/_lite/modelings/internlm2), loaded on its own: xtuner._lite.modelings also
+    imports an InternLM3 file that fails on transformers 4.57."""
+    import importlib.util
+    import sys
+
+    name = "xtuner_internlm2_remote_code"
+    if name not in sys.modules:
+        import xtuner
+
+        folder = Path(xtuner.__file__).parent / "_lite" / "modelings" / "internlm2"
+        spec = importlib.util.spec_from_file_location(
+            name, folder / "__init__.py", submodule_search_locations=[str(folder)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    module = sys.modules[name]
+    return module.InternLM2Config, module.InternLM2ForCausalLM
+
+
+
+
+def config_fields(arch, tiny: bool) -> dict:
+    """config.json fields of `arch` (a doctor.fit Arch), scaled down with --tiny."""
+    cfg = dict(model_type=arch.model_type, hidden_size=arch.hidden,
+               intermediate_size=arch.intermediate, num_hidden_layers=arch.layers,
+               num_attention_heads=arch.heads, num_key_value_heads=arch.kv_heads,
+               head_dim=arch.head_dim, vocab_size=arch.vocab, tie_word_embeddings=arch.tied)
+    if arch.experts:
+        cfg.update(num_local_experts=arch.experts, num_experts_per_tok=arch.experts_per_token)
+    if arch.model_type == "internlm":
+        cfg["bias"] = arch.qkv_bias
+    if tiny:
+        mha = arch.kv_heads == arch.heads
+        cfg.update(hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                   vocab_size=min(arch.vocab, 8192), num_attention_heads=4,
+                   num_key_value_heads=4 if mha else 2, head_dim=64)
+        if arch.experts:
+            cfg["num_local_experts"] = 4
+    return cfg
+
+
+def random_model(cfg: dict, dtype, device):
+    """An HF causal LM of `cfg`'s layout with random weights, built on `device`."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = dict(cfg)
+    kind = cfg.pop("model_type")
+    with torch.device(device):
+        if kind == "internlm2":
+            from transformers import AutoConfig as _AutoConfig
+
+            config_cls, model_cls = internlm2_classes()
+            _AutoConfig.register("internlm2", config_cls, exist_ok=True)  # XTuner reads it back
+            cfg.pop("head_dim", None)
+            return model_cls(config_cls(**cfg, attn_implementation="eager")).to(dtype)
+        attn = "sdpa"
+        if kind == "internlm":  # InternLM-7B's remote code: Llama renamed, biases, eager attention
+            cfg["attention_bias"] = cfg.pop("bias")
+            kind, attn = "llama", "eager"
+        if kind == "qwen":
+            raise ValueError("Qwen (v1) remote code is not available offline")
+        config = AutoConfig.for_model(kind, **cfg)
+        return AutoModelForCausalLM.from_config(config, torch_dtype=dtype,
+                                                attn_implementation=attn)
+
+
+def quantize(model, quant_cfg: dict, compute_dtype, device):
+    """Swap every nn.Linear but the output embedding for a bitsandbytes Linear4bit holding the
+    same (random) weights, as transformers' 4-bit loader does."""
+    import bitsandbytes as bnb
+    import torch
+    from transformers.integrations.bitsandbytes import get_keys_to_not_convert
+
+    keep = set(get_keys_to_not_convert(model))
+    quant_type = quant_cfg.get("bnb_4bit_quant_type", "fp4")
+    double = bool(quant_cfg.get("bnb_4bit_use_double_quant", False))
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            full = f"{name}.{child_name}" if name else child_name
+            if type(child) is not torch.nn.Linear or full in keep or child_name in keep:
+                continue
+            q = bnb.nn.Linear4bit(child.in_features, child.out_features,
+                                  bias=child.bias is not None, compute_dtype=compute_dtype,
+                                  compress_statistics=double, quant_type=quant_type,
+                                  device="meta")
+            q.weight = bnb.nn.Params4bit(child.weight.data.to(torch.float16), requires_grad=False,
+                                         compress_statistics=double, quant_type=quant_type)
+            q.weight = q.weight.to(device)  # quantizes
+            if child.bias is not None:
+                q.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
+            setattr(module, child_name, q)
+            del child
+    model.is_loaded_in_4bit = True
+    model.quantization_method = "bitsandbytes"
+    return model
+
+
+def _prebuilt(llm):
+    def build(**_ignored):
+        return llm
+
+    return build
+
+
+# ---- one config ---------------------------------------------------------------------------------
+
+
+def dtype_of(value, default):
+    import torch
+
+    name = str(value).rsplit(".", 1)[-1] if value is not None else ""
+    return getattr(torch, name, None) if name in ("float16", "bfloat16", "float32") else default
+
+
+def paged_bytes() -> int:
+    try:
+        from bitsandbytes.functional import GlobalPageManager
+    except ImportError:
+        return 0
+    return sum(t.numel() * t.element_size() for t in GlobalPageManager.get_instance().paged_tensors)
+
+
+def measure(path: Path, device: str, tiny: bool, steps: int, cap_gib: float) -> Result:
+    import torch
+    from mmengine.config import Config, ConfigDict
+    from mmengine.optim import OptimWrapper, build_optim_wrapper
+
+    from bench.memtrack import LiveBytes
+    from doctor.fit.arch import from_config
+    from doctor.fit.config import read
+    from doctor.fit.estimate import GiB as _GiB
+    from doctor.fit.estimate import estimate
+
+    loaded = read(path)
+    setup = loaded.setup
+    fields = config_fields(setup.arch, tiny)
+    if tiny:
+        setup = replace(setup, arch=from_config(fields, name=setup.arch.name + " (tiny)",
+                                                attn=setup.arch.attn))
+    if device == "cpu":  # the CPU build: float dropout masks, no CUDA context
+        setup = replace(setup, device="cpu", context_gib=0.0)
+    est = estimate(setup)
+    allocated = est.total - est.parts["cuda_context"] - est.parts["allocator_reserve"]
+    result = Result(str(path), setup.arch.name, device, setup.tokens, est.total / _GiB,
+                    allocated / _GiB)
+
+    cfg = Config.fromfile(str(path), lazy_import=True)  # imports only what the model needs
+    model_cfg = ConfigDict(cfg.model)
+    llm_cfg = model_cfg.llm
+    dtype = dtype_of(llm_cfg.get("torch_dtype"), torch.float32)
+    amp = cfg.optim_wrapper.get("type") is not None and "Amp" in str(cfg.optim_wrapper.type)
+    if device == "cpu" and dtype == torch.float16:
+        dtype = torch.bfloat16  # the CPU has no fp16 matmuls; same sizes
+    tracker = LiveBytes() if device == "cpu" else contextlib.nullcontext()
+    try:
+        with tracker:
+            torch.manual_seed(0)
+            llm = random_model(fields, dtype, device)
+            quant = llm_cfg.get("quantization_config")
+            if quant and quant.get("load_in_4bit"):
+                llm = quantize(llm, quant, dtype, device)
+            llm.config.use_cache = False
+            # XTuner 0.2.0 cannot take a built model as `llm` (build_llm_from_cfg reads an
+            # unassigned variable), and reads the model's config.json first: hand it a builder
+            # that returns ours, with its config.json in a temporary directory.
+            config_dir = Path(tempfile.mkdtemp(prefix="vram-config-"))
+            llm.config.save_pretrained(config_dir)
+            model_cfg.llm = ConfigDict(type=_prebuilt(llm),
+                                       pretrained_model_name_or_path=str(config_dir))
+            base = model_cfg.get("base")
+            if base is not None and getattr(base, "__name__", "") == "TinyFinetune":
+                from xtuner.model import SupervisedFinetune
+
+                model_cfg.base = SupervisedFinetune  # the bench brings its own llm
+            from xtuner.registry import BUILDER
+
+            model = BUILDER.build(model_cfg).to(device)
+            model.train()
+            optim_cfg = ConfigDict(cfg.optim_wrapper)
+            optim_cfg.accumulative_counts = 1
+            autocast = contextlib.nullcontext()
+            if device == "cpu" and amp:  # mmengine's AmpOptimWrapper refuses the CPU
+                optim_cfg = ConfigDict(type=OptimWrapper, optimizer=optim_cfg.optimizer,
+                                       clip_grad=optim_cfg.get("clip_grad"))
+                autocast = torch.autocast("cpu", dtype=torch.bfloat16)
+            optim_wrapper = build_optim_wrapper(model, optim_cfg)
+            gen = torch.Generator().manual_seed(0)
+            ids = torch.randint(0, fields["vocab_size"], (setup.batch, setup.seq), generator=gen)
+            labels = ids.clone()
+            labels[:, : setup.seq // 8] = -100
+            batch = dict(data=dict(input_ids=ids, labels=labels,
+                                   attention_mask=torch.ones_like(ids)), data_samples=None)
+            if device == "cuda":
+                torch.cuda.synchronize()
+                free, total = torch.cuda.mem_get_info()
+                context = (total - free) - torch.cuda.memory_reserved()
+                gc.collect()
+                torch.cuda.empty_cache()
+                torch.cuda.set_per_process_memory_fraction(
+                    min(1.0, max(cap_gib * GiB - context, 0) / total))
+                torch.cuda.reset_peak_memory_stats()
+            else:
+                tracker.reset_peak()
+            started = None
+            for step in range(steps):
+                if step == 1:  # the first step allocates the optimizer states: not timed
+                    if device == "cuda":
+                        torch.cuda.synchronize()
+                    started = time.perf_counter()
+                with autocast:
+                    model.train_step(batch, optim_wrapper)
+            if device == "cuda":
+                torch.cuda.synchronize()
+                result.peak_allocated_gib = torch.cuda.max_memory_allocated() / GiB
+                result.peak_reserved_gib = torch.cuda.max_memory_reserved() / GiB
+                result.paged_gib = paged_bytes() / GiB
+            else:
+                result.peak_allocated_gib = tracker.peak / GiB
+            if started is not None:
+                result.tokens_per_s = setup.tokens * (steps - 1) / (time.perf_counter() - started)
+    except torch.OutOfMemoryError as exc:
+        result.error = f"out of memory under the {cap_gib:g} GiB cap: {str(exc).splitlines()[0]}"
+    finally:
+        for name in ("model", "optim_wrapper", "llm"):
+            locals().pop(name, None)
+        gc.collect()
+        if device == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.set_per_process_memory_fraction(1.0)
+    return result
+
+
+# ---- report -------------------------------------------------------------------------------------
+
+
+def table(results: list[Result]) -> str:
+    head = (f"{'config':<44}{'model':<26}{'tokens':>7}{'estimate':>10}{'est alloc':>10}"
+            f"{'peak alloc':>11}{'reserved':>10}{'paged':>7}{'meas/est':>9}{'tok/s':>9}")
+    lines = [head, "-" * len(head)]
+
+    def num(v, width, digits=3):
+        return f"{v:>{width}.{digits}f}" if v is not None else f"{'-':>{width}}"
+
+    for r in results:
+        name = Path(r.config).name[:43]
+        if r.error:
+            lines.append(f"{name:<44}{r.model[:25]:<26}{r.tokens:>7}{r.estimate_gib:>10.3f}  "
+                         f"{r.error}")
+            continue
+        measured = (r.peak_allocated_gib or 0) + (r.paged_gib or 0)
+        ratio = measured / r.estimate_allocated_gib if r.estimate_allocated_gib else None
+        lines.append(f"{name:<44}{r.model[:25]:<26}{r.tokens:>7}{r.estimate_gib:>10.3f}"
+                     f"{r.estimate_allocated_gib:>10.3f}{num(r.peak_allocated_gib, 11)}"
+                     f"{num(r.peak_reserved_gib, 10)}{num(r.paged_gib, 7)}{num(ratio, 9, 2)}"
+                     f"{num(r.tokens_per_s, 9, 0)}")
+    lines.append("GiB; estimate = doctor fit's total (CUDA context and allocator reserve "
+                 "included); est alloc = without them; meas/est = (peak alloc + paged) / est alloc")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("configs", nargs="+", type=Path)
+    parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    parser.add_argument("--tiny", action="store_true", help="scaled-down architecture")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--cap-gib", type=float, default=8.0)
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
+    args = parser.parse_args(argv)
+    enable_compat_patches()
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            print("bench/vram.py: no CUDA device; use --device cpu --tiny", file=sys.stderr)
+            return 2
+    results = []
+    for path in args.configs:
+        results.append(measure(path, args.device, args.tiny, args.steps, args.cap_gib))
+        print(f"measured {path}", file=sys.stderr, flush=True)
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    return 1 if any(r.error for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
