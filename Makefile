@@ -44,7 +44,7 @@ bench-prepare:
 	$(PY) bench/bench_prepare.py
 
 # ---- memory (docs/memory.md) ----
-.PHONY: fit fit-calibration fit-sweep vram-cpu vram-wheels vram-gpu
+.PHONY: fit fit-calibration fit-sweep patch-effects vram-cpu vram-wheels vram-gpu
 FIT_CONFIGS ?= $(filter-out configs/__init__.py,$(wildcard configs/*.py))
 
 fit:  # doctor fit's verdict on every top-level run file, as on an 8 GB card
@@ -55,6 +55,9 @@ fit-calibration:  # the estimator against published measurements
 
 fit-sweep:  # which max_length / LoRA rank / optimizer fit, per model
 	$(PY) -m doctor.fit.sweep
+
+patch-effects:  # what each memory patch saves, measured on the CPU (ratios to XTuner as shipped)
+	$(PY) bench/patch_effects.py
 
 vram-cpu:  # bench/vram.py on the CPU with scaled-down architectures
 	$(PY) bench/vram.py $(FIT_CONFIGS) --device cpu --tiny
