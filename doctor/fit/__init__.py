@@ -24,22 +24,16 @@ class NoGPU(Exception):
 
 
 def gpu_memory_gib() -> tuple[float, str]:
-    """Total memory of GPU 0 and its name, from NVML (no CUDA, no torch)."""
-    try:
-        import pynvml
-    except ImportError:
-        raise NoGPU("nvidia-ml-py is not installed") from None
-    try:
-        pynvml.nvmlInit()
-        try:
-            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-            total = pynvml.nvmlDeviceGetMemoryInfo(handle).total
-            name = pynvml.nvmlDeviceGetName(handle)
-        finally:
-            pynvml.nvmlShutdown()
-    except pynvml.NVMLError as exc:
-        raise NoGPU(f"NVML: {exc}") from None
-    return total / GiB, name.decode() if isinstance(name, bytes) else str(name)
+    """Total memory of GPU 0 and its name, from NVML (doctor.probe: no CUDA, no torch)."""
+    from doctor.probe import nvml_report
+
+    report = nvml_report()
+    if report.error or not report.gpus:
+        raise NoGPU(report.error or "NVML sees no GPU")
+    gpu = report.gpus[0]
+    if gpu.memory_total is None:
+        raise NoGPU(f"NVML does not report the memory of {gpu.name}")
+    return gpu.memory_total / GiB, gpu.name
 
 
 def describe(loaded: Loaded) -> list[str]:
