@@ -15,6 +15,10 @@ class Knob:
     saves: int  # bytes
 
 
+# Knobs that change memory but not what is trained: turned before those that do.
+FREE = ("keep_16bit", "loss_chunk", "optimizer", "lora_dropout", "batch_size", "use_activation")
+
+
 def knobs(setup: Setup) -> list[tuple[str, Setup]]:
     """Each single change the pack's recipe offers, applied to `setup`."""
     out = []
@@ -65,15 +69,19 @@ def ranked(setup: Setup) -> list[Knob]:
 
 
 def plan(setup: Setup, budget: int, max_steps: int = 6) -> list[Knob]:
-    """Greedy: turn the knob that saves most until the estimate fits `budget` bytes."""
+    """Until the estimate fits `budget` bytes: the knob that saves most among those that leave the
+    training as it is (patches, optimizer, dropout, batch split), then among the others (rank,
+    length). DeepSpeed is left out: on one GPU its buffers cost about what offloading saves."""
     steps = []
     current = setup
     while estimate(current).total > budget and len(steps) < max_steps:
-        options = ranked(current)
+        options = [k for k in ranked(current) if not k.name.startswith("--deepspeed")]
+        free = [k for k in options if k.name.startswith(FREE)]
         if not options:
             break
-        steps.append(options[0])
-        current = options[0].setup
+        step = (free or options)[0]
+        steps.append(step)
+        current = step.setup
     return steps
 
 
