@@ -66,6 +66,15 @@ def test_a_config_with_a_syntax_error_names_file_and_line(capsys, tmp_path):
     assert "Traceback" not in err + out
 
 
+def test_a_config_that_fails_when_run_names_file_and_line(capsys, tmp_path):
+    bad = tmp_path / "raises.py"
+    bad.write_text("max_length = 1024\nbatch = max_length // 0\n")
+    rc, out, err = fit(capsys, bad, "--gpu-mem", "8")
+    assert rc == 2
+    assert f"{bad}:2:" in err and "ZeroDivisionError" in err
+    assert "Traceback" not in err + out
+
+
 def test_an_unknown_model_names_the_line_that_sets_it(capsys, tmp_path):
     cfg = tmp_path / "unknown.py"
     cfg.write_text(OURS.read_text().replace("internlm/internlm-7b", "someone/some-model"))
