@@ -17,8 +17,10 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+# `python bench/X.py` puts bench/ first on sys.path, where bench/doctor.py would shadow the
+# doctor package: the repository root goes first instead.
+sys.path[:] = [str(REPO)] + [p for p in sys.path
+                             if Path(p or ".").resolve() not in (REPO, REPO / "bench")]
 
 VOCAB, HIDDEN, LAYERS, TOKENS = 16384, 256, 4, 1024
 

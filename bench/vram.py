@@ -34,8 +34,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # `python bench/vram.py` from anywhere
-    sys.path.insert(0, str(REPO))
+# `python bench/X.py` puts bench/ first on sys.path, where bench/doctor.py would shadow the
+# doctor package: the repository root goes first instead.
+sys.path[:] = [str(REPO)] + [p for p in sys.path
+                             if Path(p or ".").resolve() not in (REPO, REPO / "bench")]
 
 GiB = 1024**3
 
