@@ -22,7 +22,8 @@ TARGET = None  # a model type, not an import hook
 
 def PatchedFinetune(*, base=None, keep_16bit: bool = True, norms_fp32: bool = False,  # noqa: N802
                     loss_chunk: int | None = 128, **kwargs):
-    """`base(**kwargs)` (XTuner's SupervisedFinetune by default) with the memory patches on.
+    """`base(**kwargs)` (XTuner's SupervisedFinetune by default, or a dotted name) with the
+    memory patches on.
 
     keep_16bit: frozen weights stay 16-bit (patches.keep_16bit); norms_fp32 keeps the norms fp32.
     loss_chunk: tokens per chunk of the chunked loss (patches.chunked_ce); None or 0 = off.
@@ -32,6 +33,11 @@ def PatchedFinetune(*, base=None, keep_16bit: bool = True, norms_fp32: bool = Fa
 
     if base is None:
         from xtuner.model import SupervisedFinetune as base
+    elif isinstance(base, str):  # a dotted name, as `xtuner train --cfg-options model.base=...`
+        import importlib
+
+        module, _, name = base.rpartition(".")
+        base = getattr(importlib.import_module(module), name)
     with keep.active(norms_fp32=norms_fp32) if keep_16bit else nullcontext():
         model = base(**kwargs)
     if keep_16bit:

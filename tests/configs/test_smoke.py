@@ -48,7 +48,7 @@ def test_make_smoke_trains_converts_merges_and_answers(tmp_path):
 def test_xtuner_train_exits_nonzero_when_the_model_path_does_not_exist(tmp_path):
     out = xtuner("train", SMOKE, "--work-dir", tmp_path,
                  "--cfg-options", "model.llm.pretrained_model_name_or_path=/nonexistent/model",
-                 "model.type=xtuner.model.SupervisedFinetune")
+                 "model.base=xtuner.model.SupervisedFinetune")  # not TinyFinetune, which builds it
     assert out.returncode != 0
     assert "/nonexistent/model" in out.stdout
 
