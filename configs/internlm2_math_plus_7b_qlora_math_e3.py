@@ -27,6 +27,8 @@ max_epochs = 3  # 7,500 problems
 globals().update(
     recipe(
         model_path=model_path,
+        # every linear but the LM head: XTuner's default misses InternLM2's head (`output`)
+        lora_targets=("wqkv", "wo", "w1", "w2", "w3"),
         dataset=dict(type=load_conversations, source="math"),
         dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
         prompt_template=prompt_template,

@@ -28,6 +28,8 @@ max_dataset_length = 50000  # a random 50k: a pass over all 200k problems is day
 globals().update(
     recipe(
         model_path=model_path,
+        # every linear but the LM head: XTuner's default misses InternLM2's head (`output`)
+        lora_targets=("wqkv", "wo", "w1", "w2", "w3"),
         dataset=dict(type=load_conversations, source="orca_math"),
         max_dataset_length=max_dataset_length,
         dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
