@@ -1,0 +1,284 @@
+"""python -m curation decontaminate: remove train rows that leak test items, with provenance.
+
+    python -m curation decontaminate --train T.jsonl [--train T2.jsonl ...] \\
+        --test S.jsonl [--test S2.jsonl ...] --out CLEAN.jsonl --report R.jsonl \\
+        [--field NAME] [--policy default|strict]
+
+The test side is read whole and indexed in memory; the train side is streamed in batches, so
+memory is bounded by the test sets and one batch. CLEAN.jsonl is every train row that was not
+flagged, in input order, byte for byte (train files one after another). The report names, for
+each removed row, every test item it matched and how; and every rejected line with its reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import itertools
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+
+from .jsonl import CHUNK_BYTES, AtomicOutputs, Chunk, count_bytes, parse_chunk, read_chunks
+from .matchers import METHODS, TrainRows, build_matchers
+from .progress import byte_counter, console, progress_bars
+from .report import Tally, dumps
+from .rowtext import batch_texts
+from .testindex import TestItems
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m curation decontaminate", description=__doc__
+                                .split("\n\n")[0])
+    p.add_argument("--train", action="append", required=True, metavar="JSONL",
+                   help="train rows to clean (repeatable; written out in this order)")
+    p.add_argument("--test", action="append", required=True, metavar="JSONL",
+                   help="test items to protect (repeatable)")
+    p.add_argument("--out", required=True, metavar="CLEAN.jsonl")
+    p.add_argument("--report", required=True, metavar="REPORT.jsonl")
+    p.add_argument("--field", help="take the text from this field of every row (train and "
+                   "test) instead of recognising the format")
+    p.add_argument("--policy", choices=("default", "strict"), default="default",
+                   help="strict adds numbers-masked n-grams (same problem, new numbers)")
+    p.add_argument("--coverage", type=float, default=0.5, metavar="X",
+                   help="n-gram methods: weighted share of a test item's words (default 0.5)")
+    p.add_argument("--similarity", type=float, default=0.2, metavar="X",
+                   help="numbers_overlap: TF-IDF cosine of the words (default 0.2)")
+    p.add_argument("--min-numbers", type=int, default=2, metavar="N",
+                   help="numbers_overlap: numbers a problem needs (default 2)")
+    p.add_argument("--minhash-threshold", type=float, default=0.7, metavar="J",
+                   help="minhash: Jaccard of word 5-gram sets (default 0.7)")
+    p.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+                   help="processes that match train rows (default: the CPUs this process may "
+                   "use, at most 4; 1 = no worker processes)")
+    p.add_argument("--chunk-bytes", type=int, default=CHUNK_BYTES, help=argparse.SUPPRESS)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    return p.parse_args(argv)
+
+
+def default_workers() -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
+
+
+def path_problems(inputs: list[str], outputs: list[str]) -> list[str]:
+    problems = []
+    for path in inputs:
+        if not os.path.isfile(path):
+            problems.append(f"{path}: no such file")
+        elif not os.access(path, os.R_OK):
+            problems.append(f"{path}: not readable")
+    real_inputs = {os.path.realpath(p) for p in inputs}
+    for path in outputs:
+        if os.path.realpath(path) in real_inputs:
+            problems.append(f"{path}: an output may not be one of the inputs")
+    if len({os.path.realpath(p) for p in outputs}) < len(outputs):
+        problems.append("--out and --report must be different files")
+    return problems
+
+
+def find_matches(rows: TrainRows, matchers) -> dict[int, list]:
+    """Row -> matches, for the rows of a batch that some matcher verifies."""
+    rows.precompute(set().union(*(m.needs for m in matchers)))
+    candidates = [m.candidates(rows) for m in matchers]
+    flagged = {}
+    for r in sorted(set().union(*candidates)):
+        matches = []
+        for matcher, cands in zip(matchers, candidates, strict=True):
+            if r in cands:
+                matches.extend(matcher.verify(rows, r, cands[r]))
+        if matches:
+            flagged[r] = matches
+    return flagged
+
+
+def flagged_record(path, line, matches, items, seen_items, per_file) -> dict:
+    order = {m: k for k, m in enumerate(METHODS)}
+    matches = sorted(matches, key=lambda m: (order.get(m.method, len(order)), -m.score))
+    method = matches[0].method
+    test_matches, listed = [], set()
+    for m in matches:  # one entry per test item, from the first method that matched it
+        if m.item in listed:
+            continue
+        listed.add(m.item)
+        seen_items.add(m.item)
+        item = items.items[m.item]
+        test_matches.append({"test_file": item.file, "test_line": item.line, "method": m.method,
+                             "score": m.score, "matched_text": m.text})
+    for f in {t["test_file"] for t in test_matches}:
+        per_file[f]["rows_removed"] += 1
+    return {
+        "train_file": path,
+        "train_line": line,
+        "method": method,
+        "score": max(m.score for m in matches if m.method == method),
+        "methods": sorted({m.method for m in matches}, key=order.get),
+        "test_matches": test_matches,
+    }
+
+
+_STATE: dict = {}  # this process's matchers; workers inherit them by fork
+
+
+def scan_chunk(chunk: Chunk) -> tuple[dict[int, str], dict[int, list]]:
+    """(rejection reasons, matches) by line index within the chunk."""
+    batch = parse_chunk(chunk)
+    prompts, rests, reasons = batch_texts(batch, _STATE["field"])
+    return reasons, find_matches(TrainRows(prompts, rests), _STATE["matchers"])
+
+
+def _worker_init() -> None:
+    if sys.platform.startswith("linux"):  # a worker must not outlive a killed parent
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+
+def scan(chunks, workers: int):
+    """(chunk, reasons, matches) in input order; with workers, at most 2 chunks a worker in
+    flight, so memory stays bounded whatever the input size."""
+    if workers <= 1:
+        for chunk in chunks:
+            yield (chunk, *scan_chunk(chunk))
+        return
+    # ProcessPoolExecutor, not Pool: a worker that dies raises BrokenProcessPool here
+    # instead of leaving its task waiting forever.
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append((chunk, pool.submit(scan_chunk, chunk)))
+            if len(pending) >= 2 * workers:
+                chunk, result = pending.popleft()
+                yield (chunk, *result.result())
+        while pending:
+            chunk, result = pending.popleft()
+            yield (chunk, *result.result())
+
+
+def run(args, bars=None) -> dict:
+    t0 = time.perf_counter()
+    test_progress = byte_counter(bars, "test items", count_bytes(args.test)) if bars else None
+    items = TestItems.read(args.test, args.field, progress=test_progress)
+    if not items.items:
+        raise SystemExit(f"decontaminate: no usable test items in {', '.join(args.test)} "
+                         f"({len(items.rejected)} lines rejected)")
+    matchers = build_matchers(items, policy=args.policy, coverage=args.coverage,
+                              similarity=args.similarity, min_numbers=args.min_numbers,
+                              minhash_threshold=args.minhash_threshold)
+    _STATE.update(matchers=matchers, field=args.field)
+    t_index = time.perf_counter() - t0
+    tally = Tally()
+    per_test_file = {f: {"items": 0, "rejected": 0, "items_matched": 0, "rows_removed": 0}
+                     for f in items.files}
+    for item in items.items:
+        per_test_file[item.file]["items"] += 1
+    for rej in items.rejected:
+        per_test_file[rej.file]["rejected"] += 1
+    per_train_file: dict[str, Tally] = {path: Tally() for path in args.train}
+    seen_items: set[int] = set()
+    if bars:
+        train_task = bars.add_task("train rows", total=count_bytes(args.train))
+
+    with AtomicOutputs(args.out, args.report) as outputs:
+        clean, report = outputs.files
+        for rej in items.rejected:
+            report.write(dumps({"test_file": rej.file, "test_line": rej.line,
+                                "rejected": rej.reason}))
+        chunks = itertools.chain.from_iterable(read_chunks(p, args.chunk_bytes) for p in args.train)
+        for chunk, reasons, flagged in scan(chunks, args.workers):
+            path, counts = chunk.path, per_train_file[chunk.path]
+            raw = chunk.data.split(b"\n")
+            kept = []
+            for i, line in enumerate(raw):
+                if i in reasons:
+                    counts.rejected += 1
+                    report.write(dumps({"train_file": path, "train_line": chunk.first_line + i,
+                                        "rejected": reasons[i]}))
+                elif i in flagged:
+                    counts.removed += 1
+                    record = flagged_record(path, chunk.first_line + i, flagged[i], items,
+                                            seen_items, per_test_file)
+                    counts.per_method[record["method"]] += 1
+                    counts.per_method_any.update(record["methods"])
+                    report.write(dumps(record))
+                else:
+                    counts.kept += 1
+                    kept.append(line)
+            counts.read += len(raw)
+            if kept:  # a last line without "\n" gets one: the next file's rows follow
+                clean.write(b"\n".join(kept) + b"\n")
+            if bars:
+                bars.advance(train_task, len(chunk.data) + 1)
+        for counts in per_train_file.values():
+            counts.check()
+            for key in ("read", "kept", "removed", "rejected"):
+                setattr(tally, key, getattr(tally, key) + getattr(counts, key))
+            tally.per_method.update(counts.per_method)
+            tally.per_method_any.update(counts.per_method_any)
+        for i in seen_items:
+            per_test_file[items.items[i].file]["items_matched"] += 1
+        seconds = time.perf_counter() - t0
+        summary = tally.summary()
+        summary.update(
+            per_test_file=per_test_file,
+            per_train_file={p: {k: getattr(c, k) for k in ("read", "kept", "removed", "rejected")}
+                            for p, c in per_train_file.items()},
+            test_items=len(items.items),
+            test_rejected=len(items.rejected),
+            policy=args.policy,
+            thresholds={"coverage": args.coverage, "similarity": args.similarity,
+                        "min_numbers": args.min_numbers,
+                        "minhash_threshold": args.minhash_threshold,
+                        "template_df": matchers[0].template_df},
+            workers=args.workers,
+            seconds=round(seconds, 3),
+            index_seconds=round(t_index, 3),
+        )
+        report.write(dumps({"summary": summary}))
+    return summary
+
+
+def print_summary(summary: dict, out: str, report: str) -> None:
+    from rich.table import Table
+
+    table = Table(title="decontaminate", show_header=False)
+    for key in ("read", "kept", "removed", "rejected"):
+        table.add_row(key, str(summary[key]))
+    for method, n in sorted(summary["per_method"].items()):
+        table.add_row(f"  removed by {method}", str(n))
+    for path, c in summary["per_test_file"].items():
+        table.add_row(f"  {path}", f"{c['items_matched']}/{c['items']} test items matched")
+    rate = summary["read"] / max(summary["seconds"] - summary["index_seconds"], 1e-9)
+    table.add_row("time", f"{summary['seconds']:.1f} s ({rate:,.0f} train rows/s)")
+    console.print(table)
+    console.print(f"clean rows: {out}\nreport:     {report}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    problems = path_problems(args.train + args.test, [args.out, args.report])
+    if problems:
+        for problem in problems:
+            print(f"decontaminate: {problem}", file=sys.stderr)
+        return 2
+    try:
+        with progress_bars(quiet=args.quiet) as bars:
+            summary = run(args, bars)
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+            return 2
+        raise
+    except KeyboardInterrupt:
+        print("decontaminate: interrupted; no output written", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print_summary(summary, args.out, args.report)
+    return 0
