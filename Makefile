@@ -67,3 +67,38 @@ vram-wheels:  # where there is internet: the wheels a GPU machine lacks, into .w
 
 vram-gpu:  # on a GPU machine without internet: measured peak of every config under 8 GiB
 	bash bench/vram_gpu.sh
+
+# decontaminate against MinHash-LSH with datasketch and with rensa, measured in the same run:
+# train rows/s and ratios, and the planted leaks each removes. BENCH_TRAIN=20000 for a quick run.
+.PHONY: bench-curation
+bench-curation:
+	$(PY) bench/curation.py $(if $(BENCH_TRAIN),--train $(BENCH_TRAIN)) $(if $(BENCH_REPS),--reps $(BENCH_REPS))
+
+# The data of configs/internlm2_math_plus_7b_qlora_mathmix_e1.py: GSM8K-train + orca-math +
+# MATH-train in XTuner's conversation format (prepare: from the hub, or from
+# $XTUNER_PACK_DATA/<dataset>/ when that is set), minus every row that leaks a GSM8K-test or
+# MATH-test problem (decontaminate). MATHMIX_DIR=dir writes elsewhere; MATHMIX_POLICY=strict
+# also removes same-problem-new-numbers variants. The report: $(MATHMIX_DIR)/mathmix_report.jsonl.
+MATHMIX_DIR ?= data
+MATHMIX_POLICY ?= default
+MATHMIX_TRAIN := gsm8k_train orca_math_train math_train
+MATHMIX_TEST := gsm8k_test math_test
+MATHMIX_HUB = $(if $(XTUNER_PACK_DATA),,HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0)
+.PHONY: mathmix mathmix-prepare mathmix-clean
+mathmix:
+	$(MAKE) mathmix-prepare
+	$(MAKE) mathmix-clean
+
+mathmix-prepare:
+	$(MATHMIX_HUB) $(PY) -m curation prepare gsm8k --split train --out $(MATHMIX_DIR)/gsm8k_train.jsonl
+	$(MATHMIX_HUB) $(PY) -m curation prepare orca_math --split train --out $(MATHMIX_DIR)/orca_math_train.jsonl
+	$(MATHMIX_HUB) $(PY) -m curation prepare math --split train --out $(MATHMIX_DIR)/math_train.jsonl
+	$(MATHMIX_HUB) $(PY) -m curation prepare gsm8k --split test --out $(MATHMIX_DIR)/gsm8k_test.jsonl
+	$(MATHMIX_HUB) $(PY) -m curation prepare math --split test --out $(MATHMIX_DIR)/math_test.jsonl
+
+mathmix-clean:
+	$(PY) -m curation decontaminate \
+	  $(foreach f,$(MATHMIX_TRAIN),--train $(MATHMIX_DIR)/$(f).jsonl) \
+	  $(foreach f,$(MATHMIX_TEST),--test $(MATHMIX_DIR)/$(f).jsonl) \
+	  --policy $(MATHMIX_POLICY) \
+	  --out $(MATHMIX_DIR)/mathmix_clean.jsonl --report $(MATHMIX_DIR)/mathmix_report.jsonl

@@ -31,6 +31,13 @@ from .rowtext import batch_texts
 from .testindex import TestItems
 
 
+def threshold(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"{text}: a threshold is a number >= 0")
+    return value  # above 1: the method never fires
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m curation decontaminate", description=__doc__
                                 .split("\n\n")[0])
@@ -44,13 +51,13 @@ def parse_args(argv):
                    "test) instead of recognising the format")
     p.add_argument("--policy", choices=("default", "strict"), default="default",
                    help="strict adds numbers-masked n-grams (same problem, new numbers)")
-    p.add_argument("--coverage", type=float, default=0.5, metavar="X",
+    p.add_argument("--coverage", type=threshold, default=0.5, metavar="X",
                    help="n-gram methods: weighted share of a test item's words (default 0.5)")
-    p.add_argument("--similarity", type=float, default=0.2, metavar="X",
-                   help="numbers_overlap: TF-IDF cosine of the words (default 0.2)")
+    p.add_argument("--similarity", type=threshold, default=0.25, metavar="X",
+                   help="numbers_overlap: TF-IDF cosine of the words (default 0.25)")
     p.add_argument("--min-numbers", type=int, default=2, metavar="N",
                    help="numbers_overlap: numbers a problem needs (default 2)")
-    p.add_argument("--minhash-threshold", type=float, default=0.7, metavar="J",
+    p.add_argument("--minhash-threshold", type=threshold, default=0.7, metavar="J",
                    help="minhash: Jaccard of word 5-gram sets (default 0.7)")
     p.add_argument("--workers", type=int, default=default_workers(), metavar="N",
                    help="processes that match train rows (default: the CPUs this process may "

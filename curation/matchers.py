@@ -243,20 +243,24 @@ class NumbersOverlap:
     """The same multiset of numbers (at least `min_numbers`) AND a TF-IDF cosine of words and
     word pairs (numbers masked) >= `similarity`, prompt against test item. InternLM-Math's
     "exact number match", made precise: numbers alone collide between distinct short problems;
-    the lexical gate removes those collisions and keeps rephrasings, which change words but
-    keep numbers."""
+    the lexical gate removes most of those collisions and keeps rephrasings, which change words
+    but keep numbers. The multisets compared are those of all numbers (digits and number words)
+    or, failing that, those of the numbers written in digits: rephrasings add and drop words
+    such as "two" ("their two ages") and "one" freely."""
 
     name = "numbers_overlap"
     needs: set = set()
 
-    def __init__(self, items: TestItems, min_numbers=2, similarity=0.2):
+    def __init__(self, items: TestItems, min_numbers=2, similarity=0.25):
         self.items = items
         self.min_numbers = min_numbers
         self.similarity = similarity
         tokens = items.tokens
-        keys, counts = tokens.number_keys()
-        ok = np.flatnonzero(counts >= min_numbers)
-        self.index = KeyIndex(keys[ok], ok)
+        self.indexes = []
+        for digits_only in (False, True):
+            keys, counts = tokens.number_keys(digits_only=digits_only)
+            ok = np.flatnonzero(counts >= min_numbers)
+            self.indexes.append((digits_only, KeyIndex(keys[ok], ok)))
         terms, owner = self._terms(tokens.hashes, tokens.is_num, tokens.seg)
         self.term_keys, df = distinct_df(terms, owner)
         self.term_idf = idf(df, len(items))
@@ -284,28 +288,38 @@ class NumbersOverlap:
         weights *= counts
         return keys, weights, float(np.sqrt((weights * weights).sum())) or 1.0
 
+    def _numbers(self, tokens: Tokens, part: slice) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted hashes of (all numbers, numbers in digits) of a token range."""
+        h = tokens.hashes[part]
+        return np.sort(h[tokens.is_num[part]]), np.sort(h[tokens.is_digits[part]])
+
     def _item(self, i: int):
         if i not in self._items:
             s = self.items.tokens.slice(i)
             h, num = self.items.tokens.hashes[s], self.items.tokens.is_num[s]
-            self._items[i] = (np.sort(h[num]), self._vector(h, num))
+            self._items[i] = (self._numbers(self.items.tokens, s), self._vector(h, num))
         return self._items[i]
 
     def candidates(self, rows: TrainRows) -> dict[int, set[int]]:
-        keys, counts = rows.tokens.number_keys(rows.prompt_mask)
-        segs = np.flatnonzero(rows.prompt_mask & (counts >= self.min_numbers))
         cands: dict[int, set[int]] = {}
-        self.index.add_candidates(cands, segs, keys[segs])
+        for digits_only, index in self.indexes:
+            keys, counts = rows.tokens.number_keys(rows.prompt_mask, digits_only=digits_only)
+            segs = np.flatnonzero(rows.prompt_mask & (counts >= self.min_numbers))
+            index.add_candidates(cands, segs, keys[segs])
         return cands
+
+    def same_numbers(self, mine, theirs) -> bool:
+        return any(len(a) >= self.min_numbers and np.array_equal(a, b)
+                   for a, b in zip(mine, theirs, strict=True))
 
     def verify(self, rows: TrainRows, r: int, items: set[int]) -> list[Match]:
         hashes, is_num, _ = rows.row_tokens(r, prompt_only=True)
-        numbers = np.sort(hashes[is_num])
+        numbers = self._numbers(rows.tokens, rows.tokens.slice(r))
         keys, weights, norm = self._vector(hashes, is_num)
         matches = []
         for i in sorted(items):
             item_numbers, (ikeys, iweights, inorm) = self._item(i)
-            if not np.array_equal(item_numbers, numbers):
+            if not self.same_numbers(numbers, item_numbers):
                 continue  # the multiset key collided
             _, a, b = np.intersect1d(keys, ikeys, assume_unique=True, return_indices=True)
             score = float((weights[a] * iweights[b]).sum() / (norm * inorm))
@@ -354,7 +368,8 @@ class MinHashSimilarity:
         if self._lsh is None:
             # 32 bands of 4 rows: a pair at Jaccard 0.7 shares a band with probability 0.9998
             # (16 bands of 8: 0.61); the exact check afterwards removes the extra candidates.
-            self._lsh = RMinHashLSH(self.threshold, self.num_perm, self.num_bands)
+            # (rensa wants a threshold in [0, 1]; above 1 the exact check below rejects all)
+            self._lsh = RMinHashLSH(min(self.threshold, 1.0), self.num_perm, self.num_bands)
             with_sets = np.flatnonzero(np.diff(self.bounds) > 0)
             sketches = RMinHash.from_token_sets(
                 [_as_tokens(self._set(i)) for i in with_sets.tolist()], self.num_perm, self.seed)
@@ -398,7 +413,7 @@ class MinHashSimilarity:
 METHODS = ("exact_short", "ngram13", "ngram10", "numbers_overlap", "minhash", "masked_ngram10")
 
 
-def build_matchers(items: TestItems, policy="default", coverage=0.5, similarity=0.2,
+def build_matchers(items: TestItems, policy="default", coverage=0.5, similarity=0.25,
                    min_numbers=2, minhash_threshold=0.7) -> list:
     matchers = [
         NgramContainment(items, coverage=coverage),

@@ -14,10 +14,11 @@ import re
 import unicodedata
 
 # LaTeX that only typesets: $...$, \( \) \[ \] are punctuation and go as separators anyway;
-# these commands go too, so "\frac{1}{2}" reads "1 2" like "1/2", and "\text{cm}" like "cm".
+# these commands go too, so "\frac{1}{2}" reads "1 2" like "1/2", "\dbinom{10}{3}" like
+# "\binom{10}{3}", and "\text{cm}" like "cm".
 # \times, \cdot and ^\circ go because their plain forms (x, *, °) are punctuation or symbols.
 _LATEX_MARKUP = re.compile(
-    r"\\(?:[dtc]?frac|text[a-z]*|math[a-z]*|operatorname|displaystyle|left|right|"
+    r"\\(?:[dtc]?frac|[dt]?binom|text[a-z]*|math[a-z]*|operatorname|displaystyle|left|right|"
     r"[bB]igg?[lr]?|times|cdot|circ|q?quad|[,;:! ])"
 )
 _NON_WORD = re.compile(r"[^\w.,]|_")  # keeps . and , for the number rules on bytes

@@ -6,7 +6,8 @@ Formats, by the fields that identify them:
     instruction       alpaca: {"instruction", "input", "output"}
     question          GSM8K, orca-math, ...: {"question", "answer"}
     problem           MATH, ...: {"problem", "solution"}
-    text              plain text: {"text"} (also what alpaca rows carry as a rendered prompt)
+    text              plain text: {"text"} (also what alpaca rows carry as a rendered prompt);
+                      its first line is taken as the prompt, the rest as the rest
 A row with fields of two formats other than `text` is ambiguous; `--field NAME` settles it (and
 reads formats not listed here) by taking row[NAME] as the whole text.
 """
@@ -44,8 +45,9 @@ def row_text(row: object, field: str | None = None) -> tuple[str, str]:
         prompt = "\n".join(_string(row, k) for k in prompt_fields if k in row and row[k])
         rest = "\n".join(_string(row, k) for k in rest_fields if k in row and row[k])
         return prompt, rest
-    if "text" in row:
-        return _string(row, "text"), ""
+    if "text" in row:  # "Question...\nAnswer..." is the common shape: the first line asks
+        head, _, tail = _string(row, "text").strip().partition("\n")
+        return head, tail
     keys = ", ".join(sorted(map(str, row))) or "none"
     raise RowError(f"no text field of a known format (fields: {keys}); pass --field NAME")
 

@@ -157,6 +157,7 @@ class Tokens:
             words = [canon_token(a[starts[i] : ends[i]].tobytes().decode()) for i in fixed]
             hashes[fixed] = hash_words(words)
         maybe_word = np.flatnonzero(_NUMWORD_LUT[(hashes & U64(0xFFFF)).astype(np.int64)])
+        digits = is_num.copy()  # numbers written with digits
         for i in maybe_word[~is_num[maybe_word]].tolist():
             digit_hash = _NUMWORD_DIGIT_HASH.get(int(hashes[i]))
             if digit_hash is not None:  # "three" and "3" are the same token
@@ -168,6 +169,7 @@ class Tokens:
         self.starts, self.ends = starts, ends
         self.hashes = hashes
         self.is_num = is_num
+        self.is_digits = digits
         self.seg_bounds = np.searchsorted(starts, np.append(seg_starts, n + 1))
         self.seg = np.repeat(np.arange(len(texts)), np.diff(self.seg_bounds))
 
@@ -208,9 +210,12 @@ class Tokens:
     def ngrams_multi(self, ns, hashes: np.ndarray | None = None, segments=None):
         return ngram_hashes_multi(self.hashes if hashes is None else hashes, self.seg, ns, segments)
 
-    def number_keys(self, segments: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Per segment: (hash of the multiset of its number tokens, how many there are)."""
-        num = self.is_num if segments is None else self.is_num & segments[self.seg]
+    def number_keys(self, segments: np.ndarray | None = None, digits_only: bool = False):
+        """Per segment: (hash of the multiset of its numbers, how many there are); numbers
+        written in words count unless `digits_only`."""
+        num = self.is_digits if digits_only else self.is_num
+        if segments is not None:
+            num = num & segments[self.seg]
         idx = np.flatnonzero(num)
         values = mix64(self.hashes[idx] ^ _NUM_SALT)
         cumulative = np.zeros(len(idx) + 1, dtype=U64)
