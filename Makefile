@@ -102,3 +102,10 @@ mathmix-clean:
 	  $(foreach f,$(MATHMIX_TEST),--test $(MATHMIX_DIR)/$(f).jsonl) \
 	  --policy $(MATHMIX_POLICY) \
 	  --out $(MATHMIX_DIR)/mathmix_clean.jsonl --report $(MATHMIX_DIR)/mathmix_report.jsonl
+
+# What each decontamination method catches and misses: the handwritten set of the tests, and,
+# with GSM8K_DIR=dir (GSM8K test/train + lm-sys's GPT-4 rephrasings, see the script), real data
+# against the anchors (13-gram, 10-gram, MinHash, number sequence) in the same run.
+.PHONY: bench-curation-quality
+bench-curation-quality:
+	$(PY) bench/curation_quality.py $(if $(GSM8K_DIR),--gsm8k $(GSM8K_DIR))

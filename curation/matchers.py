@@ -17,7 +17,7 @@ import numpy as np
 from rensa import RMinHash, RMinHashLSH
 
 from .testindex import TestItems
-from .tokens import U64, HashSet, Tokens, ngram_hashes
+from .tokens import U64, HashSet, Tokens, ngram_hashes, sorted_unique
 
 MASK = "#"  # numbers in numbers-masked n-grams, as reports show them
 _MASK_HASH = U64(0x5BD1E9955BD1E995)
@@ -71,12 +71,17 @@ def masked(hashes: np.ndarray, is_num: np.ndarray) -> np.ndarray:
 
 
 def distinct_df(keys: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct keys and, for each, how many distinct owners have it."""
-    order = np.lexsort((owner, keys))
+    """Sorted distinct keys and, for each, how many distinct owners have it. `owner` must be
+    ascending (segment order), so one stable sort by key keeps it ascending within a key."""
+    order = np.argsort(keys, kind="stable")
     keys, owner = keys[order], owner[order]
     first = np.ones(len(keys), dtype=bool)
     first[1:] = (keys[1:] != keys[:-1]) | (owner[1:] != owner[:-1])
-    return np.unique(keys[first], return_counts=True)
+    keys = keys[first]
+    if not len(keys):
+        return keys, np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.append(True, keys[1:] != keys[:-1]))
+    return keys[starts], np.diff(np.append(starts, len(keys)))
 
 
 def idf(df: np.ndarray, n: int) -> np.ndarray:
@@ -87,7 +92,7 @@ class KeyIndex:
     """Keys (hashes) -> the test items that have them, for whole batches of queries."""
 
     def __init__(self, keys: np.ndarray, items: np.ndarray):
-        order = np.lexsort((items, keys))
+        order = np.argsort(keys, kind="stable")  # items come ascending, and stay so per key
         self.keys, self.items = keys[order], items[order]
         self.set = HashSet(self.keys)
 
@@ -184,7 +189,7 @@ class NgramContainment:
 
         def doc_grams(n: int) -> np.ndarray:
             if n not in doc:
-                doc[n] = np.unique(ngram_hashes(hashes, seg, n)[0])
+                doc[n] = sorted_unique(ngram_hashes(hashes, seg, n)[0])
             return doc[n]
 
         matches = []
@@ -278,7 +283,7 @@ class NumbersOverlap:
 
     def _vector(self, hashes, is_num):
         terms, _ = self._terms(hashes, is_num, np.zeros(len(hashes), dtype=np.int64))
-        keys, counts = np.unique(terms, return_counts=True)
+        keys, counts = sorted_unique(terms, return_counts=True)
         weights = np.full(len(keys), self.unseen_idf)
         if len(self.term_keys):
             pos = np.searchsorted(self.term_keys, keys)
@@ -395,7 +400,7 @@ class MinHashSimilarity:
 
     def verify(self, rows: TrainRows, r: int, items: set[int]) -> list[Match]:
         hashes, _, seg = rows.row_tokens(r, prompt_only=True)
-        shingles = np.unique(ngram_hashes(hashes, seg, self.n)[0])
+        shingles = sorted_unique(ngram_hashes(hashes, seg, self.n)[0])
         if not len(shingles):
             return []
         sketch = RMinHash(self.num_perm, self.seed)
