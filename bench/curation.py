@@ -204,9 +204,10 @@ def baseline_rensa(train: str, tests: list[str], out: str, report: str) -> set[i
     return removed
 
 
-def ours(policy: str):
+def ours(policy: str, workers: int):
     def run(train, tests, out, report) -> set[int]:
-        argv = ["--train", train, "--out", out, "--report", report, "--policy", policy, "-q"]
+        argv = ["--train", train, "--out", out, "--report", report, "--policy", policy, "-q",
+                "--workers", str(workers)]
         for t in tests:
             argv += ["--test", t]
         if decontaminate(argv) != 0:
@@ -225,8 +226,9 @@ def ours(policy: str):
 SYSTEMS = {
     "datasketch MinHash-LSH": baseline_datasketch,
     "rensa MinHash-LSH": baseline_rensa,
-    "decontaminate (default)": ours("default"),
-    "decontaminate (strict)": ours("strict"),
+    "decontaminate default (1 process)": ours("default", 1),
+    "decontaminate default (2 workers)": ours("default", 2),
+    "decontaminate strict (2 workers)": ours("strict", 2),
 }
 
 
@@ -268,7 +270,7 @@ def main(argv=None) -> int:
                 caught[name] = {"kinds": kinds, "other": len(removed - set(leaks))}
 
     anchors = [n for n in names if "MinHash-LSH" in n]
-    print(f"\n{'system':26s} {'median s':>9s} {'rows/s':>9s} "
+    print(f"\n{'system':34s} {'median s':>9s} {'rows/s':>9s} "
           + "".join(f"{'x ' + a.split()[0]:>12s}" for a in anchors)
           + "   planted leaks removed (verbatim, 2 words changed, reformatted); other rows")
     for name in names:
@@ -277,7 +279,7 @@ def main(argv=None) -> int:
         k = caught[name]["kinds"]
         leak_text = ", ".join(f"{k[kind][0]}/{k[kind][1]}" for kind in
                               ("verbatim", "two_words_changed", "reformatted") if kind in k)
-        print(f"{name:26s} {med:9.2f} {args.train / med:9,.0f}{ratios}   {leak_text}; "
+        print(f"{name:34s} {med:9.2f} {args.train / med:9,.0f}{ratios}   {leak_text}; "
               f"{caught[name]['other']}")
     with open("/proc/loadavg") as f:
         print(f"load average after: {f.read().split()[:3]}")

@@ -24,7 +24,7 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 
 from .jsonl import CHUNK_BYTES, AtomicOutputs, Chunk, count_bytes, parse_chunk, read_chunks
-from .matchers import METHODS, TrainRows, build_matchers
+from .matchers import METHODS, TrainRows, build_matchers, rensa_started
 from .progress import byte_counter, console, progress_bars
 from .report import Tally, dumps
 from .rowtext import batch_texts
@@ -131,7 +131,7 @@ def flagged_record(path, line, matches, items, seen_items, per_file) -> dict:
     }
 
 
-_STATE: dict = {}  # this process's matchers; workers inherit them by fork
+_STATE: dict = {}  # this process's matchers; workers get them from _worker_init
 
 
 def scan_chunk(chunk: Chunk) -> tuple[dict[int, str], dict[int, list]]:
@@ -141,10 +141,11 @@ def scan_chunk(chunk: Chunk) -> tuple[dict[int, str], dict[int, list]]:
     return reasons, find_matches(TrainRows(prompts, rests), _STATE["matchers"])
 
 
-def _worker_init() -> None:
+def _worker_init(matchers, field) -> None:
     if sys.platform.startswith("linux"):  # a worker must not outlive a killed parent
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _STATE.update(matchers=matchers, field=field)
 
 
 def scan(chunks, workers: int):
@@ -154,10 +155,20 @@ def scan(chunks, workers: int):
         for chunk in chunks:
             yield (chunk, *scan_chunk(chunk))
         return
-    # ProcessPoolExecutor, not Pool: a worker that dies raises BrokenProcessPool here
-    # instead of leaving its task waiting forever.
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+    # ProcessPoolExecutor, not Pool: a worker that dies raises BrokenProcessPool here instead
+    # of leaving its task waiting forever. Fork starts workers in milliseconds with the
+    # matchers in place, but not after this process has called rensa (an earlier run in the
+    # same process): a forked child calling rensa would wait on a thread pool it did not
+    # inherit. Then forkserver (or spawn) starts clean workers, the matchers pickled to them.
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and not rensa_started():
+        context = multiprocessing.get_context("fork")
+    else:
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods
+                                              else "spawn")
+    initargs = (_STATE["matchers"], _STATE["field"])
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                             initargs=initargs) as pool:
         pending: deque = deque()
         for chunk in chunks:
             pending.append((chunk, pool.submit(scan_chunk, chunk)))

@@ -26,7 +26,7 @@ from rensa import RMinHash, RMinHashLSH
 
 from .decontaminate import path_problems
 from .jsonl import CHUNK_BYTES, AtomicOutputs, Chunk, count_bytes, parse_chunk, read_chunks
-from .matchers import _as_tokens
+from .matchers import _as_tokens, note_rensa
 from .progress import console, progress_bars
 from .report import Tally, dumps
 from .rowtext import batch_texts, row_text
@@ -85,6 +85,7 @@ class Deduplicator:
         self.field = field
         self.on = on
         self.exact: dict[int, int] = {}  # normalized-text hash -> kept row id
+        note_rensa()
         self.lsh = RMinHashLSH(threshold, NUM_PERM, NUM_BANDS)
         self.file_of, self.line_of = array("l"), array("q")
         self.offset_of, self.length_of = array("q"), array("q")

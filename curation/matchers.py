@@ -20,6 +20,16 @@ from .testindex import TestItems
 from .tokens import U64, HashSet, Tokens, ngram_hashes, sorted_unique
 
 MASK = "#"  # numbers in numbers-masked n-grams, as reports show them
+_rensa_threads = False  # whether this process has called rensa, which starts a thread pool
+
+
+def rensa_started() -> bool:
+    return _rensa_threads
+
+
+def note_rensa() -> None:
+    global _rensa_threads
+    _rensa_threads = True
 _MASK_HASH = U64(0x5BD1E9955BD1E995)
 
 
@@ -366,11 +376,15 @@ class MinHashSimilarity:
         self.num_bands = num_bands
         self._lsh = None
 
+    def __getstate__(self):  # the LSH is rebuilt where it is used (see `lsh`)
+        return {**self.__dict__, "_lsh": None}
+
     @property
     def lsh(self) -> RMinHashLSH:
-        """Built on first use, in the process that uses it: rensa starts threads, and a
-        worker forked after that would inherit a thread pool without its threads."""
+        """Built on first use, in the process that uses it (workers get this matcher pickled,
+        and a rensa LSH does not pickle)."""
         if self._lsh is None:
+            note_rensa()
             # 32 bands of 4 rows: a pair at Jaccard 0.7 shares a band with probability 0.9998
             # (16 bands of 8: 0.61); the exact check afterwards removes the extra candidates.
             # (rensa wants a threshold in [0, 1]; above 1 the exact check below rejects all)

@@ -82,9 +82,17 @@ _NUMWORD_LUT = np.zeros(1 << 16, dtype=bool)
 _NUMWORD_LUT[[h & 0xFFFF for h in _NUMWORD_DIGIT_HASH]] = True
 
 
-def _normalized(texts: list[str]) -> list[str]:
-    # inline test: most texts are plain ASCII without LaTeX and skip normalize_text's call
-    return [t.lower() if t.isascii() and "\\" not in t else normalize_text(t) for t in texts]
+def _normalized(texts: list[str]) -> tuple[str, list[str]]:
+    """The texts normalized and joined by spaces. Plain ASCII texts only need lower(), done once
+    on the joined string; only the others go through normalize_text."""
+    joined = " ".join(texts)
+    if joined.isascii() and "\\" not in joined:
+        return joined.lower(), texts
+    if joined.isascii():  # LaTeX somewhere: normalize those texts, lower() the rest at once
+        texts = [normalize_text(t) if "\\" in t else t for t in texts]
+        return " ".join(texts).lower(), texts
+    texts = [t.lower() if t.isascii() and "\\" not in t else normalize_text(t) for t in texts]
+    return " ".join(texts), texts
 
 
 class Tokens:
@@ -95,13 +103,10 @@ class Tokens:
     """
 
     def __init__(self, texts: list[str]):
-        joined = " ".join(texts)
-        if joined.isascii() and "\\" not in joined:  # the whole batch is plain: one lower()
-            joined = joined.lower()
-            lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        joined, norm = _normalized(texts)
+        if joined.isascii():  # bytes = characters
+            lengths = np.fromiter(map(len, norm), dtype=np.int64, count=len(norm))
         else:
-            norm = _normalized(texts)
-            joined = " ".join(norm)
             lengths = np.fromiter((len(t) if t.isascii() else len(t.encode()) for t in norm),
                                   dtype=np.int64, count=len(norm))
         seg_starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1])).astype(np.int64)
@@ -279,6 +284,16 @@ class HashSet:
 
     def __init__(self, values: np.ndarray):
         self.values = sorted_unique(np.asarray(values, dtype=U64))
+        self._build_bitmap()
+
+    def __getstate__(self):  # the bitmap is large and quick to rebuild: not pickled
+        return {"values": self.values}
+
+    def __setstate__(self, state):
+        self.values = state["values"]
+        self._build_bitmap()
+
+    def _build_bitmap(self) -> None:
         bits = int(np.clip(np.ceil(np.log2(max(len(self.values), 1) * 64)), 16, 28))
         self.shift = U64(64 - bits)
         self.bitmap = np.zeros(1 << bits, dtype=bool)
