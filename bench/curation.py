@@ -8,11 +8,12 @@ of GSM8K test and MATH test). Words follow a Zipf law over a 30k-word vocabulary
 and, on the MATH side, LaTeX. 1 % of the train rows are planted leaks of test items: verbatim
 copies, copies with two words changed, copies re-cased/re-punctuated/re-formatted.
 
-Each system runs end to end in this process: read the JSONL, take the text of each row, match,
-write the clean rows and a report. The baselines are the usual MinHash recipe (word 5-gram
-shingles, 128 permutations, LSH at Jaccard 0.7, test side indexed, train side queried) with
-datasketch and with rensa. Figures are train rows per second (median of --reps runs) and ratios
-to the baselines measured in the same run, plus how many planted leaks each system removed.
+Each system runs end to end in a fresh process, as a command would: start Python, read the
+JSONL, take the text of each row, match, write the clean rows and a report. The baselines are
+the usual MinHash recipe (word 5-gram shingles, 128 permutations, LSH at Jaccard 0.7, test side
+indexed, train side queried) with datasketch and with rensa. Figures are train rows per second
+(median of --reps runs) and ratios to the baselines measured in the same run, plus how many
+planted leaks each system removed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -140,7 +142,7 @@ def _texts(path: str):
                 yield batch.first_line + i, batch.raw[i], None
 
 
-def baseline_datasketch(train: str, tests: list[str], out: str, report: str) -> set[int]:
+def baseline_datasketch(train: str, tests: list[str], out: str, report: str) -> None:
     from datasketch import MinHash, MinHashLSH
 
     lsh = MinHashLSH(threshold=0.7, num_perm=128)
@@ -150,7 +152,6 @@ def baseline_datasketch(train: str, tests: list[str], out: str, report: str) -> 
     with lsh.insertion_session() as session:
         for k, m in enumerate(sigs):
             session.insert(k, m, check_duplication=False)
-    removed = set()
     with open(out, "wb") as clean, open(report, "w") as rep:
         batch = []
 
@@ -160,8 +161,8 @@ def baseline_datasketch(train: str, tests: list[str], out: str, report: str) -> 
             for (line, raw, _), m in zip(batch, sigs, strict=True):
                 hits = lsh.query(m)
                 if hits:
-                    removed.add(line)
-                    rep.write(json.dumps({"train_line": line, "test": sorted(hits)}) + "\n")
+                    rep.write(json.dumps({"train_line": line, "method": "minhash",
+                                          "test": sorted(hits)}) + "\n")
                 else:
                     clean.write(raw + b"\n")
             batch.clear()
@@ -171,17 +172,15 @@ def baseline_datasketch(train: str, tests: list[str], out: str, report: str) -> 
             if len(batch) == 4096:
                 flush()
         flush()
-    return removed
 
 
-def baseline_rensa(train: str, tests: list[str], out: str, report: str) -> set[int]:
+def baseline_rensa(train: str, tests: list[str], out: str, report: str) -> None:
     from rensa import RMinHash, RMinHashLSH
 
     lsh = RMinHashLSH(0.7, 128, 16)
     test_texts = [t for p in tests for _, _, t in _texts(p) if t is not None]
     for k, m in enumerate(RMinHash.from_token_sets([_shingles(t) for t in test_texts], 128, 42)):
         lsh.insert(k, m)
-    removed = set()
     with open(out, "wb") as clean, open(report, "w") as rep:
         batch = []
 
@@ -190,8 +189,8 @@ def baseline_rensa(train: str, tests: list[str], out: str, report: str) -> set[i
             for (line, raw, _), m in zip(batch, sigs, strict=True):
                 hits = lsh.query(m)
                 if hits:
-                    removed.add(line)
-                    rep.write(json.dumps({"train_line": line, "test": sorted(hits)}) + "\n")
+                    rep.write(json.dumps({"train_line": line, "method": "minhash",
+                                          "test": sorted(hits)}) + "\n")
                 else:
                     clean.write(raw + b"\n")
             batch.clear()
@@ -201,7 +200,6 @@ def baseline_rensa(train: str, tests: list[str], out: str, report: str) -> set[i
             if len(batch) == 4096:
                 flush()
         flush()
-    return removed
 
 
 def ours(policy: str, workers: int):
@@ -212,13 +210,6 @@ def ours(policy: str, workers: int):
             argv += ["--test", t]
         if decontaminate(argv) != 0:
             raise SystemExit("decontaminate failed")
-        removed = set()
-        with open(report) as f:
-            for line in f:
-                record = json.loads(line)
-                if "method" in record:
-                    removed.add(record["train_line"])
-        return removed
 
     return run
 
@@ -238,7 +229,17 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="runs per system (median)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
     parser.add_argument("--cache", default=str(REPO / ".cache" / "bench-curation"))
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # run one system, in this process
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--report", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one:
+        data = Path(args.data)
+        SYSTEMS[args.one](str(data / "train.jsonl"),
+                          [str(data / "gsm_test.jsonl"), str(data / "math_test.jsonl")],
+                          args.out, args.report)
+        return 0
 
     data = Path(args.cache) / f"train{args.train}"
     t = time.perf_counter()
@@ -249,8 +250,6 @@ def main(argv=None) -> int:
     with open("/proc/loadavg") as f:
         print(f"load average before: {f.read().split()[:3]}; cpus: {os.cpu_count()}", flush=True)
     leaks = {int(k): v for k, v in info["leaks"].items()}
-    train = str(data / "train.jsonl")
-    tests = [str(data / "gsm_test.jsonl"), str(data / "math_test.jsonl")]
     names = [s.strip() for s in args.systems.split(",")]
     times: dict[str, list[float]] = {n: [] for n in names}
     caught: dict[str, dict] = {}
@@ -258,10 +257,15 @@ def main(argv=None) -> int:
         for rep in range(args.reps):  # interleaved, so load changes hit every system alike
             for name in names:
                 out, report = os.path.join(tmp, "clean.jsonl"), os.path.join(tmp, "report.jsonl")
+                # each run is a fresh process, as a command would be: interpreter start and
+                # imports count for every system alike
                 t = time.perf_counter()
-                removed = SYSTEMS[name](train, tests, out, report)
+                subprocess.run([sys.executable, __file__, "--one", name, "--data", str(data),
+                                "--out", out, "--report", report], check=True)
                 times[name].append(time.perf_counter() - t)
                 print(f"  run {rep + 1} {name}: {times[name][-1]:.2f} s", flush=True)
+                with open(report) as f:
+                    removed = {r["train_line"] for r in map(json.loads, f) if "method" in r}
                 kinds = {}
                 for line, kind in leaks.items():
                     kinds.setdefault(kind, [0, 0])
