@@ -141,10 +141,15 @@ def scan_chunk(chunk: Chunk) -> tuple[dict[int, str], dict[int, list]]:
     return reasons, find_matches(TrainRows(prompts, rests), _STATE["matchers"])
 
 
-def _worker_init(matchers, field) -> None:
+def _worker_init(matchers, field, parent: int) -> None:
+    # SIGTERM ends a worker at once: a Python handler's exception would be caught by the
+    # executor as the current task's result, and the worker would go on waiting for work.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     if sys.platform.startswith("linux"):  # a worker must not outlive a killed parent
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        if parent and os.getppid() != parent:  # it died before the line above
+            os._exit(1)
     _STATE.update(matchers=matchers, field=field)
 
 
@@ -166,7 +171,9 @@ def scan(chunks, workers: int):
     else:
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods
                                               else "spawn")
-    initargs = (_STATE["matchers"], _STATE["field"])
+    # (forkserver's workers are the server's children; it ends when this process does)
+    parent = os.getpid() if context.get_start_method() == "fork" else 0
+    initargs = (_STATE["matchers"], _STATE["field"], parent)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
                              initargs=initargs) as pool:
         pending: deque = deque()

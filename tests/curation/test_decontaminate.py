@@ -280,10 +280,10 @@ def big_train_file(path: Path, rows: int) -> None:
             f.write(line * 1000)
 
 
-def start(tmp_path: Path, train: Path, tests) -> subprocess.Popen:
+def start(tmp_path: Path, train: Path, tests, workers: str) -> subprocess.Popen:
     argv = [sys.executable, "-m", "curation", "decontaminate", "--train", str(train),
             *[a for t in tests for a in ("--test", str(t))], "--out", str(tmp_path / "clean.jsonl"),
-            "--report", str(tmp_path / "report.jsonl"), "--workers", "1", "--chunk-bytes",
+            "--report", str(tmp_path / "report.jsonl"), "--workers", workers, "--chunk-bytes",
             "65536", "-q"]
     return subprocess.Popen(argv, env=offline_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
@@ -300,18 +300,26 @@ def wait_for_partial_output(tmp_path: Path, proc: subprocess.Popen) -> Path:
     raise AssertionError("no partial output appeared")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_an_interrupted_run_leaves_no_file_under_the_final_name(tmp_path, sig):
+@pytest.mark.parametrize(("sig", "workers"), [(signal.SIGKILL, "1"), (signal.SIGTERM, "1"),
+                                              (signal.SIGKILL, "2"), (signal.SIGTERM, "2")],
+                         ids=["SIGKILL", "SIGTERM", "SIGKILL-workers", "SIGTERM-workers"])
+def test_an_interrupted_run_leaves_no_file_under_the_final_name(tmp_path, sig, workers):
+    import psutil
+
     tests = write_test_files(tmp_path)
     train = tmp_path / "train.jsonl"
     big_train_file(train, 300_000)
     (tmp_path / "report.jsonl").write_text("the report of an earlier run\n")
-    proc = start(tmp_path, train, tests)
+    proc = start(tmp_path, train, tests, workers)
     partial = wait_for_partial_output(tmp_path, proc)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert len(children) == (int(workers) if workers != "1" else 0)
     os.kill(proc.pid, sig)
     proc.wait(timeout=60)
     assert not (tmp_path / "clean.jsonl").exists()
     assert (tmp_path / "report.jsonl").read_text() == "the report of an earlier run\n"
+    _, alive = psutil.wait_procs(children, timeout=30)  # workers do not outlive the run
+    assert not alive
     if sig == signal.SIGTERM:  # a handled signal also removes the temporary files
         assert proc.returncode != 0
         assert not partial.exists() and not list(tmp_path.glob(".*.tmp"))
