@@ -1,13 +1,16 @@
 # InternLM2-Math-Plus-7B, QLoRA (4-bit nf4 base), on a decontaminated math mixture, 1 epoch, on
 # one 8 GB GPU.
 #
-#   make mathmix                                                  (writes data/mathmix_clean.jsonl)
+#   make mathmix                                     (writes data/mathmix_clean.jsonl, once)
 #   xtuner train configs/internlm2_math_plus_7b_qlora_mathmix_e1.py
 #
+# Model: internlm/internlm2-math-plus-7b (remote code (trust_remote_code)).
 # Data: GSM8K-train + orca-math-word-problems-200k + MATH-train in XTuner's conversation format
-# (`python -m curation prepare`), minus every row that leaks a GSM8K-test or MATH-test problem
-# (`python -m curation decontaminate`; what was removed and why: data/mathmix_report.jsonl).
-# docs/curation.md has the recipe step by step.
+#   (`python -m curation prepare`), minus every row that leaks a GSM8K-test or MATH-test problem
+#   (`python -m curation decontaminate`; what was removed and why: data/mathmix_report.jsonl).
+#   docs/curation.md has the recipe step by step.
+# The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py; `python -m doctor fit`
+# on this file shows the memory budget.
 from datasets import load_dataset
 from mmengine.config import read_base
 from xtuner.utils import PROMPT_TEMPLATE

@@ -58,9 +58,12 @@ def test_run_file_says_what_it_trains(path: Path):
     assert template_name(chat_hook.prompt_template) == expected  # samples as it trains
     for tok in (data.tokenizer, chat_hook.tokenizer, cfg.tokenizer):
         assert tok.pretrained_model_name_or_path == model_id
-    # curation's converter of the dataset the name says (XTuner's own name for guanaco: oasst)
-    source = data.dataset.source
-    assert {"oasst": "guanaco"}.get(name["data"], name["data"]) == source
+    if data.dataset.get("path") == "json":  # a mixture: the local file `make <data>` writes
+        assert data.dataset.data_files["train"].endswith(f"data/{name['data']}_clean.jsonl")
+        assert f"\n{name['data']}:" in (REPO / "Makefile").read_text()
+    else:  # curation's converter of the dataset the name says (XTuner's name for guanaco: oasst)
+        source = data.dataset.source
+        assert {"oasst": "guanaco"}.get(name["data"], name["data"]) == source
     assert data.dataset_map_fn is None  # the converter already wrote the conversations
 
 

@@ -1,6 +1,7 @@
 """The math mixture recipe (`make mathmix`, configs/internlm2_math_plus_7b_qlora_mathmix_e1.py):
-its decontaminate half, `make mathmix-clean`, on small local files, and the config's own
-dataset pipeline on the clean file it writes. (Its prepare half needs the hub.)"""
+its decontaminate half, `make mathmix-clean`, on small local files; the whole recipe with
+`prepare` reading local copies of the datasets ($XTUNER_PACK_DATA) instead of the hub; and the
+config's own dataset pipeline on the clean file it writes."""
 
 from __future__ import annotations
 
@@ -88,6 +89,32 @@ def test_make_mathmix_clean_removes_the_leaks_and_keeps_the_rest(tmp_path, conve
     assert summary["read"] == summary["kept"] + summary["removed"] == len(expected) + len(leaks)
     assert set(map(lambda p: Path(p).name, summary["per_test_file"])) == {
         "gsm8k_test.jsonl", "math_test.jsonl"}
+
+
+def test_make_mathmix_end_to_end_from_local_copies(tmp_path):
+    """prepare (local files in the public schemas, as XTUNER_PACK_DATA reads them) then
+    decontaminate: the clean file holds the converted non-leaking problems, in order."""
+    root, out = tmp_path / "hub", tmp_path / "data"
+    splits = {("gsm8k", "train"): [r for r, _ in mixture()["gsm8k_train"]],
+              ("orca_math", "train"): [r for r, _ in mixture()["orca_math_train"]],
+              ("math", "train"): [r for r, _ in mixture()["math_train"]],
+              ("gsm8k", "test"): [gsm8k_row(it["test"]) for it in GSM],
+              ("math", "test"): [math_row(it["test"]) for it in MATH]}
+    for (dataset, split), rows in splits.items():
+        (root / dataset).mkdir(parents=True, exist_ok=True)
+        (root / dataset / f"{split}.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in rows))
+    out.mkdir()
+    result = run(["make", "mathmix", f"MATHMIX_DIR={out}", f"PY={sys.executable}"],
+                 XTUNER_PACK_DATA=str(root))
+    assert result.returncode == 0, result.stdout
+    kept = [json.loads(line)["conversation"][0]["input"]
+            for line in (out / "mathmix_clean.jsonl").read_text().splitlines()]
+    expected = [row.get("question", row.get("problem")) for rows in mixture().values()
+                for row, leak in rows if not leak]
+    assert kept == expected
+    records, summary = read_report(out / "mathmix_report.jsonl")
+    assert summary["removed"] == sum(leak for rows in mixture().values() for _, leak in rows)
 
 
 def test_the_config_builds_its_dataset_from_the_clean_file(tmp_path):
