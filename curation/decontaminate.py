@@ -38,6 +38,13 @@ def threshold(text: str) -> float:
     return value  # above 1: the method never fires
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
+    return value
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m curation decontaminate", description=__doc__
                                 .split("\n\n")[0])
@@ -55,11 +62,11 @@ def parse_args(argv):
                    help="n-gram methods: weighted share of a test item's words (default 0.5)")
     p.add_argument("--similarity", type=threshold, default=0.25, metavar="X",
                    help="numbers_overlap: TF-IDF cosine of the words (default 0.25)")
-    p.add_argument("--min-numbers", type=int, default=2, metavar="N",
+    p.add_argument("--min-numbers", type=positive, default=2, metavar="N",
                    help="numbers_overlap: numbers a problem needs (default 2)")
     p.add_argument("--minhash-threshold", type=threshold, default=0.7, metavar="J",
                    help="minhash: Jaccard of word 5-gram sets (default 0.7)")
-    p.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+    p.add_argument("--workers", type=positive, default=default_workers(), metavar="N",
                    help="processes that match train rows (default: the CPUs this process may "
                    "use, at most 4; 1 = no worker processes)")
     p.add_argument("--chunk-bytes", type=int, default=CHUNK_BYTES, help=argparse.SUPPRESS)

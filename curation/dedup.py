@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 from rensa import RMinHash, RMinHashLSH
 
-from .decontaminate import path_problems
+from .decontaminate import path_problems, positive, threshold
 from .jsonl import CHUNK_BYTES, AtomicOutputs, Chunk, count_bytes, parse_chunk, read_chunks
 from .matchers import _as_tokens, note_rensa
 from .progress import console, progress_bars
@@ -45,10 +45,10 @@ def parse_args(argv):
                    "format")
     p.add_argument("--on", choices=("row", "prompt"), default="row",
                    help="compare whole rows (default) or only their prompts (questions)")
-    p.add_argument("--threshold", type=float, default=0.7, metavar="J",
+    p.add_argument("--threshold", type=threshold, default=0.7, metavar="J",
                    help="near duplicates: Jaccard of word n-gram sets (default 0.7, "
                    "InternLM-Math's MinHash threshold)")
-    p.add_argument("--shingle", type=int, default=3, metavar="N",
+    p.add_argument("--shingle", type=positive, default=3, metavar="N",
                    help="words per n-gram (default 3: in a 25-word problem one changed word "
                    "leaves a Jaccard of 0.78 with 3-grams, 0.63 with 5-grams)")
     p.add_argument("--chunk-bytes", type=int, default=CHUNK_BYTES, help=argparse.SUPPRESS)
@@ -86,7 +86,7 @@ class Deduplicator:
         self.on = on
         self.exact: dict[int, int] = {}  # normalized-text hash -> kept row id
         note_rensa()
-        self.lsh = RMinHashLSH(threshold, NUM_PERM, NUM_BANDS)
+        self.lsh = RMinHashLSH(min(threshold, 1.0), NUM_PERM, NUM_BANDS)  # rensa wants <= 1
         self.file_of, self.line_of = array("l"), array("q")
         self.offset_of, self.length_of = array("q"), array("q")
         self.reread = lru_cache(maxsize=4096)(self._reread)
