@@ -30,6 +30,8 @@ max_epochs = 1  # ~215k problems (orca-math is 200k of them)
 globals().update(
     recipe(
         model_path=model_path,
+        # every linear but the LM head: XTuner's default misses InternLM2's head (`output`)
+        lora_targets=("wqkv", "wo", "w1", "w2", "w3"),
         dataset=dict(type=load_dataset, path="json", data_files=dict(train=data_file)),
         dataset_map_fn=None,  # the rows are already {"conversation": [...]}
         prompt_template=prompt_template,
