@@ -2,6 +2,7 @@
 # make smoke  train the embedded default on the CPU: tiny model, xtuner train, convert, merge, chat
 # make test   every test, the smoke run included
 # make bench  the benchmarks (figures as ratios against anchors measured in the same run)
+# make fit    doctor fit's memory estimate of every run file against an 8 GB card
 SHELL := /bin/bash
 PY := $(firstword $(wildcard .venv/bin/python .conda/bin/python) python3)
 export HF_HUB_OFFLINE ?= 1
@@ -26,8 +27,7 @@ test-fast:
 lint:
 	$(PY) -m ruff check .
 
-bench:
-	@echo "no benchmarks yet"
+bench: bench-doctor bench-curation bench-prepare patch-effects fit-calibration  # every figure of the README
 
 clean:
 	rm -rf work_dirs .cache .pytest_cache .ruff_cache

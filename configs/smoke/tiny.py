@@ -172,6 +172,9 @@ def cpu_twin(cfg, model_dir, data_files, *, max_length=128, max_epochs=4, lr=3e-
     llm.torch_dtype = float32  # CPU: no fp16 AMP
     if llm.get("quantization_config"):
         llm.quantization_config.bnb_4bit_compute_dtype = float32
+    if cfg.model.get("lora") and cfg.model.lora.get("target_modules"):
+        # named for the real architecture (InternLM2's wqkv...): the tiny Llama's are all linears
+        cfg.model.lora.target_modules = None
     optim = cfg.optim_wrapper
     optim.type = LazyObject("mmengine.optim", "OptimWrapper")  # AmpOptimWrapper refuses the CPU
     for key in ("loss_scale", "dtype"):
