@@ -36,11 +36,11 @@ globals().update(
         lora_alpha=64,
         lora_dropout=0.0,
         accumulative_counts=1,
-        max_epochs=20,
+        max_epochs=60,  # 660 steps of a few ms: long enough for the answers to take shape
         lr=3e-3,
         warmup_ratio=0.05,
         map_num_proc=1,  # CPU: no worker processes for 36 rows
-        infinite_sampler=True,  # CPU: skips mmengine's 2 s pause at each of 40 epoch ends
+        infinite_sampler=True,  # CPU: skips mmengine's 2 s pause at each of 60 epoch ends
         save_steps=100,
         evaluation_freq=1000,
         evaluation_inputs=["What is the capital of France?"],
