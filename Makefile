@@ -36,12 +36,12 @@ clean:
 # DS_REPORT=/path/to/ds_report when DeepSpeed lives in another environment.
 .PHONY: bench-doctor
 bench-doctor:
-	$(PY) bench/doctor.py $(if $(DS_REPORT),--ds-report $(DS_REPORT))
+	$(PY) bench/doctor_speed.py $(if $(DS_REPORT),--ds-report $(DS_REPORT))
 
 # `python -m curation prepare` on 200k synthetic rows against two anchors timed in the same run
 .PHONY: bench-prepare
 bench-prepare:
-	$(PY) bench/bench_prepare.py
+	$(PY) bench/prepare_speed.py
 
 # ---- memory (docs/memory.md) ----
 .PHONY: fit fit-calibration fit-sweep patch-effects vram-cpu vram-wheels vram-gpu
@@ -72,7 +72,7 @@ vram-gpu:  # on a GPU machine without internet: measured peak of every config un
 # train rows/s and ratios, and the planted leaks each removes. BENCH_TRAIN=20000 for a quick run.
 .PHONY: bench-curation
 bench-curation:
-	$(PY) bench/curation.py $(if $(BENCH_TRAIN),--train $(BENCH_TRAIN)) $(if $(BENCH_REPS),--reps $(BENCH_REPS))
+	$(PY) bench/decontaminate_speed.py $(if $(BENCH_TRAIN),--train $(BENCH_TRAIN)) $(if $(BENCH_REPS),--reps $(BENCH_REPS))
 
 # The data of configs/internlm2_math_plus_7b_qlora_mathmix_e1.py: GSM8K-train + orca-math +
 # MATH-train in XTuner's conversation format (prepare: from the hub, or from

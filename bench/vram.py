@@ -34,8 +34,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# `python bench/X.py` puts bench/ first on sys.path, where bench/doctor.py would shadow the
-# doctor package: the repository root goes first instead.
+# `python bench/X.py` puts bench/ first on sys.path; these scripts import the pack's packages and
+# bench.* from the repository root, so the root goes first instead.
 sys.path[:] = [str(REPO)] + [p for p in sys.path
                              if Path(p or ".").resolve() not in (REPO, REPO / "bench")]
 

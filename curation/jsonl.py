@@ -17,7 +17,7 @@ from pathlib import Path
 
 # One batch: ~3k rows of ~300 bytes, enough for numpy to pay off, while its arrays (tens of
 # bytes a character) stay small enough to reuse memory instead of faulting in fresh pages:
-# 4 MB chunks spent twice the system time (measured, bench/curation.py data).
+# 4 MB chunks spent twice the system time (measured, bench/decontaminate_speed.py data).
 CHUNK_BYTES = 1 << 20
 
 # json.loads() wraps this C scanner in two Python frames and a whitespace regex; calling it

@@ -1,6 +1,6 @@
 """Benchmark: `python -m curation decontaminate` against MinHash-LSH baselines, end to end.
 
-    python bench/curation.py [--train 200000] [--reps 3]        (or: make bench-curation)
+    python bench/decontaminate_speed.py [--train 200000] [--reps 3]        (or: make bench-curation)
 
 Data (made here, cached in .cache/bench-curation/): 200k train rows of ~300 characters in
 XTuner's conversation format against 1,319 GSM8K-like and 5,000 MATH-like test items (the sizes

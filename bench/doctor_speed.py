@@ -3,7 +3,7 @@
 All three run as fresh processes in the same run, interleaved, several times each; the figures
 are medians of wall-clock time, printed with ratios against the doctor measured here.
 
-    python bench/doctor.py [--runs 7] [--ds-report PATH]      (make bench-doctor)
+    python bench/doctor_speed.py [--runs 7] [--ds-report PATH]      (make bench-doctor)
 
 ds_report comes from --ds-report, else PATH, else this environment's bin/; without one that
 row is skipped with a message (DeepSpeed is optional, and the pack's env may not have it).
