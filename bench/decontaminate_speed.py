@@ -142,23 +142,14 @@ def _texts(path: str):
                 yield batch.first_line + i, batch.raw[i], None
 
 
-def baseline_datasketch(train: str, tests: list[str], out: str, report: str) -> None:
-    from datasketch import MinHash, MinHashLSH
-
-    lsh = MinHashLSH(threshold=0.7, num_perm=128)
-    test_texts = [(p, line, t) for p in tests for line, _, t in _texts(p) if t is not None]
-    sigs = MinHash.bulk([[s.encode() for s in _shingles(t)] for _, _, t in test_texts],
-                        num_perm=128)
-    with lsh.insertion_session() as session:
-        for k, m in enumerate(sigs):
-            session.insert(k, m, check_duplication=False)
+def _filter(train: str, out: str, report: str, sketch, lsh) -> None:
+    """The anchors' shared pass: sketch train rows 4096 at a time, query the test side's LSH,
+    write unmatched rows to `out` and matched ones to `report`."""
     with open(out, "wb") as clean, open(report, "w") as rep:
         batch = []
 
         def flush():
-            sigs = MinHash.bulk([[s.encode() for s in _shingles(t)] for _, _, t in batch],
-                                num_perm=128)
-            for (line, raw, _), m in zip(batch, sigs, strict=True):
+            for (line, raw, _), m in zip(batch, sketch([t for _, _, t in batch]), strict=True):
                 hits = lsh.query(m)
                 if hits:
                     rep.write(json.dumps({"train_line": line, "method": "minhash",
@@ -172,34 +163,33 @@ def baseline_datasketch(train: str, tests: list[str], out: str, report: str) -> 
             if len(batch) == 4096:
                 flush()
         flush()
+
+
+def baseline_datasketch(train: str, tests: list[str], out: str, report: str) -> None:
+    from datasketch import MinHash, MinHashLSH
+
+    def sketch(texts):
+        return MinHash.bulk([[s.encode() for s in _shingles(t)] for t in texts], num_perm=128)
+
+    lsh = MinHashLSH(threshold=0.7, num_perm=128)
+    test_texts = [t for p in tests for _, _, t in _texts(p) if t is not None]
+    with lsh.insertion_session() as session:
+        for k, m in enumerate(sketch(test_texts)):
+            session.insert(k, m, check_duplication=False)
+    _filter(train, out, report, sketch, lsh)
 
 
 def baseline_rensa(train: str, tests: list[str], out: str, report: str) -> None:
     from rensa import RMinHash, RMinHashLSH
 
+    def sketch(texts):
+        return RMinHash.from_token_sets([_shingles(t) for t in texts], 128, 42)
+
     lsh = RMinHashLSH(0.7, 128, 16)
     test_texts = [t for p in tests for _, _, t in _texts(p) if t is not None]
-    for k, m in enumerate(RMinHash.from_token_sets([_shingles(t) for t in test_texts], 128, 42)):
+    for k, m in enumerate(sketch(test_texts)):
         lsh.insert(k, m)
-    with open(out, "wb") as clean, open(report, "w") as rep:
-        batch = []
-
-        def flush():
-            sigs = RMinHash.from_token_sets([_shingles(t) for _, _, t in batch], 128, 42)
-            for (line, raw, _), m in zip(batch, sigs, strict=True):
-                hits = lsh.query(m)
-                if hits:
-                    rep.write(json.dumps({"train_line": line, "method": "minhash",
-                                          "test": sorted(hits)}) + "\n")
-                else:
-                    clean.write(raw + b"\n")
-            batch.clear()
-
-        for line, raw, text in _texts(train):
-            batch.append((line, raw, text or ""))
-            if len(batch) == 4096:
-                flush()
-        flush()
+    _filter(train, out, report, sketch, lsh)
 
 
 def ours(policy: str, workers: int):
