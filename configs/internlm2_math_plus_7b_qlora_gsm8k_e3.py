@@ -10,30 +10,21 @@
 # (README "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
 # `python -m doctor fit` on this file shows the memory budget.
 from mmengine.config import read_base
-from xtuner.utils import PROMPT_TEMPLATE
 
 from curation.load import load_conversations
 
 with read_base():
+    from ._base_.models import internlm2_math_plus_7b
     from ._base_.recipe_8gb import *
 
 # ---- knobs ----
-model_path = "internlm/internlm2-math-plus-7b"
-prompt_template = PROMPT_TEMPLATE.internlm2_chat  # the format InternLM2-Math-Plus was tuned in
-max_length = 1024  # tokens per packed sequence
-lora_r = 16
 max_epochs = 3  # 7,473 problems
 
 globals().update(
     recipe(
-        model_path=model_path,
-        # every linear but the LM head: XTuner's default misses InternLM2's head (`output`)
-        lora_targets=("wqkv", "wo", "w1", "w2", "w3"),
+        **internlm2_math_plus_7b,  # hub id, chat template, max_length: configs/_base_/models.py
         dataset=dict(type=load_conversations, source="gsm8k"),
         dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
-        prompt_template=prompt_template,
-        max_length=max_length,
-        lora_r=lora_r,
         max_epochs=max_epochs,
         evaluation_inputs=[
             "Natalia sold clips to 48 of her friends in April, and then she sold half as many "

@@ -13,30 +13,21 @@
 # on this file shows the memory budget.
 from datasets import load_dataset
 from mmengine.config import read_base
-from xtuner.utils import PROMPT_TEMPLATE
 
 with read_base():
+    from ._base_.models import internlm2_math_plus_7b
     from ._base_.recipe_8gb import *
 
 # ---- knobs ----
 here = __file__.rsplit("/", 1)[0]  # mmengine 0.10 cannot call os.path in a config
-model_path = "internlm/internlm2-math-plus-7b"  # chat model, remote code (trust_remote_code)
 data_file = here + "/../data/mathmix_clean.jsonl"  # written by `make mathmix`
-prompt_template = PROMPT_TEMPLATE.internlm2_chat  # the model's own chat format
-max_length = 1024  # packed; solutions are short (GSM8K ~200 tokens), so little is cut
-lora_r = 16
 max_epochs = 1  # ~215k problems (orca-math is 200k of them)
 
 globals().update(
     recipe(
-        model_path=model_path,
-        # every linear but the LM head: XTuner's default misses InternLM2's head (`output`)
-        lora_targets=("wqkv", "wo", "w1", "w2", "w3"),
+        **internlm2_math_plus_7b,  # hub id, chat template, max_length: configs/_base_/models.py
         dataset=dict(type=load_dataset, path="json", data_files=dict(train=data_file)),
         dataset_map_fn=None,  # the rows are already {"conversation": [...]}
-        prompt_template=prompt_template,
-        max_length=max_length,
-        lora_r=lora_r,
         max_epochs=max_epochs,
         evaluation_inputs=[
             "Natalie has 24 stickers. She gives a third of them to her sister and buys 9 more. "

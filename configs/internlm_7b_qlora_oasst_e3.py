@@ -6,30 +6,26 @@
 # this one keeps the dataset, template and schedule and takes the pack's 8 GB recipe
 # (configs/_base_/recipe_8gb.py). `python -m doctor fit` on this file shows the budget.
 from mmengine.config import read_base
-from xtuner.utils import PROMPT_TEMPLATE
 
 from curation.load import load_conversations
 
 with read_base():
+    from ._base_.models import internlm_7b
     from ._base_.recipe_8gb import *
 
 # ---- knobs ----
-model_path = "internlm/internlm-7b"  # base model, remote code (trust_remote_code)
+# model: internlm/internlm-7b, XTuner's `default` template, 1024 packed tokens (2048: 8.95 GiB)
 # data: timdettmers/openassistant-guanaco, 9.8k best-ranked oasst1 threads, Apache-2.0
-prompt_template = PROMPT_TEMPLATE.default  # the base model has no chat format; XTuner's choice
-max_length = 1024  # packed; 2048 does not fit next to InternLM's 103k-token vocabulary
-lora_r = 16
-max_epochs = 3  # 9.8k threads pack into ~4k sequences of 1024 tokens: ~3 h per epoch on 8 GB
+lora_r = 16  # XTuner's r=64 alone costs ~2.6 GB of fp32 LoRA state on a 7B model
+max_epochs = 3  # as XTuner's; 9.8k threads pack into ~4k sequences of 1024 tokens
 
 globals().update(
     recipe(
-        model_path=model_path,
+        **internlm_7b,  # hub id, chat template, max_length: configs/_base_/models.py
         # XTuner's oasst1_map_fn inside curation's guanaco converter, which skips and counts
         # malformed threads instead of stopping a run on them
         dataset=dict(type=load_conversations, source="guanaco"),
         dataset_map_fn=None,
-        prompt_template=prompt_template,
-        max_length=max_length,
         lora_r=lora_r,
         max_epochs=max_epochs,
         evaluation_inputs=["请给我介绍五个上海的景点", "Please tell me five scenic spots in Shanghai"],

@@ -10,28 +10,21 @@
 # (README "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
 # `python -m doctor fit` on this file shows the memory budget.
 from mmengine.config import read_base
-from xtuner.utils import PROMPT_TEMPLATE
 
 from curation.load import load_conversations
 
 with read_base():
+    from ._base_.models import llama2_7b_chat
     from ._base_.recipe_8gb import *
 
 # ---- knobs ----
-model_path = "meta-llama/Llama-2-7b-chat-hf"
-prompt_template = PROMPT_TEMPLATE.llama2_chat  # [INST] ... [/INST], as Llama-2-chat was trained
-max_length = 2048  # tokens per packed sequence
-lora_r = 16
 max_epochs = 2  # 52k instructions
 
 globals().update(
     recipe(
-        model_path=model_path,
+        **llama2_7b_chat,  # hub id, chat template, max_length: configs/_base_/models.py
         dataset=dict(type=load_conversations, source="alpaca"),
         dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
-        prompt_template=prompt_template,
-        max_length=max_length,
-        lora_r=lora_r,
         max_epochs=max_epochs,
         evaluation_inputs=[
             "Give three tips for staying healthy.",

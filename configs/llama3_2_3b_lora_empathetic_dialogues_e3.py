@@ -10,29 +10,21 @@
 # (README "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
 # `python -m doctor fit` on this file shows the memory budget.
 from mmengine.config import read_base
-from xtuner.utils import PROMPT_TEMPLATE
 
 from curation.load import load_conversations
 
 with read_base():
+    from ._base_.models import llama3_2_3b_instruct
     from ._base_.recipe_8gb import *
 
 # ---- knobs ----
-model_path = "meta-llama/Llama-3.2-3B-Instruct"
-prompt_template = PROMPT_TEMPLATE.llama3_chat  # Llama-3 headers, as Llama-3.2-Instruct was trained
-max_length = 1024  # tokens per packed sequence
-lora_r = 16
 max_epochs = 3  # ~19.5k dialogues
 
 globals().update(
     recipe(
-        model_path=model_path,
-        quantize=False,  # Llama-3.2-3B fits in 16 bits: plain LoRA, as the notes chose
+        **llama3_2_3b_instruct,  # hub id, chat template, max_length: configs/_base_/models.py
         dataset=dict(type=load_conversations, source="empathetic_dialogues"),
         dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
-        prompt_template=prompt_template,
-        max_length=max_length,
-        lora_r=lora_r,
         max_epochs=max_epochs,
         evaluation_inputs=[
             "I finally passed my driving test today after three tries!",

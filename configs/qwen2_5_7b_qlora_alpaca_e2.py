@@ -10,28 +10,21 @@
 # (README "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
 # `python -m doctor fit` on this file shows the memory budget.
 from mmengine.config import read_base
-from xtuner.utils import PROMPT_TEMPLATE
 
 from curation.load import load_conversations
 
 with read_base():
+    from ._base_.models import qwen2_5_7b_instruct
     from ._base_.recipe_8gb import *
 
 # ---- knobs ----
-model_path = "Qwen/Qwen2.5-7B-Instruct"
-prompt_template = PROMPT_TEMPLATE.qwen_chat  # ChatML, as Qwen2.5-Instruct was trained
-max_length = 1024  # tokens per packed sequence
-lora_r = 16
 max_epochs = 2  # 52k instructions
 
 globals().update(
     recipe(
-        model_path=model_path,
+        **qwen2_5_7b_instruct,  # hub id, chat template, max_length: configs/_base_/models.py
         dataset=dict(type=load_conversations, source="alpaca"),
         dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
-        prompt_template=prompt_template,
-        max_length=max_length,
-        lora_r=lora_r,
         max_epochs=max_epochs,
         evaluation_inputs=[
             "Give three tips for staying healthy.",

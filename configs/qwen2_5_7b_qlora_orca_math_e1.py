@@ -10,30 +10,23 @@
 # (README "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
 # `python -m doctor fit` on this file shows the memory budget.
 from mmengine.config import read_base
-from xtuner.utils import PROMPT_TEMPLATE
 
 from curation.load import load_conversations
 
 with read_base():
+    from ._base_.models import qwen2_5_7b_instruct
     from ._base_.recipe_8gb import *
 
 # ---- knobs ----
-model_path = "Qwen/Qwen2.5-7B-Instruct"
-prompt_template = PROMPT_TEMPLATE.qwen_chat  # ChatML, as Qwen2.5-Instruct was trained
-max_length = 1024  # tokens per packed sequence
-lora_r = 16
 max_epochs = 1  # 200k problems
 max_dataset_length = 50000  # a random 50k: a pass over all 200k problems is days on 8 GB
 
 globals().update(
     recipe(
-        model_path=model_path,
+        **qwen2_5_7b_instruct,  # hub id, chat template, max_length: configs/_base_/models.py
         dataset=dict(type=load_conversations, source="orca_math"),
         max_dataset_length=max_dataset_length,
         dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
-        prompt_template=prompt_template,
-        max_length=max_length,
-        lora_r=lora_r,
         max_epochs=max_epochs,
         evaluation_inputs=[
             "Natalia sold clips to 48 of her friends in April, and then she sold half as many "

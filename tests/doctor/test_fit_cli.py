@@ -77,7 +77,8 @@ def test_a_config_that_fails_when_run_names_file_and_line(capsys, tmp_path):
 
 def test_an_unknown_model_names_the_line_that_sets_it(capsys, tmp_path):
     cfg = tmp_path / "unknown.py"
-    cfg.write_text(OURS.read_text().replace("internlm/internlm-7b", "someone/some-model"))
+    cfg.write_text(OURS.read_text().replace(
+        "**internlm_7b,", '**internlm_7b | dict(model_path="someone/some-model"),'))
     # the copy must find its _base_ the way the original does
     (tmp_path / "_base_").symlink_to(REPO / "configs" / "_base_")
     rc, _, err = fit(capsys, cfg, "--gpu-mem", "8")
@@ -106,7 +107,8 @@ def test_local_model_directory_is_read_from_its_config_json(capsys, tmp_path):
         model_type="llama", hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
         num_attention_heads=32, num_key_value_heads=32, vocab_size=32000)))
     cfg = tmp_path / "local.py"
-    cfg.write_text(OURS.read_text().replace('"internlm/internlm-7b"', repr(str(model))))
+    cfg.write_text(OURS.read_text().replace(
+        "**internlm_7b,", f"**internlm_7b | dict(model_path={str(model)!r}),"))
     (tmp_path / "_base_").symlink_to(REPO / "configs" / "_base_")
     rc, out, _ = fit(capsys, cfg, "--gpu-mem", "8", "--json")
     stock = json.loads(main_json(capsys, OURS))

@@ -1,0 +1,46 @@
+# The pack's models, one dict each: its hub id, the chat template it was tuned with, and what
+# keeps it within 8 GB with the shared recipe. A run file imports one and passes it to recipe():
+#
+#     with read_base():
+#         from ._base_.models import qwen2_5_7b_instruct
+#         from ._base_.recipe_8gb import *
+#     globals().update(recipe(**qwen2_5_7b_instruct, dataset=..., max_epochs=...))
+#
+# Lengths come from `python -m doctor fit` (`make fit-sweep` has the grid per model): 1024 tokens
+# for the 7B models, 2048 for Llama-2-7B, whose 32k vocabulary leaves room. InternLM's and
+# InternLM2's remote code runs eager attention without flash-attn, which puts 2048 out of reach.
+from xtuner.utils import PROMPT_TEMPLATE
+
+internlm_7b = dict(
+    model_path="internlm/internlm-7b",  # base model, remote code (trust_remote_code)
+    prompt_template=PROMPT_TEMPLATE.default,  # a base model has no chat format: XTuner's choice
+    max_length=1024,  # 8.95 GiB at 2048
+)
+
+internlm2_math_plus_7b = dict(
+    model_path="internlm/internlm2-math-plus-7b",  # chat model, remote code (trust_remote_code)
+    prompt_template=PROMPT_TEMPLATE.internlm2_chat,  # the format it was tuned in
+    max_length=1024,  # 9.14 GiB at 2048
+    # Every linear but the LM head. XTuner's default drops heads named lm_head or output_layer;
+    # InternLM2's is `output`, and an adapter on its 92k-token head is not what anyone asked for.
+    lora_targets=("wqkv", "wo", "w1", "w2", "w3"),
+)
+
+qwen2_5_7b_instruct = dict(
+    model_path="Qwen/Qwen2.5-7B-Instruct",
+    prompt_template=PROMPT_TEMPLATE.qwen_chat,  # ChatML, as Qwen2.5-Instruct was tuned
+    max_length=1024,  # 152k-token vocabulary: 2.03 GiB of 16-bit embeddings; 8.22 GiB at 2048
+)
+
+llama2_7b_chat = dict(
+    model_path="meta-llama/Llama-2-7b-chat-hf",  # gated: accept Meta's licence on the hub
+    prompt_template=PROMPT_TEMPLATE.llama2_chat,  # [INST] ... [/INST], as Llama-2-chat was tuned
+    max_length=2048,  # 6.49 GiB
+)
+
+llama3_2_3b_instruct = dict(
+    model_path="meta-llama/Llama-3.2-3B-Instruct",  # gated: accept Meta's licence on the hub
+    prompt_template=PROMPT_TEMPLATE.llama3_chat,  # Llama-3 headers, as Llama-3.2-Instruct was tuned
+    max_length=1024,  # 8.01 GiB at 2048
+    quantize=False,  # standard LoRA on the 16-bit base, as the notes chose for the 3B model
+)
