@@ -16,7 +16,6 @@ mmengine.dist.get_rank is) and hands the cache to them under the old name.
 from __future__ import annotations
 
 import functools
-import inspect
 
 _ARCHS = ("llama", "qwen2", "mistral", "internlm", "internlm2", "internlm3", "phi3", "deepseek_v2")
 TARGET = tuple(f"xtuner.model.modules.dispatch.{arch}" for arch in _ARCHS)
@@ -48,6 +47,8 @@ def _accepts_new_cache_name(forward):
 
 
 def apply(dispatch_module) -> None:
+    import inspect  # here, not at the top: this module loads at every interpreter start
+
     dispatch_module.dist = _SingleProcessDist()
     for name, fn in list(vars(dispatch_module).items()):
         if (

@@ -11,7 +11,6 @@ interpreter running `xtuner` itself and turns a failure into `SystemExit(returnc
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from types import SimpleNamespace
 
@@ -19,6 +18,8 @@ TARGET = "xtuner.entry_point"
 
 
 def run_checked(cmd, *args, **kwargs):
+    import subprocess  # here, not at the top: this module loads at every interpreter start
+
     cmd = list(cmd)
     if cmd and cmd[0] == "python":
         cmd[0] = sys.executable
