@@ -11,9 +11,8 @@
 # `python -m doctor fit` on this file shows the memory budget.
 from mmengine.config import read_base
 
-from curation.load import load_conversations
-
 with read_base():
+    from ._base_.datasets import math
     from ._base_.models import internlm2_math_plus_7b
     from ._base_.recipe_8gb import *
 
@@ -22,12 +21,8 @@ max_epochs = 3  # 7,500 problems
 
 globals().update(
     recipe(
-        **internlm2_math_plus_7b,  # hub id, chat template, max_length: configs/_base_/models.py
-        dataset=dict(type=load_conversations, source="math"),
-        dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
+        **internlm2_math_plus_7b,  # hub id, chat template, max_length: _base_/models.py
+        **math,  # converter and chat-hook prompts: _base_/datasets.py
         max_epochs=max_epochs,
-        evaluation_inputs=[
-            "What is the smallest positive integer $n$ such that $17n \\equiv 1234 \\pmod{7}?$",
-        ],
     )
 )

@@ -11,9 +11,8 @@
 # `python -m doctor fit` on this file shows the memory budget.
 from mmengine.config import read_base
 
-from curation.load import load_conversations
-
 with read_base():
+    from ._base_.datasets import orca_math
     from ._base_.models import internlm2_math_plus_7b
     from ._base_.recipe_8gb import *
 
@@ -23,14 +22,9 @@ max_dataset_length = 50000  # a random 50k: a pass over all 200k problems is day
 
 globals().update(
     recipe(
-        **internlm2_math_plus_7b,  # hub id, chat template, max_length: configs/_base_/models.py
-        dataset=dict(type=load_conversations, source="orca_math"),
+        **internlm2_math_plus_7b,  # hub id, chat template, max_length: _base_/models.py
+        **orca_math,  # converter and chat-hook prompts: _base_/datasets.py
         max_dataset_length=max_dataset_length,
-        dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
         max_epochs=max_epochs,
-        evaluation_inputs=[
-            "Natalia sold clips to 48 of her friends in April, and then she sold half as many "
-            "clips in May. How many clips did Natalia sell altogether in April and May?",
-        ],
     )
 )

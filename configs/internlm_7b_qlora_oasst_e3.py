@@ -7,9 +7,8 @@
 # (configs/_base_/recipe_8gb.py). `python -m doctor fit` on this file shows the budget.
 from mmengine.config import read_base
 
-from curation.load import load_conversations
-
 with read_base():
+    from ._base_.datasets import guanaco
     from ._base_.models import internlm_7b
     from ._base_.recipe_8gb import *
 
@@ -21,13 +20,9 @@ max_epochs = 3  # as XTuner's; 9.8k threads pack into ~4k sequences of 1024 toke
 
 globals().update(
     recipe(
-        **internlm_7b,  # hub id, chat template, max_length: configs/_base_/models.py
-        # XTuner's oasst1_map_fn inside curation's guanaco converter, which skips and counts
-        # malformed threads instead of stopping a run on them
-        dataset=dict(type=load_conversations, source="guanaco"),
-        dataset_map_fn=None,
+        **internlm_7b,  # hub id, chat template, max_length: _base_/models.py
+        **guanaco,  # converter and chat-hook prompts: _base_/datasets.py
         lora_r=lora_r,
         max_epochs=max_epochs,
-        evaluation_inputs=["请给我介绍五个上海的景点", "Please tell me five scenic spots in Shanghai"],
     )
 )

@@ -12,9 +12,8 @@
 # `python -m doctor fit` on this file shows the memory budget.
 from mmengine.config import read_base
 
-from curation.load import load_conversations
-
 with read_base():
+    from ._base_.datasets import hh_rlhf
     from ._base_.models import llama2_7b_chat
     from ._base_.recipe_8gb import *
 
@@ -24,13 +23,9 @@ max_dataset_length = 40000  # a random 40k: a pass over all 161k dialogues is da
 
 globals().update(
     recipe(
-        **llama2_7b_chat,  # hub id, chat template, max_length: configs/_base_/models.py
-        dataset=dict(type=load_conversations, source="hh_rlhf"),
+        **llama2_7b_chat,  # hub id, chat template, max_length: _base_/models.py
+        **hh_rlhf,  # converter and chat-hook prompts: _base_/datasets.py
         max_dataset_length=max_dataset_length,
-        dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
         max_epochs=max_epochs,
-        evaluation_inputs=[
-            "What are some tips for a good night's sleep?",
-        ],
     )
 )

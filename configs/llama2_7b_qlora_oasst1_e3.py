@@ -12,9 +12,8 @@
 # `python -m doctor fit` on this file shows the memory budget.
 from mmengine.config import read_base
 
-from curation.load import load_conversations
-
 with read_base():
+    from ._base_.datasets import oasst1
     from ._base_.models import llama2_7b_chat
     from ._base_.recipe_8gb import *
 
@@ -23,13 +22,8 @@ max_epochs = 3  # ~10k threads
 
 globals().update(
     recipe(
-        **llama2_7b_chat,  # hub id, chat template, max_length: configs/_base_/models.py
-        dataset=dict(type=load_conversations, source="oasst1", lang="en"),
-        dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
+        **llama2_7b_chat,  # hub id, chat template, max_length: _base_/models.py
+        **oasst1,  # converter and chat-hook prompts: _base_/datasets.py
         max_epochs=max_epochs,
-        evaluation_inputs=[
-            "Can you write a short introduction about the relevance of the term "
-            "\"monopsony\" in economics?",
-        ],
     )
 )

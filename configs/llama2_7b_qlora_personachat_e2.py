@@ -11,9 +11,8 @@
 # `python -m doctor fit` on this file shows the memory budget.
 from mmengine.config import read_base
 
-from curation.load import load_conversations
-
 with read_base():
+    from ._base_.datasets import personachat
     from ._base_.models import llama2_7b_chat
     from ._base_.recipe_8gb import *
 
@@ -22,12 +21,8 @@ max_epochs = 2  # 17.9k dialogues
 
 globals().update(
     recipe(
-        **llama2_7b_chat,  # hub id, chat template, max_length: configs/_base_/models.py
-        dataset=dict(type=load_conversations, source="personachat"),
-        dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
+        **llama2_7b_chat,  # hub id, chat template, max_length: _base_/models.py
+        **personachat,  # converter and chat-hook prompts: _base_/datasets.py
         max_epochs=max_epochs,
-        evaluation_inputs=[
-            "Hi! What do you like to do on weekends?",
-        ],
     )
 )

@@ -11,9 +11,8 @@
 # `python -m doctor fit` on this file shows the memory budget.
 from mmengine.config import read_base
 
-from curation.load import load_conversations
-
 with read_base():
+    from ._base_.datasets import empathetic_dialogues
     from ._base_.models import llama3_2_3b_instruct
     from ._base_.recipe_8gb import *
 
@@ -22,12 +21,8 @@ max_epochs = 3  # ~19.5k dialogues
 
 globals().update(
     recipe(
-        **llama3_2_3b_instruct,  # hub id, chat template, max_length: configs/_base_/models.py
-        dataset=dict(type=load_conversations, source="empathetic_dialogues"),
-        dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
+        **llama3_2_3b_instruct,  # hub id, chat template, max_length: _base_/models.py
+        **empathetic_dialogues,  # converter and chat-hook prompts: _base_/datasets.py
         max_epochs=max_epochs,
-        evaluation_inputs=[
-            "I finally passed my driving test today after three tries!",
-        ],
     )
 )

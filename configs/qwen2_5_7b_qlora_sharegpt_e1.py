@@ -12,9 +12,8 @@
 # `python -m doctor fit` on this file shows the memory budget.
 from mmengine.config import read_base
 
-from curation.load import load_conversations
-
 with read_base():
+    from ._base_.datasets import sharegpt
     from ._base_.models import qwen2_5_7b_instruct
     from ._base_.recipe_8gb import *
 
@@ -24,13 +23,9 @@ max_dataset_length = 20000  # a random 20k: a pass over all 94k chats is days on
 
 globals().update(
     recipe(
-        **qwen2_5_7b_instruct,  # hub id, chat template, max_length: configs/_base_/models.py
-        dataset=dict(type=load_conversations, source="sharegpt"),
+        **qwen2_5_7b_instruct,  # hub id, chat template, max_length: _base_/models.py
+        **sharegpt,  # converter and chat-hook prompts: _base_/datasets.py
         max_dataset_length=max_dataset_length,
-        dataset_map_fn=None,  # the converter already wrote XTuner's conversation format
         max_epochs=max_epochs,
-        evaluation_inputs=[
-            "Can you explain what a hash table is, with a short example?",
-        ],
     )
 )

@@ -2,10 +2,11 @@
 #
 # A run file does
 #     with read_base():
+#         from ._base_.datasets import alpaca               # the dataset's preset (datasets.py)
 #         from ._base_.models import qwen2_5_7b_instruct   # the model's preset (models.py)
 #         from ._base_.recipe_8gb import *
 #     ... knobs ...
-#     globals().update(recipe(**qwen2_5_7b_instruct, dataset=..., max_epochs=...))
+#     globals().update(recipe(**qwen2_5_7b_instruct, **alpaca, max_epochs=...))
 # mmengine reads these files in lazy-import mode: the imports below become LazyObjects that are
 # resolved only when the runner builds them, and a function defined here can be called by the run
 # file to lay out XTuner's five config parts (model, data, optimizer, schedule, runtime) from its

@@ -21,8 +21,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_files_using_load_conversations() -> list[Path]:
-    return sorted(p for p in (REPO / "configs").glob("*.py")
-                  if "load_conversations" in p.read_text())
+    from mmengine.config import Config
+
+    # read as mmengine reads them: the dataset may come from a preset in configs/_base_/
+    return sorted(p for p in (REPO / "configs").glob("*.py") if p.name != "__init__.py"
+                  and Config.fromfile(p).train_dataloader.dataset.dataset.get("source"))
 
 
 def template_name(template) -> str:
