@@ -1,7 +1,8 @@
 """Named, tested patches that make XTuner 0.2.0 work on the pack's stack (env/stack.txt).
 
 Each patch is one module here with a docstring saying what breaks without it, a `TARGET` (the
-module, or tuple of modules, whose import triggers it) and `apply(target_module)`. Startup
+module, or tuple of modules, whose import triggers it) and `apply(target_module)` (with
+`BEFORE = True`, `apply(None)` runs just before the target is first imported). Startup
 patches are registered in every interpreter of the environment by the `.pth` file that
 `python -m patches install` writes (`make env` runs it): mmengine reads XTuner configs in
 lazy-import mode, so code in a config cannot reach the real modules, and `xtuner train` runs its
@@ -16,7 +17,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from ._hooks import after_import, instead_of_import
+from ._hooks import after_import, before_import, instead_of_import
 
 # Compatibility patches, in force in every interpreter of the environment.
 STARTUP = (
@@ -26,6 +27,11 @@ STARTUP = (
     "torchvision_optional",
     "remote_code_generate",
     "xtuner_attn_dispatch",
+    # run time (README "Before and during a run"): stop early, measure, explain an OOM
+    "cuda_alloc_conf",
+    "preflight",
+    "oom_advice",
+    "bnb_quiet",
 )
 
 # Memory patches, opt-in per config: a config turns them on through a type it builds
@@ -70,9 +76,15 @@ def enable(name: str) -> None:
             applied.add(name)
         return module
 
+    def before():
+        patch.apply(None)
+        applied.add(name)
+
     targets = (patch.TARGET,) if isinstance(patch.TARGET, str) else patch.TARGET
     for target in targets:
-        if getattr(patch, "REPLACES", False):
+        if getattr(patch, "BEFORE", False):  # must act before the target's code runs
+            before_import(target, before)
+        elif getattr(patch, "REPLACES", False):
             instead_of_import(target, replace)
         else:
             after_import(target, run)

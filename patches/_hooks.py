@@ -19,6 +19,7 @@ from types import ModuleType
 _lock = threading.RLock()
 _after: dict[str, list[Callable[[ModuleType], None]]] = {}
 _instead: dict[str, Callable[[], ModuleType | None]] = {}
+_before: dict[str, list[Callable[[], None]]] = {}
 
 
 def after_import(module_name: str, hook: Callable[[ModuleType], None]) -> None:
@@ -32,6 +33,17 @@ def after_import(module_name: str, hook: Callable[[ModuleType], None]) -> None:
     hook(module)
 
 
+def before_import(module_name: str, hook: Callable[[], None]) -> None:
+    """Call `hook()` just before `module_name` is first imported (now, if it already is: a late
+    hook still runs rather than silently not)."""
+    with _lock:
+        if module_name not in sys.modules:
+            _before.setdefault(module_name, []).append(hook)
+            _install()
+            return
+    hook()
+
+
 def instead_of_import(module_name: str, factory: Callable[[], ModuleType | None]) -> None:
     """When `module_name` is imported, use `factory()`'s module if it returns one."""
     with _lock:
@@ -41,8 +53,12 @@ def instead_of_import(module_name: str, factory: Callable[[], ModuleType | None]
 
 class _Finder:  # a meta path finder (importlib.abc would cost ~10 ms of start-up)
     def find_spec(self, name, path, target=None):
-        if name not in _after and name not in _instead:
+        if name not in _after and name not in _instead and name not in _before:
             return None
+        with _lock:
+            early = _before.pop(name, [])
+        for hook in early:
+            hook()
         factory = _instead.pop(name, None)
         if factory is not None:
             module = factory()

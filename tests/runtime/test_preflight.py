@@ -1,0 +1,98 @@
+"""`xtuner train CONFIG` stops in seconds, with one message, when this machine cannot run CONFIG
+(patches/preflight.py). Each test runs the real `xtuner train` of this environment."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.helpers import REPO, xtuner
+from tests.runtime.conftest import RTX_2060, RTX_4090, fake_smi
+
+QWEN = REPO / "configs" / "qwen2_5_7b_qlora_alpaca_e2.py"
+LLAMA2 = REPO / "configs" / "llama2_7b_qlora_alpaca_e2.py"
+SMOKE = REPO / "configs" / "smoke" / "tiny_llama_qlora_oasst_cpu.py"
+
+
+def timed_train(*args, **env):
+    start = time.monotonic()
+    out = xtuner("train", *args, timeout=300, **env)
+    return out, time.monotonic() - start
+
+
+def assert_one_short_message(out, seconds):
+    lines = out.stdout.strip().splitlines()
+    assert out.returncode != 0, out.stdout[-2000:]
+    assert seconds < 30, f"{seconds:.0f} s"
+    assert len(lines) <= 20, out.stdout
+    assert "Traceback" not in out.stdout
+    assert lines[0].startswith("xtuner-8gb-pack preflight: ")
+    assert "XTUNER_PACK_FORCE=1" in lines[-1]
+    return out.stdout
+
+
+def test_no_gpu_stops_a_gpu_config_in_seconds(no_real_gpu, empty_hf_home):
+    out, seconds = timed_train(QWEN, **empty_hf_home)
+    text = assert_one_short_message(out, seconds)
+    assert "needs an NVIDIA GPU, and this machine has none" in text
+    assert "`make smoke`" in text
+    assert "7.35 GiB" in text or "GiB on an 8 GiB card" in text  # doctor fit's estimate
+
+
+def test_a_gpu_too_small_stops_with_the_knobs(no_real_gpu, empty_hf_home, tmp_path):
+    env = {**empty_hf_home, **fake_smi(tmp_path / "bin", RTX_2060)}
+    out, seconds = timed_train(QWEN, **env)
+    text = assert_one_short_message(out, seconds)
+    assert "does not fit GPU 0 (NVIDIA GeForce RTX 2060, 6.00 GiB)" in text
+    assert "turn first: " in text
+    # offline and not in the (empty) cache: which, and how to get it
+    assert "model Qwen/Qwen2.5-7B-Instruct is not in the local cache" in text
+    assert "$ huggingface-cli download Qwen/Qwen2.5-7B-Instruct" in text
+    assert "dataset tatsu-lab/alpaca (alpaca) is not in the local cache" in text
+    assert "XTUNER_PACK_DATA=DIR" in text
+
+
+def test_a_gpu_that_fits_is_not_stopped_for_memory(no_real_gpu, empty_hf_home, tmp_path):
+    env = {**empty_hf_home, **fake_smi(tmp_path / "bin", RTX_4090)}
+    out, seconds = timed_train(QWEN, **env)
+    text = assert_one_short_message(out, seconds)  # the cache and the CPU torch still stop it
+    assert "does not fit" not in text
+    assert "torch.cuda_build: torch 2.13.0+cpu is a CPU build" in text
+
+
+def test_cfg_options_are_what_the_preflight_judges(no_real_gpu, empty_hf_home, tmp_path):
+    """Llama-2-7B at 2048 tokens does not fit 6 GiB; at 512 (as --cfg-options) it does."""
+    env = {**empty_hf_home, **fake_smi(tmp_path / "bin", RTX_2060)}
+    as_shipped, _ = timed_train(LLAMA2, **env)
+    assert "does not fit GPU 0" in as_shipped.stdout
+    shorter, _ = timed_train(LLAMA2, "--cfg-options", "train_dataloader.dataset.max_length=512",
+                             **env)
+    assert shorter.returncode != 0  # the CPU torch and the empty cache still stop it
+    assert "does not fit" not in shorter.stdout, shorter.stdout
+
+
+def test_with_the_override_variable_the_run_goes_on(no_real_gpu, empty_hf_home, tmp_path):
+    env = {**empty_hf_home, **fake_smi(tmp_path / "bin", RTX_2060)}
+    out, _ = timed_train(QWEN, XTUNER_PACK_FORCE="1", **env)
+    assert "does not fit GPU 0" in out.stdout
+    assert "XTUNER_PACK_FORCE=1: starting it anyway." in out.stdout
+    # past the preflight: the training tool started (mmengine's environment dump) and failed
+    # where it would have without the preflight, loading a model that is not there
+    assert "System environment:" in out.stdout
+    assert out.returncode != 0
+
+
+def test_the_cpu_smoke_config_passes_the_preflight(empty_hf_home):
+    from patches import preflight
+
+    run = preflight.parse_train_args([str(SMOKE)])
+    assert run is not None and run.config == str(SMOKE)
+    assert preflight.check(run) == []
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["no/such/config.py"]])
+def test_nothing_to_check_leaves_it_to_the_tool(argv):
+    from patches import preflight
+
+    assert preflight.parse_train_args(argv) is None
