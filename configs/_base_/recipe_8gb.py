@@ -37,6 +37,7 @@ from xtuner.engine.runner import TrainLoop
 from xtuner.model import SupervisedFinetune
 
 from patches.memory import PatchedFinetune
+from patches.memory_watch import MemoryWatchHook
 from patches.paged_adamw_8bit import PagedAdamW8bit
 
 
@@ -210,6 +211,7 @@ def recipe(
             prompt_template=prompt_template,
             max_new_tokens=max_new_tokens,
         ),
+        dict(type=MemoryWatchHook),  # measured peak vs doctor fit -> work_dir/memory.json
     ]
     default_hooks = dict(
         timer=dict(type=IterTimerHook),
