@@ -166,10 +166,12 @@ def verdict_lines(est: Estimate, upper: int, b, card: Card) -> list[str]:
     top = sorted(est.parts.items(), key=lambda kv: -kv[1])[:3]
     lines.append("  largest parts: " + ", ".join(f"{LABELS[k]} {v / GiB:.2f}" for k, v in top))
     low = floor(est.setup)
-    if upper_bytes(low.setup) > budget:
+    low_upper = upper_bytes(low.setup, low)
+    if low_upper > budget:
         lines.append(
-            f"  {est.setup.arch.name} needs at least {low.total_gib:.1f} GiB with every knob at "
-            f"its smallest (256 tokens, r=8, 8-bit AdamW, 16-bit weights, chunked loss): no "
+            f"  {est.setup.arch.name} needs at least {low.total_gib:.1f} GiB (up to "
+            f"{low_upper / GiB:.1f} at the top of the band) with every knob at its smallest "
+            f"(256 tokens, r=8, 8-bit AdamW, 16-bit weights, chunked loss): no "
             f"{card.total_gib:g} GiB config exists for it")
         return lines
     steps = plan(est.setup, budget)
