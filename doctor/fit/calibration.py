@@ -240,8 +240,22 @@ def report(all_rows: list[Row]) -> dict:
     fitted = fit(rows)
     above = [r for r in rows
              if r.measured_gib > measured_part_upper(r, upper_bytes) / GiB + 1e-9]
+    # Out of sample twice over: each row's estimate with constants fitted without its source, and
+    # its band from the residuals of the other sources only.
+    from .band import band_from, regime
+
+    oos_above = []
+    for r, e in pairs:
+        grouped: dict = {}
+        for r2, e2 in pairs:
+            if r2.publisher != r.publisher:
+                grouped.setdefault(regime(r2.setup), []).append(r2.measured_gib / e2 - 1)
+        if r.measured_gib > e * (1 + band_from(grouped, regime(r.setup)).margin):
+            oos_above.append(r)
     return {
         "rows": len(rows),
+        "above_upper_out_of_sample": len(oos_above) / len(rows),
+        "above_rows_out_of_sample": [r.id for r in oos_above],
         "sources": len({r.publisher for r in rows}),
         "in_sample_median": statistics.median(abs(r.error) for r in rows),
         "loso_median": statistics.median(abs(e / r.measured_gib - 1) for r, e in pairs),
@@ -281,6 +295,9 @@ def main(argv=None) -> int:
           f"leave-one-source-out {rep['loso_median']:.1%}")
     print(f"rows measured above the top of their band: {rep['above_upper']:.1%} "
           f"({len(rep['above_rows'])}: {', '.join(rep['above_rows']) or 'none'}); target <= 10%")
+    print(f"out of sample (constants and band both without the row's source): "
+          f"{rep['above_upper_out_of_sample']:.1%} above "
+          f"({', '.join(rep['above_rows_out_of_sample']) or 'none'})")
     print(f"fitted constants: CUDA context {f.context_gib:.3f} GiB; uncounted "
           f"{f.uncounted['4bit']:.3f} (4-bit) / {f.uncounted['16bit']:.3f} (16-bit); "
           f"allocator cache {f.cache['4bit']:.3f} (4-bit) / {f.cache['16bit']:.3f} (16-bit)")
