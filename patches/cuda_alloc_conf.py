@@ -16,8 +16,11 @@ import os
 TARGET = "torch"
 BEFORE = True
 SETTING = "expandable_segments:True"
+# The names doctor fit reads too (doctor.fit.config.ALLOC_CONF_VARS); not imported from there:
+# this runs inside `import torch`, which nothing of the doctor may break.
+VARS = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")
 
 
 def apply(_module=None) -> None:
-    if not (os.environ.get("PYTORCH_CUDA_ALLOC_CONF") or os.environ.get("PYTORCH_ALLOC_CONF")):
-        os.environ["PYTORCH_CUDA_ALLOC_CONF"] = SETTING
+    if not any(var in os.environ for var in VARS):  # set, even empty: the user's choice
+        os.environ[VARS[0]] = SETTING

@@ -68,12 +68,8 @@ def message(exc: BaseException, argv: list[str], traceback_file: str | None) -> 
         try:
             with tempfile.TemporaryDirectory(prefix="xtuner-pack-oom.") as tmp:
                 config = config_for_fit(run, Path(tmp))
+                # its advice, when the top of the band fits: the knobs that save most
                 report = fit_report(config, gpu_mem=gpu, deepspeed=run.deepspeed)
-                if not report.get("advice") or report.get("fits"):
-                    # It ran out although the estimate fits: plan for less than the estimate.
-                    smaller = fit_report(config, gpu_mem=0.85 * min(gpu, report["total_gb"]),
-                                         deepspeed=run.deepspeed)
-                    report = dict(report, advice=smaller.get("advice") or report.get("advice"))
         except Exception as err:  # noqa: BLE001 - the advice must not hide the OOM
             lines.append(f"  (no doctor fit advice: {type(err).__name__}: {err})")
         else:

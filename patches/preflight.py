@@ -114,30 +114,10 @@ def needs_gpu(cfg: dict, run: Run) -> str | None:
 
 
 def fit_report(config: str, *, gpu_mem: float | None = None, deepspeed: str | None = None) -> dict:
-    """doctor fit's verdict (doctor.fit.fit_report, the dict `doctor fit --json` prints)."""
-    from doctor import fit
+    """doctor fit's verdict: the dict `python -m doctor fit CONFIG --json` prints."""
+    from doctor.fit import fit_report as report
 
-    if hasattr(fit, "fit_report"):
-        return fit.fit_report(config, gpu_mem=gpu_mem, deepspeed=deepspeed)
-    return _fit_report_standin(config, gpu_mem=gpu_mem, deepspeed=deepspeed)
-
-
-def _fit_report_standin(config, *, gpu_mem=None, deepspeed=None) -> dict:
-    # Until doctor.fit.fit_report lands (helper band): the same keys from read + estimate + plan.
-    from doctor.fit.advice import plan, ranked
-    from doctor.fit.config import read
-    from doctor.fit.estimate import GiB, estimate
-
-    loaded = read(config, deepspeed=deepspeed)
-    est = estimate(loaded.setup)
-    fits = None if gpu_mem is None else est.total <= int(gpu_mem * GiB)
-    steps = plan(loaded.setup, int(gpu_mem * GiB)) if gpu_mem and not fits else []
-    advice = [f"{k.name} -> {k.estimate.total_gib:.2f} GiB" for k in steps]
-    if not advice:
-        advice = [f"{k.name} (saves {k.saves / GiB:.2f} GiB)" for k in ranked(loaded.setup)[:4]]
-    return {"config": str(config), "gpu_mem_gb": gpu_mem, "total_gb": round(est.total_gib, 3),
-            "upper_gb": round(est.total_gib, 3), "fits": fits,
-            "breakdown": {k: round(v / GiB, 3) for k, v in est.parts.items()}, "advice": advice}
+    return report(config, gpu_mem=gpu_mem, deepspeed=deepspeed)
 
 
 def estimate_text(report: dict) -> str:
@@ -181,11 +161,9 @@ def doctor_findings(facts, ids: tuple[str, ...]) -> list[Problem]:
     return problems
 
 
-def gpu_budget(gpu) -> tuple[float, str]:
-    """GiB doctor fit compares with, and how to name the GPU."""
-    total = gpu.memory_total / 2**30
-    label = f"GPU {gpu.index} ({gpu.name}, {total:.2f} GiB)"
-    return total, label
+def gpu_label(gpu) -> str:
+    total = f", {gpu.memory_total / 2**30:.2f} GiB" if gpu.memory_total else ""
+    return f"GPU {gpu.index} ({gpu.name}{total})"
 
 
 # ---- model and data in the cache ------------------------------------------------------------
@@ -334,26 +312,21 @@ def check(run: Run) -> list[str]:
 
     problems: list[Problem] = []
     if gpus:
-        total, label = gpu_budget(gpus[0])
+        label = gpu_label(gpus[0])
         try:
             with tempfile.TemporaryDirectory(prefix="xtuner-pack-preflight.") as tmp:
-                report = fit_report(config_for_fit(run, Path(tmp)), gpu_mem=total,
-                                    deepspeed=run.deepspeed)
+                # gpu_mem=None: doctor fit judges GPU 0's free memory (a desktop may hold some)
+                report = fit_report(config_for_fit(run, Path(tmp)), deepspeed=run.deepspeed)
         except Exception:  # noqa: BLE001 - a config doctor fit cannot read is not stopped
             report = None
         if report and report.get("fits") is False:
+            held = report.get("held_by_others_gb") or 0
+            others = (f", {held:.2f} GiB of it held by other processes (`nvidia-smi` lists them)"
+                      if held >= 0.05 else "")
             problems.append(Problem(
-                f"does not fit {label}: doctor fit needs {estimate_text(report)}",
+                f"does not fit {label}: doctor fit needs {estimate_text(report)}, "
+                f"{report['budget_gb']:.2f} GiB usable{others}",
                 knob_lines(report, indent="")))
-        free = gpus[0].memory_free
-        if report and report.get("fits") and free is not None:
-            upper = report.get("upper_gb") or report.get("total_gb")
-            if upper > free / 2**30:
-                problems.append(Problem(
-                    f"{label} has {free / 2**30:.2f} GiB free, less than the {upper:.2f} GiB "
-                    "this run needs: other processes (a desktop?) hold the rest",
-                    ["close them (`nvidia-smi` lists them), or turn a knob:",
-                     *knob_lines(report, limit=3, indent="")]))
         ids = ["torch.cuda_build", "gpu.driver_cuda"]
         if ((cfg.get("model") or {}).get("llm") or {}).get("quantization_config"):
             ids += ["bnb.install", "bnb.cuda_lib", "bnb.arch"]

@@ -1,0 +1,59 @@
+"""Start-up patches of the run time that act before their module loads: the allocator setting
+(patches/cuda_alloc_conf.py) and bitsandbytes' kernels-community warning (patches/bnb_quiet.py).
+Each runs a fresh interpreter of this environment, where the .pth registers the patches."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import python
+
+SHOW = ("import os\nbefore = os.environ.get('PYTORCH_CUDA_ALLOC_CONF')\nimport torch\n"
+        "print(before, '|', os.environ.get('PYTORCH_CUDA_ALLOC_CONF'), '|', "
+        "os.environ.get('PYTORCH_ALLOC_CONF'))")
+
+
+@pytest.fixture(autouse=True)
+def _unset(monkeypatch):
+    for var in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_expandable_segments_are_set_before_torch_loads():
+    out = python(SHOW)
+    assert out.stdout.split("\n")[0].strip() == "None | expandable_segments:True | None"
+
+
+@pytest.mark.parametrize("var", ["PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"])
+def test_the_user_s_setting_wins(var):
+    out = python(SHOW, **{var: "max_split_size_mb:128"})
+    first = out.stdout.split("\n")[0]
+    assert "expandable_segments" not in first
+    assert "max_split_size_mb:128" in first
+
+
+def test_without_the_patch_nothing_is_set():
+    out = python(SHOW, XTUNER_PACK_PATCHES="-cuda_alloc_conf")
+    assert out.stdout.split("\n")[0].strip() == "None | None | None"
+
+
+# What a CPU with AVX512-BF16 (the branch bitsandbytes takes there) and no `kernels` package
+# logs while bitsandbytes is imported; this machine's CPU may lack the flag, so the flag is
+# reported as set, as the native library reports it there.
+IMPORT_BNB = """
+from patches._hooks import after_import
+after_import("bitsandbytes.functional", lambda m: setattr(m, "has_avx512bf16", lambda: True))
+import logging
+logging.basicConfig()
+import bitsandbytes
+logging.getLogger("bitsandbytes.backends.cpu.ops").warning("another bitsandbytes warning")
+"""
+
+
+def test_bitsandbytes_kernels_community_warning_is_dropped():
+    noisy = python(IMPORT_BNB, XTUNER_PACK_PATCHES="-bnb_quiet")
+    assert "Failed to load CPU gemm_4bit_forward from kernels-community" in noisy.stdout
+    quiet = python(IMPORT_BNB)
+    assert quiet.returncode == 0, quiet.stdout
+    assert "kernels-community" not in quiet.stdout
+    assert "another bitsandbytes warning" in quiet.stdout  # only that record is dropped
