@@ -32,6 +32,7 @@ STARTUP = (
     "preflight",
     "oom_advice",
     "bnb_quiet",
+    "mmengine_quiet",
 )
 
 # Memory patches, opt-in per config: a config turns them on through a type it builds

@@ -1,4 +1,4 @@
-"""Without it a QLoRA run loses 0.3-1 GiB of an 8 GB card to fragmentation of the caching allocator.
+"""Without it part of an 8 GB card is lost to fragmentation in torch's caching allocator.
 
 torch's allocator cuts fixed segments: after the first optimizer step the blocks freed by the
 recomputed activations and the chunked loss rarely fit the next request, and a run that fits by

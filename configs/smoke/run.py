@@ -79,6 +79,9 @@ def run(work_dir: Path) -> dict:
     print(f"[2/5] xtuner train: {len(curve)} logged steps, loss {first:.3f} -> {last:.3f}")
     if not last < first:
         raise SmokeFailure(f"loss did not fall: {first:.4f} -> {last:.4f}")
+    memory = work_dir / "memory.json"  # patches.memory_watch, in the recipe's hooks
+    if not memory.is_file() or json.loads(memory.read_text()).get("steps") != curve[-1][0]:
+        raise SmokeFailure(f"{memory}: missing, or not rewritten at the end of training")
 
     adapter = work_dir / "hf_adapter"
     ckpt = last_checkpoint(work_dir)

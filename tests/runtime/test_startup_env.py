@@ -57,3 +57,21 @@ def test_bitsandbytes_kernels_community_warning_is_dropped():
     assert quiet.returncode == 0, quiet.stdout
     assert "kernels-community" not in quiet.stdout
     assert "another bitsandbytes warning" in quiet.stdout  # only that record is dropped
+
+
+FILE_CLIENT = """
+from mmengine.fileio import FileClient
+from mmengine.logging import print_log
+FileClient.infer_client(None, "/tmp")
+print_log("another mmengine warning", logger="current", level=30)
+"""
+
+
+def test_mmengine_s_own_deprecation_notices_are_dropped():
+    noisy = python(FILE_CLIENT, XTUNER_PACK_PATCHES="-mmengine_quiet")
+    assert '"FileClient" will be deprecated in future' in noisy.stdout
+    assert '"HardDiskBackend" is the alias of "LocalBackend"' in noisy.stdout
+    quiet = python(FILE_CLIENT)
+    assert quiet.returncode == 0, quiet.stdout
+    assert "deprecated" not in quiet.stdout and "alias" not in quiet.stdout
+    assert "another mmengine warning" in quiet.stdout
