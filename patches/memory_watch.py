@@ -50,9 +50,11 @@ def nvml_used_gib(device_index: int) -> float | None:
 
         pynvml.nvmlInit()
         try:
-            uuid = getattr(torch.cuda.get_device_properties(device_index), "uuid", None)
-            handle = (pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{uuid}") if uuid is not None
-                      else pynvml.nvmlDeviceGetHandleByIndex(device_index))
+            try:  # CUDA's index is not NVML's under CUDA_VISIBLE_DEVICES; the UUID is the same
+                uuid = torch.cuda.get_device_properties(device_index).uuid
+                handle = pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{uuid}")
+            except Exception:  # noqa: BLE001 - an older torch without .uuid
+                handle = pynvml.nvmlDeviceGetHandleByIndex(device_index)
             for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
                 if proc.pid == os.getpid() and proc.usedGpuMemory:
                     return proc.usedGpuMemory / GiB

@@ -72,6 +72,7 @@ def test_cfg_options_are_what_the_preflight_judges(no_real_gpu, empty_hf_home, t
     assert "does not fit" not in shorter.stdout, shorter.stdout
 
 
+@pytest.mark.slow
 def test_with_the_override_variable_the_run_goes_on(no_real_gpu, empty_hf_home, tmp_path):
     env = {**empty_hf_home, **fake_smi(tmp_path / "bin", RTX_2060)}
     out, _ = timed_train(QWEN, XTUNER_PACK_FORCE="1", **env)
