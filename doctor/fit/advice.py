@@ -106,7 +106,7 @@ def ranked(setup: Setup) -> list[Knob]:
     return sorted(found, key=lambda k: -k.saves)
 
 
-def plan(setup: Setup, budget: int, max_steps: int = 6) -> list[Knob]:
+def plan(setup: Setup, budget: int, max_steps: int = 10) -> list[Knob]:
     """Until the top of the band fits `budget` bytes: the knob that saves most among those that
     leave the training as it is (patches, optimizer, dropout, batch split), then among the others
     (rank, length). DeepSpeed is left out: on one GPU its buffers cost about what offloading
