@@ -17,7 +17,7 @@ backward), not their sum. Without checkpointing every layer's activations are al
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .arch import Arch, Linear
 
@@ -27,9 +27,11 @@ GiB = 1024**3
 # `python -m doctor.fit.calibration` (least squares on relative error, per regime: 4-bit or 16-bit
 # base); tests/doctor/test_fit_calibration.py checks that they are what the fit gives.
 # CUDA context, cuBLAS workspace and the bitsandbytes kernels: allocated outside PyTorch's caching
-# allocator, seen by nvidia-smi (not by torch.cuda.max_memory_*). With CUDA's lazy module loading
-# (PyTorch's default since 1.13) it is far below the 1.3 GB HF's memory anatomy doc measured.
-CUDA_CONTEXT_GIB = 1.001
+# allocator, seen by nvidia-smi (not by torch.cuda.max_memory_*). The bare context with CUDA's
+# lazy module loading (PyTorch's default since 1.13) is about 0.3-0.4 GB (pytorch/pytorch#107667,
+# #109888), far below the 1.3 GB of HF's memory anatomy doc; training runs' nvidia-smi rows show
+# about 1 GiB beyond the tensors (workspaces, kernels, NCCL in DeepSpeed runs).
+CUDA_CONTEXT_GIB = 0.970
 # What the term-by-term count of the training-time tensors misses (allocated memory: autograd's
 # small buffers, kernels' workspaces, copies the counts do not see), as a fraction of everything
 # allocated during training (not the frozen weights, allocated once at load in exact sizes).
@@ -41,12 +43,17 @@ UNCOUNTED = {"4bit": 0.092, "16bit": 0.043}
 # the shifted logits, fp32 copies after 16-bit ones, one layer's recompute after another's) leave
 # reserved-but-free memory. Modelled as a fraction of everything allocated during training:
 # torch.cuda.max_memory_reserved - max_memory_allocated.
-ALLOCATOR_CACHE = {"4bit": 0.189, "16bit": 0.509}
+ALLOCATOR_CACHE = {"4bit": 0.192, "16bit": 0.515}
 # PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True maps pages into one growing segment instead of
 # fixed ones, so a freed block merges with the free tail: the reserved-but-free part shrinks. The
 # factor is a published measurement (NVIDIA cosmos-rl PR #388, Qwen2.5-7B: reserved 126.97 GB with
 # 60.93 GB allocated, 96.61 GB with 60.81 GB after: the gap x0.54); no calibration row used it.
 EXPANDABLE_CACHE_FACTOR = 0.55
+
+
+# A fused loss is estimated as the chunked loss with chunks of this many tokens (Liger picks
+# chunks of about tokens x hidden / vocab tokens, cut cross-entropy never builds logits).
+FUSED_LOSS_CHUNK = 128
 
 
 def regime_key(quantized) -> str:
@@ -113,6 +120,11 @@ class Setup:
     uncounted: float | None = None  # None: UNCOUNTED of the regime
     cache: float | None = None  # None: ALLOCATOR_CACHE of the regime
     expandable_segments: bool = False  # PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+    # issue 10's memory patches (PatchedFinetune kwargs, read from cfg.model like keep_16bit)
+    sdpa_attention: bool = False  # remote-code (eager) attention through SDPA
+    offload_embeddings: bool = False  # the frozen input embedding table on the CPU
+    offload_checkpoints: bool = False  # activation checkpoints in pinned CPU memory
+    fused_loss: str | None = None  # "auto" | "liger" | "cce" | "chunked": no full logits
 
     @property
     def tokens(self) -> int:
@@ -133,6 +145,15 @@ class Setup:
     @property
     def fp32_norms(self) -> bool:
         return self.fp32_frozen or (self.norms_fp32 and self.deepspeed is None)
+
+    @property
+    def logit_chunk(self) -> int | None:
+        """Tokens whose logits exist at once when the loss does not take all of them: the
+        chunked loss's chunk; a fused loss (Liger's fused linear cross-entropy, Apple's cut
+        cross-entropy) is counted as the 128-token chunked loss, which holds at least as much."""
+        if self.loss_chunk:
+            return self.loss_chunk
+        return FUSED_LOSS_CHUNK if self.fused_loss else None
 
 
 # Human names of the breakdown, in print order.
@@ -270,7 +291,10 @@ def weight_terms(setup: Setup) -> dict[str, int]:
             out["quant_constants"] += consts * lin.count * arch.layers
     else:
         add(arch.linear_numel, other)
-    add(arch.embed_numel + arch.head_numel + arch.bias_numel, other)
+    # patches' offload_embeddings keeps the input embedding table on the CPU; a tied table is also
+    # the LM head's weight, which the GPU needs, so it stays
+    embed = 0 if (setup.offload_embeddings and not arch.tied) else arch.embed_numel
+    add(embed + arch.head_numel + arch.bias_numel, other)
     add(arch.norm_numel, norm_bytes)
     return out
 
@@ -398,8 +422,9 @@ def logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int]:
     a = setup.arch
     C = dt.compute
     amp = setup.autocast
-    tokens = setup.tokens if not setup.loss_chunk else min(setup.tokens, setup.loss_chunk)
-    if setup.loss_chunk:  # patches.chunked_ce: 16-bit logits, fp32 cross-entropy per chunk
+    chunk = setup.logit_chunk
+    tokens = setup.tokens if not chunk else min(setup.tokens, chunk)
+    if chunk:  # patches.chunked_ce (or a fused loss): 16-bit logits, fp32 cross-entropy per chunk
         L, fwd = 4, C + (4 if C < 4 else 0) + 4
     elif a.loss == "hf":
         L, fwd = 4, C + (4 if C < 4 else 0) + 4
@@ -416,7 +441,7 @@ def logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int]:
     if dt.head_weight == 4 and C < 4:
         total += a.vocab * a.hidden * C
     # The gradient of the final hidden states, filled chunk by chunk.
-    if setup.loss_chunk:
+    if chunk:
         total += setup.tokens * a.hidden * 4
     return total, tokens
 
@@ -425,6 +450,8 @@ def logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int]:
 
 
 def estimate(setup: Setup) -> Estimate:
+    if setup.sdpa_attention and setup.arch.attn == "eager":  # patches' sdpa_attention
+        setup = replace(setup, arch=replace(setup.arch, attn="sdpa"))
     a = setup.arch
     ds = setup.deepspeed
     dt = dtypes(setup)
@@ -465,7 +492,10 @@ def estimate(setup: Setup) -> Estimate:
                 + layer_fixed_bytes(setup, dt))
     off_peak = {}
     if setup.grad_ckpt:
-        parts["activations"] = a.layers * T * a.hidden * dt.stream + rope + final_norm
+        # offload_checkpoints keeps the checkpoints in pinned CPU memory: on the GPU the one being
+        # recomputed (counted in the layer term) and the next, prefetched
+        kept = 1 if setup.offload_checkpoints else a.layers
+        parts["activations"] = kept * T * a.hidden * dt.stream + rope + final_norm
         if logits >= layer:
             parts["logits_loss"], off_peak["layer_backward"] = logits, layer
         else:
@@ -477,6 +507,13 @@ def estimate(setup: Setup) -> Estimate:
         notes.append("gradient checkpointing is off: every layer's activations are kept")
     if setup.loss_chunk:
         notes.append(f"loss computed {logit_tokens} tokens at a time (patches.chunked_ce)")
+    elif setup.fused_loss:
+        notes.append(f"fused loss ({setup.fused_loss}): counted as {logit_tokens}-token chunks")
+    if setup.offload_checkpoints and setup.grad_ckpt:
+        notes.append("activation checkpoints offloaded to pinned CPU memory")
+    if setup.offload_embeddings:
+        notes.append("input embedding table on the CPU" if not a.tied else
+                     "offload_embeddings: the tied embedding is the LM head's weight, kept")
 
     if ds is not None:
         buf = 0
