@@ -326,7 +326,7 @@ def check(run: Run) -> list[str]:
             problems.append(Problem(
                 f"does not fit {label}: doctor fit needs {estimate_text(report)}, "
                 f"{report['budget_gb']:.2f} GiB usable{others}",
-                knob_lines(report, indent="")))
+                knob_lines(report, limit=4, indent="")))
         ids = ["torch.cuda_build", "gpu.driver_cuda"]
         if ((cfg.get("model") or {}).get("llm") or {}).get("quantization_config"):
             ids += ["bnb.install", "bnb.cuda_lib", "bnb.arch"]
