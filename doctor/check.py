@@ -90,15 +90,21 @@ def run(args) -> int:
         print(f"doctor: unknown check id(s): {', '.join(unknown)} (see --list-checks)",
               file=sys.stderr)
         return 2
-    deep = args.deep or any(c.deep and c.id in args.ids for c in chosen)
-    facts = Facts(Machine.from_environ(timeout=args.timeout), stack_path=args.stack, deep=deep,
-                  deep_timeout=args.deep_timeout)
-    start = time.monotonic()
-    findings = [run_one(c, facts) for c in chosen]
-    elapsed = time.monotonic() - start
+    facts, findings, elapsed, deep = gather(args, chosen)
     if args.json:
         print(report.to_json(findings, facts.gathered, args.strict, seconds=round(elapsed, 3),
                              deep=deep, python=facts.m.python))
     else:
         report.render(findings, args.verbose, facts.gathered, args.strict)
     return report.exit_code(findings, args.strict)
+
+
+def gather(args, chosen):
+    """Run the chosen checks against one Facts: (facts, findings, seconds, deep)."""
+    ids = getattr(args, "ids", [])
+    deep = args.deep or any(c.deep and c.id in ids for c in chosen)
+    facts = Facts(Machine.from_environ(timeout=args.timeout), stack_path=args.stack, deep=deep,
+                  deep_timeout=args.deep_timeout)
+    start = time.monotonic()
+    findings = [run_one(c, facts) for c in chosen]
+    return facts, findings, time.monotonic() - start, deep

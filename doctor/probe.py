@@ -123,6 +123,24 @@ class Machine:
         """A well-known absolute path under this machine's root."""
         return self.root / str(path).lstrip("/")
 
+    def unhost(self, path: str | os.PathLike) -> str:
+        """The path as the machine itself names it (the inverse of `host`), for fix lines."""
+        text, root = str(path), str(self.root).rstrip("/")
+        if root and text.startswith(root + "/"):
+            return text[len(root):]
+        return text
+
+    def resolve(self, path: str, hops: int = 8) -> tuple[str, list[str]]:
+        """Follow a well-known path's symlinks inside the root: (final path, every hop), as the
+        machine names them (/usr/local/cuda -> /etc/alternatives/cuda -> /usr/local/cuda-12.6)."""
+        chain = [path]
+        for _ in range(hops):
+            link = self._fs(lambda p=chain[-1]: os.readlink(self.host(p)), None)
+            if link is None:
+                break
+            chain.append(os.path.normpath(os.path.join(os.path.dirname(chain[-1]), link)))
+        return chain[-1], chain
+
     def _fs(self, fn, default):
         try:
             return bounded(fn, FS_TIMEOUT)

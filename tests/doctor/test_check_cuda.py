@@ -188,7 +188,7 @@ def test_toolkit_fix_per_distro_from_os_release(fake, distro, wsl, repo):
     cmds = r.commands("cuda.home")
     assert cmds[0] == "wget " + KEYRING.format(repo)
     assert cmds[1] == "sudo dpkg -i cuda-keyring_1.1-1_all.deb"
-    assert ("sudo add-apt-repository -y contrib" in cmds) == (repo == "debian12")
+    assert not any("add-apt-repository" in c for c in cmds)  # a no-op on deb822 sources
     assert cmds[-3:] == ["sudo apt-get -y install cuda-toolkit-12-6",
                          "export CUDA_HOME=/usr/local/cuda-12.6",
                          'export PATH="$CUDA_HOME/bin:$PATH"']
@@ -209,6 +209,16 @@ def test_conda_route_when_conda_prefix_is_set(fake):
                                        'export CUDA_HOME="$CONDA_PREFIX"']
 
 
-def test_distro_toolkit_that_matches_is_said_to_match():
-    fix = cuda_toolkit(Platform("debian", "12", python="python"), "11.8")
-    assert "also matches" in fix.text and "cuda-toolkit-11-8" in " ".join(fix.commands)
+def test_distro_toolkit_that_matches_is_the_route_where_nvidia_has_none():
+    """NVIDIA's debian12 repository starts after 11.8; Debian's own package is 11.8."""
+    fix = cuda_toolkit(Platform("debian", "12", python="python", apt_sources=()), "11.8")
+    assert fix.commands == ["sudo apt-get update", "sudo apt-get -y install nvidia-cuda-toolkit",
+                            "export CUDA_HOME=/usr"]
+    assert "Debian GNU/Linux 12" not in fix.text and "debian 12's own" in fix.text
+
+
+def test_ubuntu_2404_cuda_12_0_is_ubuntus_own_package():
+    fix = cuda_toolkit(Platform("ubuntu", "24.04", python="python"), "12.0")
+    assert fix.commands == ["sudo apt-get update", "sudo apt-get -y install nvidia-cuda-toolkit",
+                            "export CUDA_HOME=/usr"]
+    assert "NVIDIA's ubuntu2404 repository has no CUDA 12.0" in fix.text
