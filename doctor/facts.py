@@ -466,6 +466,35 @@ class Facts:
             return var in text
         return bool(since) and V.at_least(self.dist_version(where.split("/")[0]), since)
 
+    @keyed("mentions", record=lambda hits: hits)
+    def mentions(self, where: str, text: str) -> list[str]:
+        """The installed files of a package directory ("deepspeed/ops/op_builder") that contain
+        `text`, as "file:line: code" (how an environment variable is read, where)."""
+        package, _, rel = where.partition("/")
+        top = self.package_dir(package)
+        hits = []
+        for path in self.m.glob(str(Path(top) / rel / "*.py"), host=False) if top else []:
+            for n, line in enumerate((self.m.read(path, host=False) or "").splitlines(), 1):
+                if text in line:
+                    hits.append(f"{Path(path).name}:{n}: {line.strip()}")
+        return hits
+
+    @fact
+    def ds_minor_table(self) -> dict[int, list[str]]:
+        """DeepSpeed's `cuda_minor_mismatch_ok`, read from the installed op_builder/builder.py;
+        from the release's known table when the source is not there."""
+        text = self.source("deepspeed/ops/op_builder/builder.py") or ""
+        m = re.search(r"^cuda_minor_mismatch_ok\s*=\s*(\{.*?^\})", text, re.M | re.S)
+        if m:
+            try:
+                table = ast.literal_eval(m.group(1))
+                return {int(k): [str(v) for v in vs] for k, vs in table.items()}
+            except (ValueError, SyntaxError, TypeError):
+                pass
+        from .fixes import ds_minor_ok
+
+        return ds_minor_ok(self.deepspeed_version)
+
     def is_namespace_leftover(self, name: str) -> bool:
         """A directory without __init__.py shadowing a package (an uninstall's leftovers)."""
         try:

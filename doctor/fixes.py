@@ -161,7 +161,8 @@ def ds_minor_ok(ds_version: str | None) -> dict[int, list[str]]:
     return table
 
 
-def toolkit_accepted(nvcc: str, torch_cuda: str, ds_version: str | None) -> bool:
+def toolkit_accepted(nvcc: str, torch_cuda: str, ds_version: str | None,
+                     ds_table: dict | None = None) -> bool:
     """torch's extension builder raises only on a different CUDA major (a minor mismatch is a
     warning); DeepSpeed raises on a minor mismatch unless both are in its table."""
     mine, theirs = V.major_minor(nvcc), V.major_minor(torch_cuda)
@@ -169,14 +170,16 @@ def toolkit_accepted(nvcc: str, torch_cuda: str, ds_version: str | None) -> bool
         return False
     if mine == theirs or not ds_version:
         return True
-    table = ds_minor_ok(ds_version).get(mine[0], [])
+    table = (ds_table or ds_minor_ok(ds_version)).get(mine[0], [])
     return V.dotted(nvcc) in table and V.dotted(torch_cuda) in table
 
 
-def nearest_toolkit(repo: str, torch_cuda: str, ds_version: str | None) -> str | None:
+def nearest_toolkit(repo: str, torch_cuda: str, ds_version: str | None,
+                    ds_table: dict | None = None) -> str | None:
     """The packaged release closest to torch's CUDA that torch (and DeepSpeed) accept."""
     want = V.major_minor(torch_cuda)
-    ok = [r for r in packaged_releases(repo) if toolkit_accepted(r, torch_cuda, ds_version)]
+    ok = [r for r in packaged_releases(repo)
+          if toolkit_accepted(r, torch_cuda, ds_version, ds_table)]
     # Closest minor first; on a tie the newer one (newer toolkits know newer GPUs).
     ok.sort(key=lambda r: (abs(V.major_minor(r)[1] - want[1]), -V.major_minor(r)[1]))
     return ok[0] if ok else None
@@ -305,7 +308,8 @@ def apt_toolkit(p: Platform, repo: str, cuda: str) -> Fix:
 
 def cuda_toolkit(p: Platform, cuda: str, ds_version: str | None = None,
                  installed: tuple[Toolkit, ...] = (), link_target: str | None = None,
-                 alternatives: bool = False, torch_tag: str | None = None) -> Fix:
+                 alternatives: bool = False, torch_tag: str | None = None,
+                 ds_table: dict | None = None) -> Fix:
     """torch's CUDA toolkit: the one installed, else the packaged route, else the nearest one.
 
     `torch_tag` is the torch build this driver runs (for the route that moves torch instead)."""
@@ -346,7 +350,7 @@ def cuda_toolkit(p: Platform, cuda: str, ds_version: str | None = None,
     why = (f"NVIDIA's {repo} repository has no CUDA {ver} packages (it holds "
            f"{repo_span(repo)}), so cuda-toolkit-{V.dashed(cuda)} cannot be installed on "
            f"{p.name}.")
-    near = nearest_toolkit(repo, cuda, ds_version)
+    near = nearest_toolkit(repo, cuda, ds_version, ds_table)
     move_to = V.from_digits(torch_tag[2:]) if torch_tag else None
     if not (move_to and packaged(repo, move_to) and move_to != ver):
         move_to = None
@@ -397,9 +401,10 @@ def toolkit_fix(f) -> Fix:
     if not cuda:
         return Fix(text="Nothing to do while torch is a CPU build.")
     link = f.cuda_link
-    return cuda_toolkit(f.platform, cuda, f.deepspeed_version, tuple(f.toolkits),
-                        link["target"], link["alternatives"],
-                        torch_tag_for_driver(f.driver_version, f.min_cc))
+    ds = f.deepspeed_version
+    return cuda_toolkit(f.platform, cuda, ds, tuple(f.toolkits), link["target"],
+                        link["alternatives"], torch_tag_for_driver(f.driver_version, f.min_cc),
+                        f.ds_minor_table if ds else None)
 
 
 # -- torch --------------------------------------------------------------------------------------

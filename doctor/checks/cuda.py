@@ -15,19 +15,29 @@ import sysconfig
 
 from .. import versions as V
 from ..findings import Fix
-from ..fixes import ds_minor_ok, toolkit_fix
+from ..fixes import toolkit_fix
 from . import check, fail, info, ok, result, skip, warn
 
 CATEGORY = "CUDA toolkit"
 
 
 def ignores_detection(f) -> bool:
-    """DS_IGNORE_CUDA_DETECTION=1 and an installed DeepSpeed that reads it (0.18.9 added it to
-    its op_builder; read from the installed source where it is there)."""
-    return f.m.getenv("DS_IGNORE_CUDA_DETECTION") == "1" and f.reads_env(
-        "deepspeed/ops/op_builder/builder.py", "DS_IGNORE_CUDA_DETECTION", since="0.18.9") or (
-        f.m.getenv("DS_IGNORE_CUDA_DETECTION") == "1" and f.reads_env(
-            "deepspeed/__init__.py", "DS_IGNORE_CUDA_DETECTION", since="0.18.9"))
+    """Whether DS_IGNORE_CUDA_DETECTION, as set, makes the installed DeepSpeed skip its CUDA
+    probe. Read from its op_builder sources: 0.19.8's builders test
+    `if not os.environ.get("DS_IGNORE_CUDA_DETECTION")`, so any non-empty value (even "0")
+    skips it; where the source is not there, 0.18.9+ with the value 1."""
+    value = f.m.getenv("DS_IGNORE_CUDA_DETECTION")
+    if not value or not f.deepspeed_version:
+        return False
+    if f.package_dir("deepspeed") and f.m.exists(
+            f"{f.package_dir('deepspeed')}/ops/op_builder", host=False, kind="dir"):
+        hits = f.mentions("deepspeed/ops/op_builder", "DS_IGNORE_CUDA_DETECTION")
+        if not hits:
+            return False
+        truthy = any('environ.get("DS_IGNORE_CUDA_DETECTION")' in h and "==" not in h
+                     for h in hits)
+        return truthy or value == "1"
+    return value == "1" and V.at_least(f.deepspeed_version, "0.18.9")
 
 
 def need(f) -> tuple[str, str]:
@@ -128,7 +138,7 @@ def nvcc(f):
                    "(torch's extension builder raises \"The detected CUDA version mismatches\")")
         st = "fail" if ds or status == "fail" else "warn"
         return result(st, summary, details, fix)
-    table = ds_minor_ok(ds).get(mine[0], [])
+    table = f.ds_minor_table.get(mine[0], [])
     both = V.dotted(n.release) in table and V.dotted(t.cuda) in table
     skip_check = f.m.getenv("DS_SKIP_CUDA_CHECK") == "1" and f.reads_env(
         "deepspeed/ops/op_builder/builder.py", "DS_SKIP_CUDA_CHECK", since="0.3")

@@ -340,3 +340,39 @@ def test_cuda_home_with_colon_beside_cpu_torch_carries_the_fix(fake):
     assert f["status"] == "info"
     assert f["fix"]["commands"] == [f"export CUDA_HOME={home}", EXPORTS]
     assert "before a CUDA torch uses it" in f["fix"]["text"]
+
+
+RAGGED = '''        cuda_okay = True
+        if not os.environ.get("DS_IGNORE_CUDA_DETECTION"):
+            if not self.is_rocm_pytorch() and torch.cuda.is_available():  #ignore-cuda
+                sys_cuda_major, _ = installed_cuda_version()
+'''
+
+
+@pytest.mark.parametrize("value, source, ignored", [
+    ("0", RAGGED, True),    # 0.19.8's builders test truthiness: "0" skips the probe too
+    ("1", "# reads nothing\n", False),  # a DeepSpeed whose builders do not read it
+])
+def test_ds_ignore_cuda_detection_as_the_installed_builders_read_it(fake, value, source,
+                                                                     ignored):
+    fake.gpu_box(cuda="12.6").env.pop("CUDA_HOME")
+    fake.dist("deepspeed", "0.19.0", package="deepspeed")
+    (fake.site / "deepspeed/ops/op_builder").mkdir(parents=True)
+    (fake.site / "deepspeed/ops/op_builder/ragged_utils.py").write_text(source)
+    fake.env["DS_IGNORE_CUDA_DETECTION"] = value
+    f = fake.run("deepspeed.import_probe").find("deepspeed.import_probe")
+    assert (f["status"] == "pass") == ignored, f
+
+
+def test_deepspeeds_minor_table_is_read_from_its_builder(fake):
+    """A DeepSpeed whose builder.py lists 12.8 accepts nvcc 12.8 beside torch 12.1, whatever
+    its version number says."""
+    fake.gpu_box(cuda="12.1")
+    fake.env["CUDA_HOME"] = str(fake.toolkit("12.8", fake.tmp / "cuda-12.8"))
+    fake.dist("deepspeed", "0.16.2", package="deepspeed")
+    builder = fake.site / "deepspeed/ops/op_builder/builder.py"
+    builder.parent.mkdir(parents=True)
+    builder.write_text('cuda_minor_mismatch_ok = {\n    10: ["10.0", "10.1", "10.2"],\n'
+                       '    12: ["12.0", "12.1", "12.2", "12.3", "12.4", "12.5", "12.6", "12.8"],'
+                       '\n}\n')
+    assert fake.run("cuda.nvcc").status("cuda.nvcc") == "warn"  # 0.16.2's own table: fail
