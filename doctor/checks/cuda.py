@@ -21,32 +21,13 @@ from . import check, fail, info, ok, result, skip, warn
 CATEGORY = "CUDA toolkit"
 
 
-def ignores_detection(f) -> bool:
-    """Whether DS_IGNORE_CUDA_DETECTION, as set, makes the installed DeepSpeed skip its CUDA
-    probe. Read from its op_builder sources: 0.19.8's builders test
-    `if not os.environ.get("DS_IGNORE_CUDA_DETECTION")`, so any non-empty value (even "0")
-    skips it; where the source is not there, 0.18.9+ with the value 1."""
-    value = f.m.getenv("DS_IGNORE_CUDA_DETECTION")
-    if not value or not f.deepspeed_version:
-        return False
-    if f.package_dir("deepspeed") and f.m.exists(
-            f"{f.package_dir('deepspeed')}/ops/op_builder", host=False, kind="dir"):
-        hits = f.mentions("deepspeed/ops/op_builder", "DS_IGNORE_CUDA_DETECTION")
-        if not hits:
-            return False
-        truthy = any('environ.get("DS_IGNORE_CUDA_DETECTION")' in h and "==" not in h
-                     for h in hits)
-        return truthy or value == "1"
-    return value == "1" and V.at_least(f.deepspeed_version, "0.18.9")
-
-
 def need(f) -> tuple[str, str]:
     """(status for a missing/broken toolkit, why it matters) on this machine."""
     ds = f.deepspeed_version
     if not f.torch.cuda:
         return "info", "torch is a CPU build, so torch and DeepSpeed compile no CUDA code"
     if ds and not V.at_least(ds, "0.19.5") and f.has_gpu:
-        if ignores_detection(f):
+        if f.ds_ignores_detection:
             return "warn", f"deepspeed {ds} JIT-builds its ops with nvcc"
         return "fail", f"deepspeed {ds} runs nvcc when it is imported (on a GPU machine)"
     if ds:

@@ -9,7 +9,6 @@ from .. import versions as V
 from ..findings import Fix
 from ..fixes import toolkit_fix
 from . import check, fail, gib, info, ok, skip, warn
-from .cuda import ignores_detection
 
 CATEGORY = "DeepSpeed"
 
@@ -68,7 +67,7 @@ def import_probe(f):
         return ok(f"deepspeed {version} guards its import-time op probe (>= 0.19.5)")
     if h.kind in ("ok", "no-headers"):
         return ok(f"deepspeed {version} finds nvcc at {h.path}/bin/nvcc")
-    if ignores_detection(f):
+    if f.ds_ignores_detection:
         return ok(f"deepspeed {version}: DS_IGNORE_CUDA_DETECTION=1 skips the probe")
     error = ("MissingCUDAException: CUDA_HOME does not exist, unable to compile CUDA op(s)"
              if h.path is None else f"FileNotFoundError: {h.path}/bin/nvcc")
