@@ -166,8 +166,11 @@ def canonical(name: str) -> str:
 
 
 def version_matches(installed: str, pinned: str) -> bool:
-    """PEP 440 `==` for plain versions: a local label (+cpu, +cu126) is ignored."""
-    return installed == pinned or installed.split("+", 1)[0] == pinned
+    """PEP 440 `==` for a plain pin: a local label (+cpu, +cu126) is ignored, "2.13" == "2.13.0"."""
+    have, want = V.parse(installed), V.parse(pinned)
+    if have is None or want is None:
+        return installed == pinned
+    return V.parse(have.public) == V.parse(want.public)
 
 
 # -- the facts ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import re
 
 from .. import fixes
 from .. import versions as V
+from ..facts import version_matches
 from ..findings import Fix
 from . import check, fail, info, ok, skip, warn
 
@@ -19,11 +20,24 @@ OLD_045 = ((5, 0), (9, 0))  # 0.45.x built sm50..sm90: no Blackwell
 CEXT = "bitsandbytes/cextension.py"  # where bitsandbytes picks its library
 
 
-def pin_fix(f) -> Fix:
-    pin = f.pin("bitsandbytes")
-    return Fix([f.platform.pip("install", "-c", str(f.stack_path),
+def pin_fix(f, repair: bool = False) -> Fix:
+    """Install the pinned bitsandbytes; nothing when it is installed already (reinstalling the
+    same version changes nothing), unless `repair` (files broken): then --force-reinstall."""
+    pin, have = f.pin("bitsandbytes"), f.dist_version("bitsandbytes")
+    there = bool(pin and have and f.package_dir("bitsandbytes")
+                 and version_matches(have, pin.version))
+    if there and not repair:
+        return Fix()
+    force = ["--force-reinstall"] if there else []
+    return Fix([f.platform.pip("install", *force, "-c", str(f.stack_path),
                                f"bitsandbytes=={pin.version}")] if pin else
                [f.platform.pip("install", "-U", "bitsandbytes")])
+
+
+def torch_to(f, tag: str) -> Fix:
+    """torch's build `tag`, unless torch is that build already."""
+    return Fix() if f.torch.cuda and tag == "cu" + f.torch.cuda.replace(".", "") else (
+        fixes.torch_wheel(f.platform, tag))
 
 
 def cuda_libs(f) -> dict[str, str]:
@@ -134,14 +148,18 @@ def cuda_lib(f):
     if picked and how == "exact match":
         return ok(f"{libs[picked]} for torch's CUDA {t.cuda}", details)
     if picked:
+        exact = [k for k in libs if f"cu{k}" in fixes.TORCH_TAGS]
+        fix = pin_fix(f) or (Fix(text=f"Or move torch to a CUDA this bitsandbytes has a library "
+                                      f"for (cu{max(exact, key=int)}):")
+                             + torch_to(f, f"cu{max(exact, key=int)}") if exact else Fix())
         return warn(f"no library for CUDA {t.cuda}; bitsandbytes {v} loads {libs[picked]} ({how})",
-                    details, pin_fix(f))
+                    details, fix)
     alt = [k for k in sorted(libs, key=int) if k.startswith(("12", "13"))]
     fix = pin_fix(f)
     if alt:
         tag = "cu" + alt[-1]
         fix += Fix(text=f"or move torch to a CUDA this bitsandbytes has ({', '.join(alt)}):")
-        fix += fixes.torch_wheel(f.platform, tag)
+        fix += torch_to(f, tag)
     return fail(f"bitsandbytes {v} has no library for torch's CUDA {t.cuda} ({how}): QLoRA falls "
                 "back to the CPU library (\"compiled without GPU support\")", details, fix)
 
@@ -172,7 +190,7 @@ def arch(f):
         return fail(f"{sm} is outside bitsandbytes {v}'s CUDA "
                     f"{'.'.join(map(str, libcuda)) if libcuda else ''} build targets "
                     f"(sm_{lo[0]}{lo[1]}..sm_{hi[0]}{hi[1]})",
-                    fix=pin_fix(f) + fixes.torch_wheel(f.platform, tag))
+                    fix=pin_fix(f) + torch_to(f, tag))
     if cc < (7, 5):
         return info(f"{sm}: NF4 QLoRA works; LLM.int8 uses the slow 8-bit matmul (needs 7.5+)")
     return ok(f"{sm} in bitsandbytes' build targets")
@@ -192,4 +210,4 @@ def selftest(f):
         return info(f"`python -m bitsandbytes`: {run.describe()} (its self-test needs a GPU; "
                     "this machine has none)", details)
     return fail(f"`python -m bitsandbytes`: {run.describe()}: {run.last_line()[:200]}", details,
-                pin_fix(f))
+                pin_fix(f, repair=True))

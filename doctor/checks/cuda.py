@@ -152,9 +152,13 @@ def gcc(f):
     if limit is None or major is None or major <= limit:
         return ok(f"{g['compiler']} {g['version']} works with nvcc {f.nvcc.release}", details)
     status, _ = need(f)
-    fix = Fix([f"sudo apt-get -y install gcc-{limit} g++-{limit}",
-               f"export CC=gcc-{limit} CXX=g++-{limit}"],
-              "torch passes CC to nvcc as its host compiler (-ccbin).")
+    # A gcc nvcc accepts may be installed already (Ubuntu keeps several): use it, install none.
+    have = [n for n in range(limit, 5, -1) if f.m.which(f"gcc-{n}") and f.m.which(f"g++-{n}")]
+    use = have[0] if have else limit
+    fix = Fix(([] if have else [f"sudo apt-get -y install gcc-{limit} g++-{limit}"])
+              + [f"export CC=gcc-{use} CXX=g++-{use}"],
+              "torch passes CC to nvcc as its host compiler (-ccbin)."
+              + (f" gcc-{use} is installed already." if have else ""))
     summary = (f"gcc {g['version']} is newer than nvcc {f.nvcc.release} accepts (<= {limit}): "
                "\"unsupported GNU version\"")
     return result(status, summary, details, fix)

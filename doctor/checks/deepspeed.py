@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from .. import versions as V
+from ..facts import version_matches
 from ..findings import Fix
 from ..fixes import toolkit_fix
 from . import check, fail, gib, info, ok, skip, warn
@@ -38,8 +39,7 @@ def install(f):
         return fail(f"deepspeed {version} metadata is installed but its package is missing",
                     fix=install_fix(f))
     pin = f.pin("deepspeed")
-    if pin and V.parse(version) != V.parse(pin.version) and V.release(version) != V.release(
-            pin.version):
+    if pin and not version_matches(version, pin.version):
         return warn(f"deepspeed {version}, but env/stack.txt pins {pin.version} (#@deepspeed)",
                     [f"{f.stack_path}:{pin.line}"], install_fix(f))
     return ok(f"deepspeed {version}" + (" (env/stack.txt #@deepspeed, as `make env DEEPSPEED=1` "

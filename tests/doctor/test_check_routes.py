@@ -376,3 +376,30 @@ def test_deepspeeds_minor_table_is_read_from_its_builder(fake):
                        '    12: ["12.0", "12.1", "12.2", "12.3", "12.4", "12.5", "12.6", "12.8"],'
                        '\n}\n')
     assert fake.run("cuda.nvcc").status("cuda.nvcc") == "warn"  # 0.16.2's own table: fail
+
+
+# -- nothing installed twice, beyond the toolkit -------------------------------------------------
+def test_gcc_that_nvcc_accepts_already_installed_is_used_not_installed(fake):
+    fake.gpu_box()
+    fake.env["CUDA_HOME"] = str(fake.toolkit("12.1", fake.tmp / "cuda-gcc10", gcc_max=10))
+    fake.dist("deepspeed", "0.19.8", package="deepspeed")
+    fake.gcc("14.2.0")
+    fake.printing("gcc-10", "10.5.0\n")
+    fake.printing("g++-10", "10.5.0\n")
+    f = fake.run("cuda.gcc").find("cuda.gcc")
+    assert f["status"] == "warn"
+    assert f["fix"]["commands"] == ["export CC=gcc-10 CXX=g++-10"]
+
+
+def test_pinned_bitsandbytes_is_not_reinstalled_for_a_missing_library(fake):
+    """bitsandbytes 0.50.2 is the pin already: reinstalling it adds no library; the route is
+    torch's build of a CUDA it has."""
+    fake.gpu_box(cuda="12.8")
+    stack = fake.tmp / "box-stack.txt"
+    stack.write_text("torch==2.13.0\nbitsandbytes==0.50.2\n")
+    fake.bnb("0.50.2", ["cuda126", "cuda130", "cpu"])
+    f = fake.run("bnb.cuda_lib").find("bnb.cuda_lib")
+    assert f["status"] == "warn"
+    assert f["fix"]["commands"] == [f"{fake.python} -m pip uninstall -y torch",
+                                    "make env TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130"]
+    assert not any("bitsandbytes==" in c for c in f["fix"]["commands"])
