@@ -47,6 +47,8 @@ def main(argv=None) -> int:
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     tools = {
         "python -m doctor check": [sys.executable, "-m", "doctor", "check"],
+        # The floor of any Python CLI on this machine at this load: the interpreter starting.
+        "python -c pass": [sys.executable, "-c", "pass"],
         "python -m doctor check --json": [sys.executable, "-m", "doctor", "check", "--json"],
         "python -m torch.utils.collect_env": [sys.executable, "-m", "torch.utils.collect_env"],
     }

@@ -354,6 +354,19 @@ class Facts:
         return [line.split()[0] for line in text.splitlines() if line.split()]
 
     @fact
+    def dpkg_installed(self) -> list[str] | None:
+        """Packages dpkg has installed (/var/lib/dpkg/status); None without dpkg."""
+        text = self.m.read("/var/lib/dpkg/status")
+        if text is None:
+            return None
+        out = []
+        for block in text.split("\n\n"):
+            fields = dict(re.findall(r"^(Package|Status): (.*)$", block, re.M))
+            if "installed" in fields.get("Status", "").split() and fields.get("Package"):
+                out.append(fields["Package"])
+        return out
+
+    @fact
     def nvidia_pci(self) -> list[str]:
         """PCI display controllers made by NVIDIA (vendor 0x10de, class 0x03xxxx)."""
         found = []

@@ -218,7 +218,8 @@ def container_gpu(p: Platform, host_driver: bool) -> Fix:
            "kubernetes": "resources: {limits: {nvidia.com/gpu: 1}} in the pod spec (with "
                          "NVIDIA's device plugin on the node)"}.get(
         p.container or "", "docker run --gpus all ...")
-    text = (f"This is a {p.container or 'container'}: the GPU driver belongs to the host, and "
+    kind = f"{p.container} container" if p.container else "container"
+    text = (f"This is a {kind}: the GPU driver belongs to the host, and "
             "the container sees the GPU only when started with it. Never install a driver or "
             "reboot inside the container. On the host"
             + ("" if host_driver else " (install its NVIDIA driver first, then)")
@@ -290,7 +291,7 @@ def point_at(tk: Toolkit, link_target: str | None, alternatives: bool) -> Fix:
     return Fix(cmds, text + ".")
 
 
-def apt_toolkit(p: Platform, repo: str, cuda: str) -> Fix:
+def apt_toolkit(p: Platform, repo: str, cuda: str, torch_cuda: str | None = None) -> Fix:
     ver, pkg = V.dotted(cuda), f"cuda-toolkit-{V.dashed(cuda)}"
     cmds = [f"wget {REPO_URL.format(repo=repo, arch=p.repo_arch)}", f"sudo dpkg -i {KEYRING}"]
     fix = Fix(cmds)
@@ -298,8 +299,9 @@ def apt_toolkit(p: Platform, repo: str, cuda: str) -> Fix:
         fix += enable_components(p, ("contrib",))
     fix += Fix(["sudo apt-get update", f"sudo apt-get -y install {pkg}",
                 f"export CUDA_HOME=/usr/local/cuda-{ver}", 'export PATH="$CUDA_HOME/bin:$PATH"'])
-    text = (f"{pkg} matches torch's CUDA {ver}; the unversioned `cuda-toolkit` would install "
-            "the newest CUDA instead.")
+    text = (f"{pkg} matches torch's CUDA {ver}" if torch_cuda in (None, cuda) else
+            f"{pkg}, versioned") + ("; the unversioned `cuda-toolkit` would install the newest "
+                                    "CUDA instead.")
     if p.wsl:
         text += (" Inside WSL install only cuda-toolkit-* packages, never `cuda` or "
                  "`cuda-drivers`: they bring a Linux GPU driver, and WSL uses the Windows one.")
@@ -360,7 +362,7 @@ def cuda_toolkit(p: Platform, cuda: str, ds_version: str | None = None,
             if ds_version else ""))
         near_tk = have.get(near)
         route = (point_at(near_tk, link_target, alternatives) if near_tk
-                 else apt_toolkit(p, repo, near))
+                 else apt_toolkit(p, repo, near, cuda))
         text = f"{why} The nearest packaged toolkit is CUDA {near}, the same major: {accepted}."
         if move_to:
             text += (f" (Or move torch to its {torch_tag} build, whose CUDA {repo} packages: "

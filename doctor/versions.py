@@ -48,3 +48,32 @@ def dashed(cuda: str) -> str:
 def from_digits(digits: str) -> str | None:
     """bitsandbytes' and torch tags' CUDA spelling: "126" -> "12.6", "130" -> "13.0"."""
     return f"{digits[:-1]}.{digits[-1]}" if digits.isdigit() and len(digits) >= 2 else None
+
+
+SIMPLE_OPS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+              "<": lambda a, b: a < b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
+
+
+def satisfies(text: str, spec: str) -> bool | None:
+    """Whether a version meets a specifier set (">=3.8, <3.13"); None when unreadable.
+    Plain comparisons are evaluated here on the parsed versions; anything else (~=, ===,
+    wildcards) goes to packaging.specifiers, whose import compiles a regex that costs ~0.1 s,
+    half of a doctor run."""
+    have = parse(text)
+    if have is None:
+        return None
+    ok = True
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        op = next((o for o in (">=", "<=", "==", "!=", ">", "<") if part.startswith(o)), None)
+        bound = parse(part[len(op):]) if op else None
+        if op is None or bound is None or "*" in part:
+            from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+            try:
+                return have in SpecifierSet(spec)
+            except InvalidSpecifier:
+                return None
+        ok = ok and SIMPLE_OPS[op](have, bound)
+    return ok

@@ -72,8 +72,18 @@ def driver(f):
             details.append(f"NVIDIA display devices on PCI: {', '.join(pci)}")
         if "nouveau" in f.kernel_modules:
             details.append("the open-source nouveau driver holds the GPU")
-        return fail("an NVIDIA GPU is installed but no NVIDIA driver is loaded", details,
-                    fixes.dkms_rebuild(p) + fixes.nvidia_driver(p))
+        # Rebuild the module of a driver package that is installed; install one that is not.
+        pkgs = f.dpkg_installed
+        drivers = [n for n in pkgs or [] if DRIVER_PKG.match(n)]
+        if pkgs is None:
+            fix = fixes.dkms_rebuild(p) + fixes.nvidia_driver(p)
+        elif drivers:
+            details.append(f"driver packages installed: {', '.join(drivers)}")
+            fix = fixes.dkms_rebuild(p)
+        else:
+            details.append("no NVIDIA driver package installed (dpkg)")
+            fix = fixes.nvidia_driver(p)
+        return fail("an NVIDIA GPU is installed but no NVIDIA driver is loaded", details, fix)
     if p.vm:
         return warn(f"no NVIDIA GPU in this {p.vm} virtual machine (the smoke config runs, the "
                     "8 GB configs do not)", details + [f"virtual machine: {p.vm}"],
@@ -171,6 +181,8 @@ def devices(f):
     return ok(f"{g.name}, {gib(g.memory_total)}, sm_{g.cc[0]}{g.cc[1]}{more}", lines)
 
 
+DRIVER_PKG = re.compile(r"^(nvidia-driver(-\d+)?|nvidia-dkms-\S+|nvidia-kernel-dkms|"
+                        r"nvidia-kernel-open-dkms|cuda-drivers\S*)$")
 LINUX_DRIVER_PKG = re.compile(r"^(nvidia-driver-\S+|cuda-drivers\S*|libnvidia-compute-\S+)$")
 
 
@@ -180,12 +192,7 @@ def wsl(f):
     if not p.wsl:
         return skip("not WSL")
     details, problems = [], []
-    installed = []
-    for block in (f.m.read("/var/lib/dpkg/status") or "").split("\n\n"):
-        fields = dict(re.findall(r"^(Package|Status): (.*)$", block, re.M))
-        if LINUX_DRIVER_PKG.match(fields.get("Package", "")) and "installed" in fields.get(
-                "Status", "").split():
-            installed.append(fields["Package"])
+    installed = [n for n in f.dpkg_installed or [] if LINUX_DRIVER_PKG.match(n)]
     stray = [q for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib64")
              for q in f.m.glob(f"{d}/libcuda.so*")]
     if installed:

@@ -50,15 +50,8 @@ def python(f):
     if req:
         ranges.append(("xtuner", req))
     ranges.append(("the pack (pyproject.toml)", ">=3.10,<3.13"))
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-    bad = []
-    for who, spec in ranges:
-        try:
-            if v not in SpecifierSet(spec):
-                bad.append(f"{who} needs Python {spec}")
-        except InvalidSpecifier:
-            continue
+    bad = [f"{who} needs Python {spec}" for who, spec in ranges
+           if V.satisfies(v, spec) is False]
     if bad:
         return fail(f"Python {v}: " + "; ".join(bad), fix=Fix(
             ["rm -rf .venv", "PYTHON=python3.11 make env"],

@@ -403,3 +403,21 @@ def test_pinned_bitsandbytes_is_not_reinstalled_for_a_missing_library(fake):
     assert f["fix"]["commands"] == [f"{fake.python} -m pip uninstall -y torch",
                                     "make env TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130"]
     assert not any("bitsandbytes==" in c for c in f["fix"]["commands"])
+
+
+DPKG = ("Package: libc6\nStatus: install ok installed\nVersion: 2.35-0ubuntu3.8\n\n"
+        "Package: {}\nStatus: install ok installed\nVersion: 550.120-0ubuntu0.22.04.1\n")
+
+
+@pytest.mark.parametrize("package, commands", [
+    ("nvidia-driver-550", ['sudo apt-get install --reinstall dkms linux-headers-"$(uname -r)"',
+                           "sudo dkms autoinstall", "sudo reboot"]),
+    ("htop", ["sudo ubuntu-drivers install", "sudo reboot"]),
+])
+def test_driver_not_loaded_rebuilds_what_is_installed_or_installs_what_is_not(fake, package,
+                                                                            commands):
+    fake.distro("ubuntu-22.04").pci_gpu().torch()
+    fake.file("/var/lib/dpkg/status", DPKG.format(package))
+    fake.smi_failing("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA "
+                     "driver.")
+    assert fake.run("gpu.driver").commands("gpu.driver") == commands
