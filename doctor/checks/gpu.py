@@ -44,7 +44,7 @@ def driver(f):
                   "see gpu.driver_mismatch)".replace("  ", " "), details)
     if p.container:
         virt = f.virtualization
-        details += [f"inside a {p.container} ({', '.join(virt['evidence'])})",
+        details += [f"inside a {p.container} container ({virt['evidence'][0]})",
                     "/dev/nvidia* device nodes: " + ("present" if virt["gpu_devices"]
                                                      else "absent")]
         if kernel or pci or virt["gpu_devices"]:
