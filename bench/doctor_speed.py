@@ -44,6 +44,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # As users run it: bytecode cached (the untimed warm-up run writes it). A sandbox's
+    # PYTHONDONTWRITEBYTECODE=1 would make every timed run recompile every edited module.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     tools = {
         "python -m doctor check": [sys.executable, "-m", "doctor", "check"],

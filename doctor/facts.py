@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import importlib.metadata as md
 import importlib.util
 import json
 import os
@@ -453,22 +452,46 @@ class Facts:
         METADATA files with the email parser (a third of the doctor's run time)."""
 
         def build():
-            index: dict[str, str] = {}
+            index: dict[str, tuple[str, str]] = {}
             for entry in sys.path:
                 for n in self.m.listdir(entry or ".", host=False):
                     if n.endswith(".dist-info") and "-" in n:
                         name, _, version = n[: -len(".dist-info")].partition("-")
-                        index.setdefault(canonical(name), version)
+                        index.setdefault(canonical(name),
+                                         (version, os.path.join(entry or ".", n)))
             return index
 
         return self._memo(("_dist_index",), build, lambda v: None)
+
+    def dist_metadata(self, name: str) -> dict[str, list[str]]:
+        """The METADATA headers of an installed distribution ({"Requires-Python": [...],
+        "Requires-Dist": [...]}), read as the file it is: importlib.metadata's email parser
+        and its import cost more than the rest of a doctor run."""
+        hit = self._dist_index().get(canonical(name))
+        text = self.m.read(os.path.join(hit[1], "METADATA"), host=False) if hit else None
+        if text is None:
+            import importlib.metadata as md
+
+            try:
+                meta = md.metadata(name)
+            except md.PackageNotFoundError:
+                return {}
+            return {k: meta.get_all(k) or [] for k in ("Requires-Python", "Requires-Dist")}
+        out: dict[str, list[str]] = {}
+        for line in text.split("\n\n", 1)[0].splitlines():
+            key, sep, value = line.partition(": ")
+            if sep and not line.startswith((" ", "\t")):
+                out.setdefault(key, []).append(value.strip())
+        return out
 
     @keyed("distributions")
     def dist_version(self, name: str) -> str | None:
         """Installed version of a distribution: the dist-info directory's name, else its
         metadata (egg-info, unusual layouts)."""
         if (hit := self._dist_index().get(canonical(name))) is not None:
-            return hit
+            return hit[0]
+        import importlib.metadata as md  # egg-info and unusual layouts only
+
         try:
             return md.version(name)
         except md.PackageNotFoundError:
@@ -652,12 +675,7 @@ class Facts:
 
     @fact
     def nvcc(self) -> Nvcc:
-        home = self.cuda_home
-        path = None
-        if home.path and home.kind in ("ok", "no-headers"):
-            path = f"{home.path}/bin/nvcc"
-        elif home.nvcc_on_path:
-            path = home.nvcc_on_path
+        path = self.nvcc_path
         if not path:
             return Nvcc(problem="no nvcc found")
         run = self.m.run([path, "-V"])
@@ -672,6 +690,14 @@ class Facts:
             snippet = run.output.strip()[:120] or "nothing"
             out.problem = f"`{path} -V` printed no `release X.Y`: {snippet!r}"
         return out
+
+    @property
+    def nvcc_path(self) -> str | None:
+        """The nvcc torch and DeepSpeed would run (found without running it)."""
+        home = self.cuda_home
+        if home.path and home.kind in ("ok", "no-headers"):
+            return f"{home.path}/bin/nvcc"
+        return home.nvcc_on_path
 
     @fact
     def host_gcc(self) -> dict:

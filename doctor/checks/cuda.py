@@ -97,18 +97,17 @@ def home(f):
 
 @check("cuda.nvcc", "nvcc runs and matches torch's CUDA")
 def nvcc(f):
-    n, t = f.nvcc, f.torch
+    t = f.torch
     status, why = need(f)
-    if not n.path:
+    if not f.nvcc_path:
         return skip("no nvcc (see cuda.home)")
+    if not t.cuda:  # nothing compiles CUDA code: not worth a process start to ask its release
+        return info(f"nvcc at {f.nvcc_path}; unused: torch is a CPU build",
+                    [f"matters: {why}"])
+    n = f.nvcc
     details = [f"{n.path} -V: " + (n.run.describe() if n.run else "not run"), f"matters: {why}"]
     if n.problem:
-        st = at_least_warn(status) if t.cuda else "info"
-        return result(st,
-            n.problem, details, toolkit_fix(f) if t.cuda else Fix(
-                text="Reinstall the CUDA toolkit if you need nvcc; torch is a CPU build."))
-    if not t.cuda:
-        return info(f"nvcc {n.release} at {n.path}; unused: torch is a CPU build", details)
+        return result(at_least_warn(status), n.problem, details, toolkit_fix(f))
     mine, theirs = V.major_minor(n.release), V.major_minor(t.cuda)
     if mine == theirs:
         return ok(f"nvcc {n.release} matches torch's CUDA {t.cuda}", details)
@@ -139,9 +138,11 @@ def nvcc(f):
 
 @check("cuda.gcc", "host gcc not newer than nvcc accepts")
 def gcc(f):
-    g = f.host_gcc
+    if not f.torch.cuda:
+        return skip("torch is a CPU build: nvcc compiles nothing")
     if not f.nvcc.release:
         return skip("no working nvcc")
+    g = f.host_gcc
     if not g["version"]:
         return skip(f"no {g['compiler']} (see cuda.build_tools)")
     limit = f.nvcc_max_gcc

@@ -3,7 +3,6 @@ the pin set (env/stack.txt) met, the startup patches in place, mpi4py, the MKL t
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import os
 import re
 
@@ -43,10 +42,7 @@ def install(f):
 def python(f):
     v = f.python_version
     ranges = []
-    try:
-        req = md.metadata("xtuner").get("Requires-Python")
-    except md.PackageNotFoundError:
-        req = None
+    req = (f.dist_metadata("xtuner").get("Requires-Python") or [None])[0]
     if req:
         ranges.append(("xtuner", req))
     ranges.append(("the pack (pyproject.toml)", ">=3.10,<3.13"))
@@ -113,10 +109,7 @@ def pip_cmd(f, pins, no_deps=False) -> str:
 
 def overridden_xtuner_pins(f) -> list[str]:
     """xtuner's own exact pins that the stack replaces: what `pip check` will complain about."""
-    try:
-        reqs = md.requires("xtuner") or []
-    except md.PackageNotFoundError:
-        return []
+    reqs = f.dist_metadata("xtuner").get("Requires-Dist", [])
     out = []
     for r in reqs:
         m = re.match(r"^([A-Za-z0-9._-]+)\s*==\s*([^;\s]+)\s*$", r)
