@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import sys
@@ -180,6 +181,9 @@ def main(argv=None) -> int:
         return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `python -m doctor check | head`: the reader left, nothing is wrong
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the interpreter flushes it at exit)
+        return 0
     except Exception as exc:  # like `check`: never a traceback on a sick machine
         print(f"doctor: internal error: {exc!r}", file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@ against one shared `Facts`, turns a check that raises into a `crash` finding, an
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -74,6 +75,9 @@ def main(argv=None) -> int:
         return run(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `python -m doctor check | head`: the reader left, nothing is wrong
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the interpreter flushes it at exit)
+        return 0
     except Exception as exc:  # the doctor must not die with a traceback on a sick machine
         print(f"doctor: internal error: {exc!r}", file=sys.stderr)
         return 1

@@ -70,3 +70,14 @@ def test_report_of_a_failing_machine_lists_the_fix_and_exits_1(fake):
 def test_report_bad_usage_exits_2(fake):
     proc = report(fake.gpu_box(), "--no-such-flag")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_a_reader_that_leaves_early_is_no_error(fake):
+    """`python -m doctor report | head -1`: no traceback, no 'internal error'."""
+    fake.gpu_box()
+    env = {**fake.env, "PYTHONPATH": os.pathsep.join(fake.pythonpath)}
+    proc = subprocess.run(f"'{fake.python}' -m doctor report {' '.join(fake.default_args)} "
+                          "| head -1", shell=True, capture_output=True, text=True, env=env,
+                          timeout=120, cwd=fake.tmp)
+    assert proc.stdout == "### `python -m doctor report`\n"
+    assert proc.stderr == ""
