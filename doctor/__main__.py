@@ -1,4 +1,4 @@
-"""python -m doctor [check] [...] | python -m doctor fit CONFIG [...]"""
+"""python -m doctor [check] [...] | python -m doctor fit CONFIG [...] | python -m doctor report"""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 COMMANDS = {
     "check": "doctor.check",  # environment checks (the default)
     "fit": "doctor.fit",  # memory estimate of a config
+    "report": "doctor.bug_report",  # one redacted Markdown block (or --json) for a bug report
 }
 
 

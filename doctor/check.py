@@ -8,6 +8,7 @@ against one shared `Facts`, turns a check that raises into a `crash` finding, an
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -74,6 +75,9 @@ def main(argv=None) -> int:
         return run(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `python -m doctor check | head`: the reader left, nothing is wrong
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the interpreter flushes it at exit)
+        return 0
     except Exception as exc:  # the doctor must not die with a traceback on a sick machine
         print(f"doctor: internal error: {exc!r}", file=sys.stderr)
         return 1
@@ -90,15 +94,21 @@ def run(args) -> int:
         print(f"doctor: unknown check id(s): {', '.join(unknown)} (see --list-checks)",
               file=sys.stderr)
         return 2
-    deep = args.deep or any(c.deep and c.id in args.ids for c in chosen)
-    facts = Facts(Machine.from_environ(timeout=args.timeout), stack_path=args.stack, deep=deep,
-                  deep_timeout=args.deep_timeout)
-    start = time.monotonic()
-    findings = [run_one(c, facts) for c in chosen]
-    elapsed = time.monotonic() - start
+    facts, findings, elapsed, deep = gather(args, chosen)
     if args.json:
         print(report.to_json(findings, facts.gathered, args.strict, seconds=round(elapsed, 3),
                              deep=deep, python=facts.m.python))
     else:
         report.render(findings, args.verbose, facts.gathered, args.strict)
     return report.exit_code(findings, args.strict)
+
+
+def gather(args, chosen):
+    """Run the chosen checks against one Facts: (facts, findings, seconds, deep)."""
+    ids = getattr(args, "ids", [])
+    deep = args.deep or any(c.deep and c.id in ids for c in chosen)
+    facts = Facts(Machine.from_environ(timeout=args.timeout), stack_path=args.stack, deep=deep,
+                  deep_timeout=args.deep_timeout)
+    start = time.monotonic()
+    findings = [run_one(c, facts) for c in chosen]
+    return facts, findings, time.monotonic() - start, deep

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import ast
 import functools
-import importlib.metadata as md
 import importlib.util
 import json
 import os
 import platform
 import re
+import sys
 import sysconfig
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
 from . import probe
-from .fixes import Platform
+from . import versions as V
+from .fixes import AptSource, Platform, Toolkit
 
 REPO = Path(__file__).resolve().parents[1]
 STACK = REPO / "env" / "stack.txt"
@@ -34,12 +35,27 @@ def fact(fn):
 
     @functools.wraps(fn)
     def get(self):
-        if name not in self._cache:
-            self._cache[name] = fn(self)
-            self.gathered[name] = jsonable(self._cache[name])
-        return self._cache[name]
+        return self._memo((name,), lambda: fn(self), lambda v: self.gathered.__setitem__(
+            name, jsonable(v)))
 
     return property(get)
+
+
+def keyed(kind: str, record=None):
+    """A cached method of one key (and maybe more arguments, not part of the key), recorded in
+    `self.gathered[kind][key]`: installed versions, package directories, --deep imports."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def get(self, key, *args):
+            def note(value):
+                self.gathered.setdefault(kind, {})[str(key)] = (record or jsonable)(value)
+
+            return self._memo((kind, key), lambda: fn(self, key, *args), note)
+
+        return get
+
+    return wrap
 
 
 def jsonable(value):
@@ -104,6 +120,11 @@ class Stack:
     pins: list[Pin] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # "file:line: message"
 
+    def pin(self, name: str) -> Pin | None:
+        """The pin of a distribution, by its canonical name (PEP 503)."""
+        want = canonical(name)
+        return next((p for p in self.pins if canonical(p.name) == want), None)
+
 
 @dataclass
 class Deep:
@@ -144,8 +165,11 @@ def canonical(name: str) -> str:
 
 
 def version_matches(installed: str, pinned: str) -> bool:
-    """PEP 440 `==` for plain versions: a local label (+cpu, +cu126) is ignored."""
-    return installed == pinned or installed.split("+", 1)[0] == pinned
+    """PEP 440 `==` for a plain pin: a local label (+cpu, +cu126) is ignored, "2.13" == "2.13.0"."""
+    have, want = V.parse(installed), V.parse(pinned)
+    if have is None or want is None:
+        return installed == pinned
+    return V.parse(have.public) == V.parse(want.public)
 
 
 # -- the facts ----------------------------------------------------------------------------------
@@ -156,8 +180,17 @@ class Facts:
         self.stack_path = Path(stack_path) if stack_path else STACK
         self.deep = deep
         self.deep_timeout = deep_timeout  # a cold `import torch` takes seconds
-        self._cache: dict = {}
+        self._cache: dict = {}  # the one fact cache: (fact name,) or (kind, key) -> value
         self.gathered: dict = {}
+
+    def _memo(self, key: tuple, compute, record):
+        if key not in self._cache:
+            self._cache[key] = compute()
+            record(self._cache[key])
+        return self._cache[key]
+
+    def pin(self, name: str) -> Pin | None:
+        return self.stack.pin(name) if self.stack else None
 
     # system ----------------------------------------------------------------------------------
     @fact
@@ -180,16 +213,157 @@ class Facts:
     @fact
     def platform(self) -> Platform:
         osr = self.os_release
+        virt = self.virtualization
         return Platform(
             distro=osr.get("ID", "").lower(), release=osr.get("VERSION_ID", ""),
             pretty=osr.get("PRETTY_NAME", ""), wsl=self.wsl,
             conda_prefix=self.m.getenv("CONDA_PREFIX") or None,
-            arch=platform.machine() or "x86_64", python=self.m.python)
+            arch=platform.machine() or "x86_64", python=self.m.python,
+            container=virt["container"], vm=virt["vm"], apt_sources=self.apt_sources)
+
+    @fact
+    def virtualization(self) -> dict:
+        """Container (and which) and VM (and which), with what said so: the GPU's driver lives
+        on a container's host, and a VM sees a GPU only when one is passed through."""
+        env, evidence = self.m.getenv, []
+        cgroup = self.m.read("/proc/1/cgroup") or ""
+        container = None
+        if env("KUBERNETES_SERVICE_HOST") or "kubepods" in cgroup:
+            container = "kubernetes"
+            evidence.append("KUBERNETES_SERVICE_HOST" if env("KUBERNETES_SERVICE_HOST")
+                            else "/proc/1/cgroup: kubepods")
+        elif self.m.exists("/.dockerenv"):
+            container, _ = "docker", evidence.append("/.dockerenv")
+        elif self.m.exists("/run/.containerenv"):
+            container, _ = "podman", evidence.append("/run/.containerenv")
+        else:
+            for word, name in (("docker", "docker"), ("libpod", "podman"), ("lxc", "lxc"),
+                               ("containerd", "container")):
+                if word in cgroup:
+                    container, _ = name, evidence.append(f"/proc/1/cgroup: {word}")
+                    break
+            else:
+                if env("container"):  # systemd-nspawn, lxc and podman set it for PID 1
+                    container, _ = env("container"), evidence.append("$container")
+        vm = None
+        if not self.wsl:
+            dmi = " ".join((self.m.read(f"/sys/class/dmi/id/{n}") or "").strip()
+                           for n in ("sys_vendor", "product_name")).lower()
+            for word, name in (("qemu", "qemu"), ("kvm", "kvm"), ("vmware", "vmware"),
+                               ("virtualbox", "virtualbox"), ("innotek", "virtualbox"),
+                               ("virtual machine", "hyper-v"), ("xen", "xen"),
+                               ("amazon ec2", "amazon ec2"), ("google compute", "google cloud")):
+                if word in dmi:
+                    vm, _ = name, evidence.append(f"DMI: {dmi.strip()}")
+                    break
+            else:
+                flags = re.search(r"^flags\s*:.*$", self.m.read("/proc/cpuinfo") or "", re.M)
+                if flags and " hypervisor" in flags.group(0):
+                    vm, _ = "hypervisor", evidence.append("/proc/cpuinfo: hypervisor flag")
+        return {"container": container, "vm": vm, "evidence": evidence,
+                "gpu_devices": self.m.glob("/dev/nvidia[0-9]*") != [] or self.m.exists(
+                    "/dev/nvidiactl")}
+
+    @fact
+    def apt_sources(self) -> tuple[AptSource, ...] | None:
+        """The distro archive's entries per sources file, deb822 or one-line (None: no apt)."""
+        if not self.m.exists("/etc/apt", kind="dir"):
+            return None
+        codename = self.os_release.get("VERSION_CODENAME", "")
+        distro = self.os_release.get("ID", "")
+
+        def ours(suite: str, uri: str) -> bool:
+            if codename:
+                return suite.split("-")[0] == codename
+            return distro and distro in uri
+
+        files = ["/etc/apt/sources.list"] + [
+            self.m.unhost(p) for p in self.m.glob("/etc/apt/sources.list.d/*")
+            if p.endswith((".list", ".sources"))]
+        out = []
+        for path in files:
+            text = self.m.read(path)
+            if text is None:
+                continue
+            comps: list[set[str]] = []
+            if path.endswith(".sources"):
+                for stanza in re.split(r"\n\s*\n", text):
+                    fields = {}
+                    for line in stanza.splitlines():
+                        key, sep, value = line.partition(":")
+                        if sep and not line.startswith(("#", " ", "\t")):
+                            fields[key.strip().lower()] = value.split("#")[0].strip()
+                    if fields.get("enabled", "yes").lower() == "no":
+                        continue
+                    suites = fields.get("suites", "").split()
+                    if any(ours(s, fields.get("uris", "")) for s in suites):
+                        comps.append(set(fields.get("components", "").split()))
+                fmt = "deb822"
+            else:
+                for line in text.splitlines():
+                    m = re.match(r"^deb(?:-src)?\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s*(.*)$",
+                                 line.split("#")[0].strip())
+                    if m and ours(m.group(2), m.group(1)):
+                        comps.append(set(m.group(3).split()))
+                fmt = "one-line"
+            if comps:
+                common = set.intersection(*comps)
+                out.append(AptSource(path, fmt, tuple(sorted(common))))
+        return tuple(out)
+
+    @fact
+    def toolkits(self) -> list[Toolkit]:
+        """CUDA toolkits installed here: /usr/local/cuda-X.Y (their version.json, else the
+        directory's name), and the CUDA_HOME in use when its nvcc answers."""
+        found: dict[str, Toolkit] = {}
+        for d in self.m.glob("/usr/local/cuda-*"):
+            if not self.m.exists(f"{d}/bin/nvcc", host=False, kind="file"):
+                continue
+            version = None
+            try:
+                version = json.loads(self.m.read(f"{d}/version.json", host=False) or "")[
+                    "cuda"]["version"]
+            except (ValueError, KeyError, TypeError):
+                m = re.search(r"cuda-(\d+\.\d+)$", d)
+                version = m.group(1) if m else None
+            if version and V.major_minor(version):
+                path = self.m.unhost(d)
+                found[path] = Toolkit(path, V.dotted(version))
+        home = self.cuda_home
+        if home.kind == "ok" and self.nvcc.release:
+            path = self.m.unhost(home.path)
+            found.setdefault(path,
+                             Toolkit(path, self.nvcc.release))
+        return sorted(found.values(), key=lambda t: V.release(t.version))
+
+    @fact
+    def cuda_link(self) -> dict:
+        """Where /usr/local/cuda points, and whether through update-alternatives (NVIDIA's
+        packages register it there: `update-alternatives --set cuda DIR` moves it)."""
+        if not self.m.exists("/usr/local/cuda"):
+            return {"target": None, "alternatives": False, "chain": []}
+        target, chain = self.m.resolve("/usr/local/cuda")
+        return {"target": target if len(chain) > 1 else None,
+                "alternatives": any(c.startswith("/etc/alternatives/") for c in chain),
+                "chain": chain}
 
     @fact
     def kernel_modules(self) -> list[str]:
         text = self.m.read("/proc/modules") or ""
         return [line.split()[0] for line in text.splitlines() if line.split()]
+
+    @fact
+    def dpkg_installed(self) -> list[str] | None:
+        """Packages dpkg has installed (/var/lib/dpkg/status); None without dpkg."""
+        text = self.m.read("/var/lib/dpkg/status")
+        if text is None:
+            return None
+        out = []
+        for block in text.split("\n\n"):
+            fields = dict(re.findall(r"^(Package|Status): (.*)$", block, re.M))
+            if "installed" in fields.get("Status", "").split() and fields.get("Package"):
+                out.append(fields["Package"])
+        return out
 
     @fact
     def nvidia_pci(self) -> list[str]:
@@ -231,6 +405,28 @@ class Facts:
     def visible_devices(self) -> str | None:
         return self.m.getenv("CUDA_VISIBLE_DEVICES")
 
+    @fact
+    def p2p_matrix(self) -> dict:
+        """{(i, j): "OK" | "NS" | "CNS" | ...} from `nvidia-smi topo -p2p r` (peer reads)."""
+        exe = self.m.which("nvidia-smi")
+        if not exe or len(self.gpus) < 2:
+            return {}
+        run = self.m.run([exe, "topo", "-p2p", "r"])
+        out = {}
+        if not run.ok:
+            return out
+        header = None
+        for line in run.stdout.splitlines():
+            cols = line.split()
+            if cols and all(c.startswith("GPU") for c in cols):
+                header = [int(c[3:]) for c in cols if c[3:].isdigit()]
+            elif header and cols and cols[0].startswith("GPU") and cols[0][3:].isdigit():
+                row = int(cols[0][3:])
+                for col, status in zip(header, cols[1:], strict=False):
+                    if status != "X":
+                        out[(row, col)] = status
+        return out
+
     @property
     def gpus(self) -> list[probe.Gpu]:
         return self.gpu.gpus
@@ -250,31 +446,130 @@ class Facts:
             self.kernel_driver if self.kernel_driver != "unreadable" else None)
 
     # packages --------------------------------------------------------------------------------
-    def dist_version(self, name: str) -> str | None:
-        """Installed version of a distribution (metadata only), cached in `gathered`."""
-        versions = self._cache.setdefault("_dists", {})
-        if name not in versions:
-            try:
-                versions[name] = md.version(name)
-            except md.PackageNotFoundError:
-                versions[name] = None
-            except Exception as exc:  # broken METADATA
-                versions[name] = f"unreadable ({type(exc).__name__})"
-            self.gathered.setdefault("distributions", {})[name] = versions[name]
-        return versions[name]
+    def _dist_index(self) -> dict[str, str]:
+        """canonical name -> version of every `name-version.dist-info` on sys.path, first one
+        wins (importlib.metadata's order): one listing per path entry instead of parsing ~40
+        METADATA files with the email parser (a third of the doctor's run time)."""
 
+        def build():
+            index: dict[str, tuple[str, str]] = {}
+            for entry in sys.path:
+                for n in self.m.listdir(entry or ".", host=False):
+                    if n.endswith(".dist-info") and "-" in n:
+                        name, _, version = n[: -len(".dist-info")].partition("-")
+                        index.setdefault(canonical(name),
+                                         (version, os.path.join(entry or ".", n)))
+            return index
+
+        return self._memo(("_dist_index",), build, lambda v: None)
+
+    def dist_metadata(self, name: str) -> dict[str, list[str]]:
+        """The METADATA headers of an installed distribution ({"Requires-Python": [...],
+        "Requires-Dist": [...]}), read as the file it is: importlib.metadata's email parser
+        and its import cost more than the rest of a doctor run."""
+        hit = self._dist_index().get(canonical(name))
+        text = self.m.read(os.path.join(hit[1], "METADATA"), host=False) if hit else None
+        if text is None:
+            import importlib.metadata as md
+
+            try:
+                meta = md.metadata(name)
+            except md.PackageNotFoundError:
+                return {}
+            return {k: meta.get_all(k) or [] for k in ("Requires-Python", "Requires-Dist")}
+        out: dict[str, list[str]] = {}
+        for line in text.split("\n\n", 1)[0].splitlines():
+            key, sep, value = line.partition(": ")
+            if sep and not line.startswith((" ", "\t")):
+                out.setdefault(key, []).append(value.strip())
+        return out
+
+    @keyed("distributions")
+    def dist_version(self, name: str) -> str | None:
+        """Installed version of a distribution: the dist-info directory's name, else its
+        metadata (egg-info, unusual layouts)."""
+        if (hit := self._dist_index().get(canonical(name))) is not None:
+            return hit[0]
+        import importlib.metadata as md  # egg-info and unusual layouts only
+
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:
+            return None
+        except Exception as exc:  # broken METADATA
+            return f"unreadable ({type(exc).__name__})"
+
+    @keyed("packages")
     def package_dir(self, name: str) -> str | None:
         """Directory of a top-level package, found without executing it."""
-        dirs = self._cache.setdefault("_pkgdirs", {})
-        if name not in dirs:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        return locations[0] if locations else None
+
+    @keyed("sources", record=lambda text: None if text is None else f"{len(text)} characters")
+    def source(self, where: str) -> str | None:
+        """Text of an installed package's file, "bitsandbytes/cextension.py": what a library
+        does with an environment variable is read from the version that is installed."""
+        package, _, rel = where.partition("/")
+        top = self.package_dir(package)
+        return self.m.read(Path(top) / rel, host=False) if top else None
+
+    def reads_env(self, where: str, var: str, since: str | None = None) -> bool:
+        """Whether the installed library reads `var` in `where` ("deepspeed/env_report.py"),
+        from its source; when that file cannot be read, from the release that introduced it."""
+        text = self.source(where)
+        if text is not None:
+            return var in text
+        return bool(since) and V.at_least(self.dist_version(where.split("/")[0]), since)
+
+    @keyed("mentions", record=lambda hits: hits)
+    def mentions(self, where: str, text: str) -> list[str]:
+        """The installed files of a package directory ("deepspeed/ops/op_builder") that contain
+        `text`, as "file:line: code" (how an environment variable is read, where)."""
+        package, _, rel = where.partition("/")
+        top = self.package_dir(package)
+        hits = []
+        for path in self.m.glob(str(Path(top) / rel / "*.py"), host=False) if top else []:
+            for n, line in enumerate((self.m.read(path, host=False) or "").splitlines(), 1):
+                if text in line:
+                    hits.append(f"{Path(path).name}:{n}: {line.strip()}")
+        return hits
+
+    @fact
+    def ds_ignores_detection(self) -> bool:
+        """Whether DS_IGNORE_CUDA_DETECTION, as set, makes the installed DeepSpeed skip its
+        CUDA probe. Read from its op_builder sources: 0.19.8's builders test
+        `if not os.environ.get("DS_IGNORE_CUDA_DETECTION")`, so any non-empty value (even "0")
+        skips it; where the sources are not there, 0.18.9+ with the value 1."""
+        value = self.m.getenv("DS_IGNORE_CUDA_DETECTION")
+        top = self.package_dir("deepspeed")
+        if not value or not self.deepspeed_version:
+            return False
+        if top and self.m.exists(f"{top}/ops/op_builder", host=False, kind="dir"):
+            hits = self.mentions("deepspeed/ops/op_builder", "DS_IGNORE_CUDA_DETECTION")
+            truthy = any('environ.get("DS_IGNORE_CUDA_DETECTION")' in h and "==" not in h
+                         for h in hits)
+            return bool(hits) and (truthy or value == "1")
+        return value == "1" and V.at_least(self.deepspeed_version, "0.18.9")
+
+    @fact
+    def ds_minor_table(self) -> dict[int, list[str]]:
+        """DeepSpeed's `cuda_minor_mismatch_ok`, read from the installed op_builder/builder.py;
+        from the release's known table when the source is not there."""
+        text = self.source("deepspeed/ops/op_builder/builder.py") or ""
+        m = re.search(r"^cuda_minor_mismatch_ok\s*=\s*(\{.*?^\})", text, re.M | re.S)
+        if m:
             try:
-                spec = importlib.util.find_spec(name)
-            except (ImportError, ValueError):
-                spec = None
-            locations = list(spec.submodule_search_locations or []) if spec else []
-            dirs[name] = locations[0] if locations else None
-            self.gathered.setdefault("packages", {})[name] = dirs[name]
-        return dirs[name]
+                table = ast.literal_eval(m.group(1))
+                return {int(k): [str(v) for v in vs] for k, vs in table.items()}
+            except (ValueError, SyntaxError, TypeError):
+                pass
+        from .fixes import ds_minor_ok
+
+        return ds_minor_ok(self.deepspeed_version)
 
     def is_namespace_leftover(self, name: str) -> bool:
         """A directory without __init__.py shadowing a package (an uninstall's leftovers)."""
@@ -380,12 +675,7 @@ class Facts:
 
     @fact
     def nvcc(self) -> Nvcc:
-        home = self.cuda_home
-        path = None
-        if home.path and home.kind in ("ok", "no-headers"):
-            path = f"{home.path}/bin/nvcc"
-        elif home.nvcc_on_path:
-            path = home.nvcc_on_path
+        path = self.nvcc_path
         if not path:
             return Nvcc(problem="no nvcc found")
         run = self.m.run([path, "-V"])
@@ -400,6 +690,14 @@ class Facts:
             snippet = run.output.strip()[:120] or "nothing"
             out.problem = f"`{path} -V` printed no `release X.Y`: {snippet!r}"
         return out
+
+    @property
+    def nvcc_path(self) -> str | None:
+        """The nvcc torch and DeepSpeed would run (found without running it)."""
+        home = self.cuda_home
+        if home.path and home.kind in ("ok", "no-headers"):
+            return f"{home.path}/bin/nvcc"
+        return home.nvcc_on_path
 
     @fact
     def host_gcc(self) -> dict:
@@ -488,11 +786,9 @@ class Facts:
         return self.m.disk("/dev/shm", host=True) if self.m.exists("/dev/shm") else None
 
     # --deep: imports in subprocesses ---------------------------------------------------------
+    @keyed("deep", record=lambda d: {"ok": d.ok, "summary": d.summary, "data": d.data})
     def deep_import(self, name: str, code: str) -> Deep:
         """Run `code` (which prints one JSON line last) in the environment's python."""
-        cache = self._cache.setdefault("_deep", {})
-        if name in cache:
-            return cache[name]
         run = self.m.python_run(code, timeout=self.deep_timeout)
         data = {}
         if run.ok:
@@ -502,16 +798,11 @@ class Facts:
             except ValueError:
                 data = {}
         if run.ok:
-            result = Deep(True, f"`import {name}` worked", data, run)
-        else:
-            why = run.describe()
-            last = run.last_line()
-            result = Deep(False, f"`import {name}` failed: {why}" + (f": {last[:300]}"
-                                                                     if last else ""), data, run)
-        cache[name] = result
-        self.gathered.setdefault("deep", {})[name] = {"ok": result.ok, "summary": result.summary,
-                                                       "data": data}
-        return result
+            return Deep(True, f"`import {name}` worked", data, run)
+        why = run.describe()
+        last = run.last_line()
+        return Deep(False, f"`import {name}` failed: {why}" + (f": {last[:300]}" if last else ""),
+                    data, run)
 
 
 def interpreter_matches(a: str | None, b: str) -> bool:

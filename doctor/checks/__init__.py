@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from ..findings import Finding, Fix
 
 # Order of the categories in the report.
-MODULES = ("gpu", "torch_wheel", "cuda", "deepspeed", "gds", "bnb", "precision", "xtuner",
-           "resources")
+MODULES = ("gpu", "multigpu", "torch_wheel", "cuda", "deepspeed", "gds", "bnb", "precision",
+           "xtuner", "resources")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""CUDA toolkit and nvcc (section C): CUDA_HOME as torch and DeepSpeed find it, validated; nvcc
+"""CUDA toolkit and nvcc: CUDA_HOME as torch and DeepSpeed find it, validated; nvcc
 against torch's CUDA with DeepSpeed's own minor-mismatch table; host gcc; build tools; pip's
 nvcc wheels; stray CUDA runtimes on LD_LIBRARY_PATH.
 
@@ -13,28 +13,12 @@ import os
 import re
 import sysconfig
 
-from .. import fixes
+from .. import versions as V
 from ..findings import Fix
+from ..fixes import toolkit_fix
 from . import check, fail, info, ok, result, skip, warn
 
 CATEGORY = "CUDA toolkit"
-
-
-def ds_tuple(version: str | None) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", (version or "").split("+")[0])[:3])
-
-
-def ds_minor_ok(ds_version: str | None) -> dict[int, list[str]]:
-    """DeepSpeed's op_builder `cuda_minor_mismatch_ok` for the installed release (research 1.2):
-    0.16 -> 12.0..12.6; 0.17 adds 12.8; 0.18+ adds 12.9; no CUDA 13 entry in any release."""
-    table = {10: ["10.0", "10.1", "10.2"], 11: [f"11.{i}" for i in range(9)],
-             12: [f"12.{i}" for i in range(7)]}
-    v = ds_tuple(ds_version)
-    if v >= (0, 17):
-        table[12].append("12.8")
-    if v >= (0, 18):
-        table[12].append("12.9")
-    return table
 
 
 def need(f) -> tuple[str, str]:
@@ -42,8 +26,8 @@ def need(f) -> tuple[str, str]:
     ds = f.deepspeed_version
     if not f.torch.cuda:
         return "info", "torch is a CPU build, so torch and DeepSpeed compile no CUDA code"
-    if ds and ds_tuple(ds) < (0, 19, 5) and f.has_gpu:
-        if ds_tuple(ds) >= (0, 18, 9) and f.m.getenv("DS_IGNORE_CUDA_DETECTION") == "1":
+    if ds and not V.at_least(ds, "0.19.5") and f.has_gpu:
+        if f.ds_ignores_detection:
             return "warn", f"deepspeed {ds} JIT-builds its ops with nvcc"
         return "fail", f"deepspeed {ds} runs nvcc when it is imported (on a GPU machine)"
     if ds:
@@ -55,17 +39,18 @@ def at_least_warn(status: str) -> str:
     return "warn" if status == "info" else status
 
 
-def toolkit_fix(f) -> Fix:
-    """Install torch's CUDA toolkit, or point CUDA_HOME at the one already here."""
-    cuda = f.torch.cuda
-    if not cuda:
-        return Fix(text="Nothing to do while torch is a CPU build.")
-    guess = f.toolkit_guess
-    home = f.cuda_home
-    if guess and guess != home.path and f"cuda-{fixes.dotted(cuda)}" in guess:
-        return Fix([f"export CUDA_HOME={guess}", 'export PATH="$CUDA_HOME/bin:$PATH"'],
-                   f"The CUDA {fixes.dotted(cuda)} toolkit is installed at {guess}.")
-    return fixes.cuda_toolkit(f.platform, cuda)
+def repair_home(f) -> Fix | None:
+    """A malformed CUDA_HOME (`$CUDA_HOME:/usr/local/cuda`, `.../bin`): one of its parts is the
+    directory that was meant, when it holds an nvcc."""
+    h = f.cuda_home
+    if h.kind != "malformed":
+        return None
+    meant = [d.rstrip("/").removesuffix("/bin") for d in h.path.split(os.pathsep)]
+    meant = [d for d in meant if d and f.m.exists(f"{d}/bin/nvcc", host=False, kind="file")]
+    if meant or f.toolkit_guess:
+        return Fix([f"export CUDA_HOME={(meant or [f.m.unhost(f.toolkit_guess)])[0]}",
+                    'export PATH="$CUDA_HOME/bin:$PATH"'], "One directory, the toolkit's top.")
+    return Fix([f"unset {h.source}"], f"{h.source} must be one directory (the toolkit's top).")
 
 
 @check("cuda.home", "CUDA_HOME found the way torch and DeepSpeed find it, and valid")
@@ -79,11 +64,16 @@ def home(f):
     if not f.torch.cuda:
         state = {"ok": "", "no-headers": ", without CUDA headers"}.get(h.kind, ", broken")
         where = f"CUDA_HOME would be {h.path}{state}" if h.path else "no CUDA toolkit"
-        return info(f"{where}; unused: torch is a CPU build", details)
+        # Unused today, but the first CUDA torch will use it: the fix line now, not next run.
+        later = repair_home(f)
+        if later:
+            later = Fix(text="Unused while torch is a CPU build; before a CUDA torch uses it:"
+                        ) + later
+        return info(f"{where}; unused: torch is a CPU build", details, later)
     if h.path is None:
         fix = toolkit_fix(f)
         ds = f.deepspeed_version
-        if ds and (0, 18, 9) <= ds_tuple(ds) < (0, 19, 5):
+        if ds and V.at_least(ds, "0.18.9") and not V.at_least(ds, "0.19.5"):
             fix += Fix(["export DS_IGNORE_CUDA_DETECTION=1"],
                        f"Or, for XTuner's ZeRO runs (no JIT ops), let deepspeed {ds} skip the "
                        "probe:")
@@ -91,19 +81,13 @@ def home(f):
                    "does not exist)" if status == "fail" else "no CUDA toolkit (no nvcc)")
         return result(status, summary, details, fix)
     if h.kind in ("malformed", "missing", "runtime-only"):
-        fix = toolkit_fix(f)
-        # `export CUDA_HOME=$CUDA_HOME:/usr/local/cuda`: one of the parts is what was meant.
-        meant = [d.rstrip("/").removesuffix("/bin") for d in h.path.split(os.pathsep)]
-        meant = [d for d in meant if d and f.m.exists(f"{d}/bin/nvcc", host=False, kind="file")]
-        if h.kind == "malformed" and (meant or f.toolkit_guess):
-            fix = Fix([f"export CUDA_HOME={(meant or [f.toolkit_guess])[0]}",
-                       'export PATH="$CUDA_HOME/bin:$PATH"'], "One directory, the toolkit's top.")
+        fix = repair_home(f) or toolkit_fix(f)
         st = "fail" if f.has_gpu or f.deepspeed_version else at_least_warn(status)
         return result(st, h.problems[0], details, fix)
     if h.kind == "no-headers":
         fix = toolkit_fix(f)
         if f.toolkit_guess:
-            fix = Fix([f"export CUDA_HOME={f.toolkit_guess}",
+            fix = Fix([f"export CUDA_HOME={f.m.unhost(f.toolkit_guess)}",
                        'export PATH="$CUDA_HOME/bin:$PATH"'],
                       "CUDA extensions compile with -I$CUDA_HOME/include.")
         return result("info" if status == "info" else "warn",
@@ -113,19 +97,18 @@ def home(f):
 
 @check("cuda.nvcc", "nvcc runs and matches torch's CUDA")
 def nvcc(f):
-    n, t = f.nvcc, f.torch
+    t = f.torch
     status, why = need(f)
-    if not n.path:
+    if not f.nvcc_path:
         return skip("no nvcc (see cuda.home)")
+    if not t.cuda:  # nothing compiles CUDA code: not worth a process start to ask its release
+        return info(f"nvcc at {f.nvcc_path}; unused: torch is a CPU build",
+                    [f"matters: {why}"])
+    n = f.nvcc
     details = [f"{n.path} -V: " + (n.run.describe() if n.run else "not run"), f"matters: {why}"]
     if n.problem:
-        st = at_least_warn(status) if t.cuda else "info"
-        return result(st,
-            n.problem, details, toolkit_fix(f) if t.cuda else Fix(
-                text="Reinstall the CUDA toolkit if you need nvcc; torch is a CPU build."))
-    if not t.cuda:
-        return info(f"nvcc {n.release} at {n.path}; unused: torch is a CPU build", details)
-    mine, theirs = fixes.major_minor(n.release), fixes.major_minor(t.cuda)
+        return result(at_least_warn(status), n.problem, details, toolkit_fix(f))
+    mine, theirs = V.major_minor(n.release), V.major_minor(t.cuda)
     if mine == theirs:
         return ok(f"nvcc {n.release} matches torch's CUDA {t.cuda}", details)
     fix = toolkit_fix(f)
@@ -135,8 +118,14 @@ def nvcc(f):
                    "(torch's extension builder raises \"The detected CUDA version mismatches\")")
         st = "fail" if ds or status == "fail" else "warn"
         return result(st, summary, details, fix)
-    table = ds_minor_ok(ds).get(mine[0], [])
-    both = fixes.dotted(n.release) in table and fixes.dotted(t.cuda) in table
+    table = f.ds_minor_table.get(mine[0], [])
+    both = V.dotted(n.release) in table and V.dotted(t.cuda) in table
+    skip_check = f.m.getenv("DS_SKIP_CUDA_CHECK") == "1" and f.reads_env(
+        "deepspeed/ops/op_builder/builder.py", "DS_SKIP_CUDA_CHECK", since="0.3")
+    if ds and not both and skip_check:
+        return warn(f"nvcc {n.release} vs torch CUDA {t.cuda}: deepspeed {ds} would raise "
+                    "CUDAMismatchException, but DS_SKIP_CUDA_CHECK=1 turns it into a warning "
+                    "(\"beware of unexpected behavior\")", details, fix)
     if ds and not both:
         fix += Fix(text="Last resort: `export DS_SKIP_CUDA_CHECK=1` (DeepSpeed: \"beware of "
                         "unexpected behavior\").")
@@ -149,9 +138,11 @@ def nvcc(f):
 
 @check("cuda.gcc", "host gcc not newer than nvcc accepts")
 def gcc(f):
-    g = f.host_gcc
+    if not f.torch.cuda:
+        return skip("torch is a CPU build: nvcc compiles nothing")
     if not f.nvcc.release:
         return skip("no working nvcc")
+    g = f.host_gcc
     if not g["version"]:
         return skip(f"no {g['compiler']} (see cuda.build_tools)")
     limit = f.nvcc_max_gcc
@@ -162,9 +153,13 @@ def gcc(f):
     if limit is None or major is None or major <= limit:
         return ok(f"{g['compiler']} {g['version']} works with nvcc {f.nvcc.release}", details)
     status, _ = need(f)
-    fix = Fix([f"sudo apt-get -y install gcc-{limit} g++-{limit}",
-               f"export CC=gcc-{limit} CXX=g++-{limit}"],
-              "torch passes CC to nvcc as its host compiler (-ccbin).")
+    # A gcc nvcc accepts may be installed already (Ubuntu keeps several): use it, install none.
+    have = [n for n in range(limit, 5, -1) if f.m.which(f"gcc-{n}") and f.m.which(f"g++-{n}")]
+    use = have[0] if have else limit
+    fix = Fix(([] if have else [f"sudo apt-get -y install gcc-{limit} g++-{limit}"])
+              + [f"export CC=gcc-{use} CXX=g++-{use}"],
+              "torch passes CC to nvcc as its host compiler (-ccbin)."
+              + (f" gcc-{use} is installed already." if have else ""))
     summary = (f"gcc {g['version']} is newer than nvcc {f.nvcc.release} accepts (<= {limit}): "
                "\"unsupported GNU version\"")
     return result(status, summary, details, fix)
@@ -176,7 +171,7 @@ def build_tools(f):
     missing, cmds = [], []
     if not (f.m.which("ninja") or f.dist_version("ninja")):
         missing.append("ninja")
-        cmds.append(f"{f.m.python} -m pip install ninja")
+        cmds.append(f.platform.pip("install", "ninja"))
     cxx = f.m.getenv("CXX") or "g++"
     include = sysconfig.get_paths().get("include", "")
     apt = []
@@ -231,7 +226,7 @@ def runtimes(f):
                 hits.setdefault(d, set()).add(int(m.group(1)))
     if not hits:
         return ok("no libcudart on LD_LIBRARY_PATH" if dirs else "LD_LIBRARY_PATH is not set")
-    mm = fixes.major_minor(f.torch.cuda)
+    mm = V.major_minor(f.torch.cuda)
     majors = set().union(*hits.values())
     foreign = [d for d, v in hits.items() if mm and mm[0] not in v]
     details = [f"{d}: libcudart.so.{sorted(v)}" for d, v in hits.items()]

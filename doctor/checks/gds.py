@@ -1,4 +1,4 @@
-"""GPUDirect Storage (section J): information only.
+"""GPUDirect Storage: information only.
 
 GDS matters only for DeepSpeed's NVMe offload through cuFile, and cuFile falls back to POSIX I/O
 when the nvidia-fs module is absent. Nothing the 8 GB configs do needs it, so this check never

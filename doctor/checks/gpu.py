@@ -1,19 +1,21 @@
 """GPU and driver: driver loaded, driver/library mismatch, driver vs torch's CUDA, visibility,
-the GPUs themselves, and WSL2 (catalogue sections A and I)."""
+the GPUs themselves, containers without the GPU, and WSL2."""
 
 from __future__ import annotations
 
 import re
 
 from .. import fixes
+from .. import versions as V
 from ..findings import Fix
 from . import check, fail, gib, info, ok, skip, warn
 
 CATEGORY = "GPU & driver"
 
 # Oldest driver that runs a CUDA major at all (minor-version compatibility) and the driver each
-# toolkit release ships with (Linux, Windows): CUDA release notes, Table 3 (research A3); None
-# where the research has no Windows figure (then only the floor is checked under WSL).
+# toolkit release ships with (Linux, Windows): CUDA release notes, Table 3 ("CUDA Toolkit and
+# Corresponding Driver Versions"); None where no Windows figure is known (then only the floor
+# is checked under WSL).
 MINOR_COMPAT_FLOOR = {11: "450.80.02", 12: "525.60.13", 13: "580.65.06"}
 TOOLKIT_DRIVER = {
     "11.8": ("520.61.05", "520.06"), "12.0": ("525.60.13", "527.41"),
@@ -23,10 +25,6 @@ TOOLKIT_DRIVER = {
     "13.0": ("580.65.06", None), "13.1": ("590.44.01", None),
     "13.2": ("595.45.04", None),
 }
-
-
-def vtuple(version: str | None) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", version or ""))
 
 
 def cpu_only_text() -> str:
@@ -44,6 +42,21 @@ def driver(f):
     if rep.error_kind == "version-mismatch":
         return ok(f"NVIDIA kernel module {kernel or ''} loaded (its library does not match: "
                   "see gpu.driver_mismatch)".replace("  ", " "), details)
+    if p.container:
+        virt = f.virtualization
+        details += [f"inside a {p.container} container ({virt['evidence'][0]})",
+                    "/dev/nvidia* device nodes: " + ("present" if virt["gpu_devices"]
+                                                     else "absent")]
+        if kernel or pci or virt["gpu_devices"]:
+            seen = (f"the host's NVIDIA driver {kernel} is loaded" if kernel else
+                    "an NVIDIA GPU is on the PCI bus")
+            return fail(f"{p.container} container without GPU access: {seen}, but the "
+                        "container was started without the GPU", details,
+                        fixes.container_gpu(p, host_driver=bool(kernel)))
+        return warn(f"no NVIDIA GPU: CPU-only {p.container} container (the smoke config "
+                    "runs, the 8 GB configs do not)", details,
+                    Fix(text=cpu_only_text() + " If the host has one, start the container with "
+                        "it (`docker run --gpus all`, NVIDIA Container Toolkit on the host)."))
     if p.wsl:
         if not f.m.exists("/dev/dxg"):
             return fail("WSL2 without GPU access (/dev/dxg is missing)",
@@ -52,15 +65,32 @@ def driver(f):
     if kernel:
         return fail(f"NVIDIA kernel module {kernel} is loaded but the GPU does not answer: "
                     f"{rep.error}", details,
-                    Fix(["sudo reboot"], "A reboot reloads a wedged driver; if it persists, "
-                        "reinstall the driver:") + fixes.nvidia_driver(p))
+                    fixes.reboot(p, "A reboot reloads a wedged driver; if it persists, "
+                                 "reinstall the driver:") + fixes.nvidia_driver(p))
     if pci or rep.error_kind == "driver-not-loaded":
         if pci:
             details.append(f"NVIDIA display devices on PCI: {', '.join(pci)}")
         if "nouveau" in f.kernel_modules:
             details.append("the open-source nouveau driver holds the GPU")
-        return fail("an NVIDIA GPU is installed but no NVIDIA driver is loaded", details,
-                    fixes.dkms_rebuild() + fixes.nvidia_driver(p))
+        # Rebuild the module of a driver package that is installed; install one that is not.
+        pkgs = f.dpkg_installed
+        drivers = [n for n in pkgs or [] if DRIVER_PKG.match(n)]
+        if pkgs is None:
+            fix = fixes.dkms_rebuild(p) + fixes.nvidia_driver(p)
+        elif drivers:
+            details.append(f"driver packages installed: {', '.join(drivers)}")
+            fix = fixes.dkms_rebuild(p)
+        else:
+            details.append("no NVIDIA driver package installed (dpkg)")
+            fix = fixes.nvidia_driver(p)
+        return fail("an NVIDIA GPU is installed but no NVIDIA driver is loaded", details, fix)
+    if p.vm:
+        return warn(f"no NVIDIA GPU in this {p.vm} virtual machine (the smoke config runs, the "
+                    "8 GB configs do not)", details + [f"virtual machine: {p.vm}"],
+                    Fix(text=cpu_only_text() + " A VM sees a GPU only when one is passed "
+                        "through to it (PCI passthrough or vGPU in the hypervisor, or a GPU "
+                        "instance type in a cloud); installing a driver inside does not add "
+                        "one."))
     return warn("no NVIDIA GPU: CPU-only machine (the smoke config runs, the 8 GB configs do not)",
                 details, Fix(text=cpu_only_text()))
 
@@ -68,9 +98,9 @@ def driver(f):
 @check("gpu.driver_mismatch", "driver kernel module and library versions agree")
 def driver_mismatch(f):
     rep, kernel, libs = f.gpu, f.kernel_driver, f.nvml_libraries
-    fix = Fix(["sudo reboot"], "The driver package was updated under a running kernel module "
-              "(often by unattended-upgrades); a reboot loads the new module. To stop it "
-              "recurring: `sudo apt-mark hold 'nvidia-driver-*'`.")
+    fix = fixes.reboot(f.platform, "The driver package was updated under a running kernel "
+                       "module (often by unattended-upgrades); a reboot loads the new module. "
+                       "To stop it recurring: `sudo apt-mark hold 'nvidia-driver-*'`.")
     if rep.error_kind == "version-mismatch":
         return fail("Failed to initialize NVML: Driver/library version mismatch",
                     [rep.error or "", f"kernel module {kernel}, libraries {libs}"], fix)
@@ -92,9 +122,9 @@ def driver_cuda(f):
     drv = f.driver_version
     if not drv:
         return skip("no NVIDIA driver (see gpu.driver)")
-    mm = fixes.major_minor(torch.cuda)
+    mm = V.major_minor(torch.cuda)
     floor = MINOR_COMPAT_FLOOR.get(mm[0]) if mm else None
-    shipped = TOOLKIT_DRIVER.get(fixes.dotted(torch.cuda), (None, None))[1 if p.wsl else 0]
+    shipped = TOOLKIT_DRIVER.get(V.dotted(torch.cuda), (None, None))[1 if p.wsl else 0]
     details = [f"driver {drv}" + (" (the Windows driver, as WSL2 reports)" if p.wsl else ""),
                f"torch built with CUDA {torch.cuda}"]
     if f.gpu.cuda_driver:
@@ -103,11 +133,11 @@ def driver_cuda(f):
     tag = fixes.torch_tag_for_driver(drv, f.min_cc)
     if tag and tag != "cu" + torch.cuda.replace(".", ""):
         fix += Fix(text="or use the torch build this driver runs:") + fixes.torch_wheel(p, tag)
-    if floor and vtuple(drv) < vtuple(floor):
+    if floor and V.release(drv) < V.release(floor):
         return fail(f"driver {drv} is too old for torch's CUDA {torch.cuda} (needs >= {floor})",
                     details, fix)
-    if shipped and vtuple(drv) < vtuple(shipped):
-        return warn(f"driver {drv} is older than CUDA {fixes.dotted(torch.cuda)}'s {shipped}: "
+    if shipped and V.release(drv) < V.release(shipped):
+        return warn(f"driver {drv} is older than CUDA {V.dotted(torch.cuda)}'s {shipped}: "
                     "runs through minor-version compatibility, but PTX JIT and new features "
                     "may fail", details, fix)
     return ok(f"driver {drv} runs torch's CUDA {torch.cuda}", details)
@@ -151,6 +181,8 @@ def devices(f):
     return ok(f"{g.name}, {gib(g.memory_total)}, sm_{g.cc[0]}{g.cc[1]}{more}", lines)
 
 
+DRIVER_PKG = re.compile(r"^(nvidia-driver(-\d+)?|nvidia-dkms-\S+|nvidia-kernel-dkms|"
+                        r"nvidia-kernel-open-dkms|cuda-drivers\S*)$")
 LINUX_DRIVER_PKG = re.compile(r"^(nvidia-driver-\S+|cuda-drivers\S*|libnvidia-compute-\S+)$")
 
 
@@ -160,12 +192,7 @@ def wsl(f):
     if not p.wsl:
         return skip("not WSL")
     details, problems = [], []
-    installed = []
-    for block in (f.m.read("/var/lib/dpkg/status") or "").split("\n\n"):
-        fields = dict(re.findall(r"^(Package|Status): (.*)$", block, re.M))
-        if LINUX_DRIVER_PKG.match(fields.get("Package", "")) and "installed" in fields.get(
-                "Status", "").split():
-            installed.append(fields["Package"])
+    installed = [n for n in f.dpkg_installed or [] if LINUX_DRIVER_PKG.match(n)]
     stray = [q for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib64")
              for q in f.m.glob(f"{d}/libcuda.so*")]
     if installed:

@@ -1,11 +1,11 @@
-"""Precision and kernels (section F): bf16 decided from the compute capability, flash-attn only
+"""Precision and kernels: bf16 decided from the compute capability, flash-attn only
 where it can run (XTuner enables it whenever the package is installed)."""
 
 from __future__ import annotations
 
+from .. import versions as V
 from ..findings import Fix
 from . import check, fail, info, ok, skip, warn
-from .cuda import ds_tuple
 
 CATEGORY = "precision & kernels"
 
@@ -35,12 +35,12 @@ def flash_attn(f):
     v = f.dist_version("flash_attn") or f.dist_version("flash-attn")
     if v is None:
         return ok("flash-attn not installed (XTuner uses SDPA)")
-    uninstall = Fix([f"{f.m.python} -m pip uninstall -y flash-attn"],
+    uninstall = Fix([f.platform.pip("uninstall", "-y", "flash-attn")],
                     "XTuner then uses PyTorch SDPA attention.")
     if not f.gpus:
         return info(f"flash-attn {v} installed; unused without a GPU")
     cc = f.min_cc
-    if ds_tuple(v) >= (2, 1) and cc and cc < (8, 0):
+    if V.at_least(v, "2.1") and cc and cc < (8, 0):
         return fail(f"flash-attn {v} is installed and XTuner enables it, but sm_{cc[0]}{cc[1]} "
                     "cannot run it (\"FlashAttention only supports Ampere GPUs or newer\")",
                     fix=uninstall)
@@ -49,6 +49,6 @@ def flash_attn(f):
         if not deep.ok:
             return fail(f"flash-attn {v}: {deep.summary} (built for another torch?)",
                         fix=uninstall + Fix(
-                            [f"{f.m.python} -m pip install --no-build-isolation flash-attn=={v}"],
+                            [f.platform.pip("install", "--no-build-isolation", f"flash-attn=={v}")],
                             "then rebuild it against this torch (needs the CUDA toolkit)."))
     return ok(f"flash-attn {v} on sm_{cc[0]}{cc[1]}" if cc else f"flash-attn {v}")

@@ -1,4 +1,4 @@
-"""Resources (section H): RAM and swap, disk where the HF cache lives and in the working
+"""Resources: RAM and swap, disk where the HF cache lives and in the working
 directory, VRAM free against the 8 GB the configs are sized for."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""torch wheel: installed, CPU or CUDA build, GPU architecture in the build (section B, A5).
+"""torch wheel: installed, CPU or CUDA build, GPU architecture in the build.
 
 Read from torch/version.py and metadata; `torch.import` (--deep) imports it in a subprocess.
 """
@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 
 from .. import fixes
+from .. import versions as V
 from ..findings import Fix
 from . import check, fail, info, ok, skip, warn
 
 CATEGORY = "torch"
 
-# GPU architectures in torch >= 2.8 builds by CUDA version (research A5): (oldest, newest) sm.
+# GPU architectures in torch >= 2.8 builds by CUDA version, (oldest, newest) sm: the cu126
+# builds keep Maxwell..Hopper, cu128 and newer drop everything before Turing (sm_75) and add
+# Blackwell (sm_100, sm_120), as `torch.cuda.get_arch_list()` of each wheel says.
 ARCH_RANGE = {
     (11, 8): ((5, 0), (9, 0)), (12, 6): ((5, 0), (9, 0)),
     (12, 8): ((7, 5), (12, 0)), (12, 9): ((7, 5), (12, 0)),
@@ -84,7 +87,7 @@ def arch(f):
     t = f.torch
     if not t.cuda or not f.gpus:
         return skip("needs a CUDA torch and a GPU")
-    mm = fixes.major_minor(t.cuda)
+    mm = V.major_minor(t.cuda)
     deep = f.deep_import("torch", TORCH_PROBE) if f.deep else None
     built = deep.data.get("arch_list") if deep and deep.ok else None
     bad, details = [], []

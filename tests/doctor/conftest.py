@@ -48,6 +48,9 @@ NVCC_V = {
              "Built on Wed_Aug_20_01:58:59_PM_PDT_2025", "V13.0.88",
              "cuda_13.0.r13.0/compiler.36424714_0"),
 }
+NVCC_V["12.4"] = ("Copyright (c) 2005-2024 NVIDIA Corporation",
+                  "Built on Thu_Mar_28_02:18:24_PDT_2024", "V12.4.131",
+                  "cuda_12.4.r12.4/compiler.34097967_0")
 # 12.8 for DeepSpeed's minor-mismatch table (0.17 added it).
 NVCC_V["12.8"] = ("Copyright (c) 2005-2025 NVIDIA Corporation",
                   "Built on Fri_Feb_21_20:23:50_PST_2025", "V12.8.93",
@@ -125,6 +128,66 @@ class FakeMachine:
         self.file("/proc/driver/nvidia/version", driver_proc(version, open_module))
         self.file(f"/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.{version}", "")
         return self
+
+    def container(self, kind: str = "docker") -> FakeMachine:
+        """The marks a container runtime leaves: /.dockerenv, /run/.containerenv, cgroups."""
+        if kind == "docker":
+            self.file("/.dockerenv", "")
+            self.file("/proc/1/cgroup", "0::/\n")
+        elif kind == "podman":
+            self.file("/run/.containerenv", 'engine="podman-4.9.3"\n')
+        elif kind == "kubernetes":
+            self.file("/proc/1/cgroup", "0::/kubepods/besteffort/pod1234/cri-containerd-ab\n")
+            self.env["KUBERNETES_SERVICE_HOST"] = "10.96.0.1"
+        return self
+
+    def vm(self, vendor: str = "QEMU", product: str = "Standard PC (Q35 + ICH9, 2009)"
+           ) -> FakeMachine:
+        self.file("/sys/class/dmi/id/sys_vendor", vendor + "\n")
+        self.file("/sys/class/dmi/id/product_name", product + "\n")
+        return self
+
+    def apt(self, fmt: str, components: str = "main") -> Path:
+        """Debian 12's archive in a sources file: `deb822` (debian.sources, as the bookworm
+        container images ship it) or `one-line` (/etc/apt/sources.list, as the installer
+        writes it)."""
+        if fmt == "deb822":
+            return self.file("/etc/apt/sources.list.d/debian.sources", (
+                "Types: deb\n# http://snapshot.debian.org/archive/debian/20240701T000000Z\n"
+                "URIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n"
+                f"Components: {components}\n"
+                "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
+                "Types: deb\n# http://snapshot.debian.org/archive/debian-security/20240701T000000Z"
+                "\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\n"
+                f"Components: {components}\n"
+                "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"))
+        return self.file("/etc/apt/sources.list", (
+            "#deb cdrom:[Debian GNU/Linux 12.5.0 _Bookworm_ - Official amd64 DVD]/ bookworm "
+            "main\n\n"
+            f"deb http://deb.debian.org/debian/ bookworm {components}\n"
+            f"deb-src http://deb.debian.org/debian/ bookworm {components}\n\n"
+            f"deb http://security.debian.org/debian-security bookworm-security {components}\n"
+            f"deb-src http://security.debian.org/debian-security bookworm-security {components}"
+            "\n\n"
+            f"deb http://deb.debian.org/debian/ bookworm-updates {components}\n"))
+
+    def local_toolkit(self, release: str, full: str | None = None) -> Path:
+        """/usr/local/cuda-X.Y under the root, as NVIDIA's packages lay it out (version.json)."""
+        home = self.toolkit(release, self.root / f"usr/local/cuda-{release}")
+        (home / "version.json").write_text(json.dumps(
+            {"cuda": {"name": "CUDA SDK", "version": full or f"{release}.1"}}))
+        return home
+
+    def cuda_link(self, release: str, alternatives: bool = False) -> None:
+        """/usr/local/cuda -> cuda-X.Y (relative links, so they resolve inside the root)."""
+        link = self.root / "usr/local/cuda"
+        if alternatives:
+            alt = self.root / "etc/alternatives/cuda"
+            alt.parent.mkdir(parents=True, exist_ok=True)
+            alt.symlink_to(f"../../usr/local/cuda-{release}")
+            link.symlink_to("../../etc/alternatives/cuda")
+        else:
+            link.symlink_to(f"cuda-{release}")
 
     def pci_gpu(self) -> FakeMachine:
         self.file("/sys/bus/pci/devices/0000:01:00.0/vendor", "0x10de\n")
@@ -214,9 +277,18 @@ class FakeMachine:
         (self.site / "torch" / "version.py").write_text(text)
         return self.site / "torch"
 
-    def bnb(self, version: str, libs: list[str]) -> Path:
+    def bnb(self, version: str, libs: list[str], cextension: str | None = None) -> Path:
+        """bitsandbytes with these libraries; `cextension` "installed" copies the installed
+        bitsandbytes' own cextension.py (how it picks its library), or is the file's text."""
         files = [f"bitsandbytes/libbitsandbytes_{lib}.so" for lib in libs]
         self.dist("bitsandbytes", version, files, package="bitsandbytes")
+        if cextension == "installed":
+            import importlib.util
+
+            real = Path(importlib.util.find_spec("bitsandbytes").submodule_search_locations[0])
+            cextension = (real / "cextension.py").read_text()
+        if cextension is not None:
+            (self.site / "bitsandbytes" / "cextension.py").write_text(cextension)
         return self.site / "bitsandbytes"
 
     # a healthy 8 GB-class GPU box --------------------------------------------------------------

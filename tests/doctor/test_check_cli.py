@@ -60,7 +60,7 @@ def test_terse_output_has_one_line_per_category_and_the_problems():
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("Doctor summary")
     cats = [ln for ln in lines if ln[:4] in ("[✓] ", "[!] ", "[✗] ")]
-    assert len(cats) == 9
+    assert len(cats) == 10
     assert any("GPU & driver" in ln for ln in cats)
     assert f"exit {proc.returncode})" in lines[-1]
     for ln in cats:
@@ -110,8 +110,8 @@ def test_strict_fails_on_warnings(fake):
 def test_list_checks_and_selection_by_id_and_category(fake):
     ids = list_ids()
     assert len(ids) >= 35
-    assert {i.split(".")[0] for i in ids} == {"gpu", "torch", "cuda", "deepspeed", "gds", "bnb",
-                                              "precision", "xtuner", "resources"}
+    assert {i.split(".")[0] for i in ids} == {"gpu", "multigpu", "torch", "cuda", "deepspeed",
+                                              "gds", "bnb", "precision", "xtuner", "resources"}
     fake.gpu_box()
     r = fake.run("cuda", "gds.storage")
     assert [f["id"] for f in r.data["findings"]] == [i for i in ids if i.startswith("cuda.")] + [
