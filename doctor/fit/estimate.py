@@ -113,6 +113,11 @@ class Setup:
     uncounted: float | None = None  # None: UNCOUNTED of the regime
     cache: float | None = None  # None: ALLOCATOR_CACHE of the regime
     expandable_segments: bool = False  # PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+    # The long-sequence memory patches (patches.memory.PatchedFinetune's knobs of the same names)
+    sdpa_attention: bool = False  # eager remote-code attention through SDPA
+    offload_embeddings: bool = False  # the frozen input embedding table in CPU memory
+    offload_checkpoints: bool = False  # the checkpointed layer inputs in pinned CPU memory
+    fused_loss: str | None = None  # the fused kernel a run uses: "liger" | "cce" | None
 
     @property
     def tokens(self) -> int:
@@ -134,6 +139,16 @@ class Setup:
     def fp32_norms(self) -> bool:
         return self.fp32_frozen or (self.norms_fp32 and self.deepspeed is None)
 
+    @property
+    def attention(self) -> str:
+        """How attention runs: "sdpa", "eager", or "sdpa_expanded" (patches.sdpa_attention on
+        eager remote code: SDPA over k and v repeated to every head, as that code repeats them)."""
+        if self.arch.attn == "eager" and self.sdpa_attention:
+            return "sdpa_expanded"
+        return self.arch.attn
+
+
+FUSED_NAMES = {"liger": "liger-kernel", "cce": "cut-cross-entropy"}
 
 # Human names of the breakdown, in print order.
 LABELS = {
@@ -270,7 +285,9 @@ def weight_terms(setup: Setup) -> dict[str, int]:
             out["quant_constants"] += consts * lin.count * arch.layers
     else:
         add(arch.linear_numel, other)
-    add(arch.embed_numel + arch.head_numel + arch.bias_numel, other)
+    # patches.offload_embeddings keeps the (untied, frozen) input table in CPU memory
+    embed = 0 if setup.offload_embeddings and not arch.tied else arch.embed_numel
+    add(embed + arch.head_numel + arch.bias_numel, other)
     add(arch.norm_numel, norm_bytes)
     return out
 
@@ -345,8 +362,11 @@ def layer_saved_per_token(setup: Setup, dt: Dtypes) -> float:
     # expanded (transformers passes enable_gqa when there is no mask). Eager attention (remote code
     # without flash-attn) keeps q and k, v repeated to every head, and the fp32 softmax and its
     # 16-bit copy: 4 + C bytes per head and key, per token, so it grows with the sequence.
-    if a.attn == "eager":
+    # patches.sdpa_attention: the eager code's q and repeated k, v through SDPA, no scores.
+    if setup.attention == "eager":
         b += C * 3 * q_dim + (4 + C) * a.heads * setup.seq
+    elif setup.attention == "sdpa_expanded":
+        b += C * 3 * q_dim + C * q_dim + 4 * a.heads
     else:
         b += C * (q_dim + 2 * kv_dim) + C * q_dim + 4 * a.heads
     # SwiGLU MLP: the gate projection's output (for SiLU), SiLU's output and the up projection's
@@ -368,7 +388,7 @@ def layer_backward_per_token(setup: Setup, dt: Dtypes) -> float:
     a = setup.arch
     topk = a.experts_per_token or 1
     grads = topk * 2 * (dt.mlp + 2) * a.intermediate
-    if a.attn == "eager":
+    if setup.attention == "eager":
         grads += dt.compute * a.heads * setup.seq
     return grads
 
@@ -398,6 +418,8 @@ def logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int]:
     a = setup.arch
     C = dt.compute
     amp = setup.autocast
+    if setup.fused_loss:
+        return fused_logits_bytes(setup, dt)
     tokens = setup.tokens if not setup.loss_chunk else min(setup.tokens, setup.loss_chunk)
     if setup.loss_chunk:  # patches.chunked_ce: 16-bit logits, fp32 cross-entropy per chunk
         L, fwd = 4, C + (4 if C < 4 else 0) + 4
@@ -419,6 +441,36 @@ def logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int]:
     if setup.loss_chunk:
         total += setup.tokens * a.hidden * 4
     return total, tokens
+
+
+def liger_chunk_tokens(tokens: int, vocab: int, hidden: int) -> int:
+    """liger-kernel 0.8's fused linear cross-entropy: the tokens whose logits exist at once
+    (ops/fused_linear_cross_entropy.py: next_power_of_2(cdiv(BT, cdiv(V, H))), at most BT)."""
+    inc = -(-vocab // hidden)
+    return min(1 << max(0, math.ceil(math.log2(-(-tokens // inc)))), tokens)
+
+
+def fused_logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int]:
+    """(peak bytes, tokens whose logits exist at once) of a fused linear cross-entropy.
+
+    liger: one chunk of logits in the compute dtype, its gradient written in place; the gradient
+    of the hidden states (the input's dtype) and an fp32 loss per token. cut-cross-entropy never
+    stores logits: the hidden states' gradient and an fp32 log-sum-exp per token. Neither is
+    checked on the CPU (Triton kernels; GPU measurement: bench/vram.py --patches)."""
+    a, T, C = setup.arch, setup.tokens, dt.compute
+    if setup.fused_loss == "liger":
+        chunk = liger_chunk_tokens(T, a.vocab, a.hidden)
+        return chunk * a.vocab * C + T * a.hidden * C + T * 4, chunk
+    return T * a.hidden * C + T * 4, 0
+
+
+def offloaded_checkpoint_bytes(setup: Setup, dt: Dtypes) -> int:
+    """What patches.offload_checkpoints moves to pinned CPU memory in a step: every layer's
+    input and the final norm's fp32 input (tests/patches/test_offload_memory.py counts them)."""
+    a, T = setup.arch, setup.tokens
+    if not (setup.offload_checkpoints and setup.grad_ckpt):
+        return 0
+    return a.layers * T * a.hidden * dt.stream + 4 * a.hidden * T
 
 
 # ------------------------------------------------------------------------------------------------
@@ -466,6 +518,11 @@ def estimate(setup: Setup) -> Estimate:
     off_peak = {}
     if setup.grad_ckpt:
         parts["activations"] = a.layers * T * a.hidden * dt.stream + rope + final_norm
+        offloaded = offloaded_checkpoint_bytes(setup, dt)
+        if offloaded:  # the layer being recomputed gets its input back: in the `layer` term
+            parts["activations"] -= offloaded
+            notes.append(f"checkpoints in pinned CPU memory (patches.offload_checkpoints): "
+                         f"{offloaded / GiB:.2f} GiB of host RAM, copied out and back each step")
         if logits >= layer:
             parts["logits_loss"], off_peak["layer_backward"] = logits, layer
         else:
@@ -475,8 +532,16 @@ def estimate(setup: Setup) -> Estimate:
         parts["activations"] = int(a.layers * T * per_layer) + rope + final_norm
         parts["logits_loss"] = logits
         notes.append("gradient checkpointing is off: every layer's activations are kept")
-    if setup.loss_chunk:
+    if setup.fused_loss:
+        notes.append(f"loss by {FUSED_NAMES[setup.fused_loss]}'s fused linear cross-entropy "
+                     "(patches.fused_loss)")
+    elif setup.loss_chunk:
         notes.append(f"loss computed {logit_tokens} tokens at a time (patches.chunked_ce)")
+    if setup.offload_embeddings and not a.tied:
+        notes.append(f"input embeddings in CPU memory (patches.offload_embeddings): "
+                     f"{a.embed_numel * dt.head_weight / GiB:.2f} GiB off the GPU")
+    if setup.attention == "sdpa_expanded":
+        notes.append("remote-code attention through SDPA (patches.sdpa_attention)")
 
     if ds is not None:
         buf = 0
