@@ -53,8 +53,8 @@ fit:  # doctor fit's verdict on every top-level run file, as on an 8 GB card
 fit-calibration:  # the estimator against published measurements
 	$(PY) -m doctor.fit.calibration
 
-fit-sweep:  # which max_length / LoRA rank / optimizer fit, per model
-	$(PY) -m doctor.fit.sweep
+fit-sweep:  # the longest max_length that fits 8 GiB per model, today and with each long-sequence patch
+	$(PY) -m doctor.fit.sweep --grid
 
 patch-effects:  # what each memory patch saves, measured on the CPU (ratios to XTuner as shipped)
 	$(PY) bench/patch_effects.py
