@@ -3,9 +3,12 @@ with the frozen embedding table and the checkpointed layer inputs kept in CPU me
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
+from doctor.fit.estimate import dtypes, offloaded_checkpoint_bytes
 from patches import offload_checkpoints, offload_embeddings
 from tests.patches.memory_models import batch, build, llama_dir, lora_grads, loss_of
 
@@ -82,10 +85,36 @@ def test_offloaded_checkpoints_same_loss_and_gradients_and_every_layer_input_off
     assert decoder.gradient_checkpointing  # XTuner turns it on for every run
     assert_same(a, step(model, data))
     stats = decoder._pack_offload_stats
-    # the estimator's checkpoint term: each layer's input, and the final norm's fp32 input
+    # each layer's input, and the final norm's fp32 input: the estimator's term, byte for byte
     layers = len(decoder.layers)
     assert stats["bytes"] == layers * layer_input + TOKENS * HIDDEN * 4, stats
     assert stats["tensors"] == layers + 1
+    setup = estimator_setup(model.llm, weight_bytes=4, amp=False, offload_checkpoints=True)
+    assert stats["bytes"] == offloaded_checkpoint_bytes(setup, dtypes(setup))
+
+
+def estimator_setup(llm, **fields):
+    from doctor.fit.arch import from_config
+    from doctor.fit.estimate import Setup
+
+    arch = from_config(llm.get_base_model().config.to_dict())
+    return Setup(arch, quant=None, double_quant=False, upcast=False, lora_r=8, lora_dropout=0.0,
+                 batch=1, seq=TOKENS, **fields)
+
+
+def test_offloaded_embedding_bytes_are_the_estimators(untied):
+    from doctor.fit.estimate import weight_terms
+
+    plain = dict(keep_16bit=True, loss_chunk=None)
+    on = build(untied, patches=dict(plain, offload_embeddings=True), quant=False,
+               dtype=torch.bfloat16)
+    off = build(untied, patches=plain, quant=False, dtype=torch.bfloat16)
+    moved = (sum(p.numel() * p.element_size() for p in off.llm.parameters())
+             - sum(p.numel() * p.element_size() for p in on.llm.parameters()))
+    setup = estimator_setup(on.llm, weight_bytes=2)
+    terms_on = weight_terms(replace(setup, offload_embeddings=True))
+    assert moved == on.llm.get_input_embeddings().weight.nbytes
+    assert sum(weight_terms(setup).values()) - sum(terms_on.values()) == moved
 
 
 def test_offload_checkpoints_through_the_recipe_knob(untied):
