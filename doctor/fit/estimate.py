@@ -366,7 +366,9 @@ def layer_saved_per_token(setup: Setup, dt: Dtypes) -> float:
     if setup.attention == "eager":
         b += C * 3 * q_dim + (4 + C) * a.heads * setup.seq
     elif setup.attention == "sdpa_expanded":
-        b += C * 3 * q_dim + C * q_dim + 4 * a.heads
+        # SDPA's output is the output projection's input (one storage, counted with LoRA's), and
+        # the remote code gathers its cos/sin rows per layer (tests/patches/test_sdpa_attention.py)
+        b += C * 3 * q_dim + 4 * a.heads + 2 * C * a.head_dim
     else:
         b += C * (q_dim + 2 * kv_dim) + C * q_dim + 4 * a.heads
     # SwiGLU MLP: the gate projection's output (for SiLU), SiLU's output and the up projection's

@@ -106,3 +106,45 @@ def test_native_models_are_left_alone(tmp_path):
     model = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                          num_attention_heads=2, vocab_size=64))
     assert sdpa_attention.install(model) == 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_saved_bytes_per_layer_are_the_estimators(tmp_path, family):
+    """One patched fp32 decoder layer with PEFT LoRA saves exactly what doctor fit's layer term
+    says (sdpa_expanded attention)."""
+    autocast = False
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from doctor.fit.arch import from_config
+    from doctor.fit.estimate import Setup, dtypes, layer_saved_per_token
+
+    tokens, hidden = 64, 128
+    path = remote_dir(tmp_path / family, family, hidden=hidden, layers=1, heads=4, kv_heads=2)
+    model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True)
+    targets = (["wqkv", "wo", "w1", "w2", "w3"] if family == "internlm2" else
+               ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    peft = get_peft_model(model, LoraConfig(r=8, target_modules=targets, lora_dropout=0.0))
+    assert sdpa_attention.install(peft) == 1
+    x = torch.randn(1, tokens, hidden, requires_grad=True)
+    skip = {p.untyped_storage().data_ptr() for p in peft.parameters()}
+    skip.add(x.untyped_storage().data_ptr())  # the layer's input: the checkpoint term
+    saved: dict[int, int] = {}
+
+    def pack(t):
+        if t.untyped_storage().data_ptr() not in skip:
+            saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    mask = torch.full((tokens, tokens), torch.finfo(torch.float32).min).triu(1)[None, None]
+    ctx = (torch.autocast("cpu", dtype=torch.bfloat16) if autocast
+           else torch.autocast("cpu", enabled=False))
+    with ctx, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        peft.get_base_model().model.layers[0](x, attention_mask=mask,
+                                              position_ids=torch.arange(tokens)[None])
+    setup = Setup(from_config(peft.get_base_model().config.to_dict()), quant=None,
+                  double_quant=False, weight_bytes=4, amp=autocast, upcast=False, lora_r=8,
+                  lora_targets=tuple(targets), lora_dropout=0.0, seq=tokens, device="cpu",
+                  sdpa_attention=True)
+    assert setup.attention == "sdpa_expanded"
+    assert sum(saved.values()) == layer_saved_per_token(setup, dtypes(setup)) * tokens
