@@ -15,7 +15,7 @@ from xtuner.utils import PROMPT_TEMPLATE
 internlm_7b = dict(
     model_path="internlm/internlm-7b",  # base model, remote code (trust_remote_code)
     prompt_template=PROMPT_TEMPLATE.default,  # a base model has no chat format: XTuner's choice
-    max_length=2048,  # SDPA + offloads: upper 7.20 GiB (eager and on the GPU: 10.17)
+    max_length=2048,  # SDPA + offloads: upper 6.92 GiB (eager, all on the GPU: 8.18 at 1024)
     offload_embeddings=True,  # 0.79 GiB of 103k x 4096 16-bit rows off the GPU
     offload_checkpoints=True,  # 0.5 GiB of layer inputs at 2048 tokens
 )
@@ -23,7 +23,7 @@ internlm_7b = dict(
 internlm2_math_plus_7b = dict(
     model_path="internlm/internlm2-math-plus-7b",  # chat model, remote code (trust_remote_code)
     prompt_template=PROMPT_TEMPLATE.internlm2_chat,  # the format it was tuned in
-    max_length=2048,  # SDPA + offloads: upper 7.47 GiB (eager and on the GPU: 10.34)
+    max_length=2048,  # SDPA + offloads: upper 7.14 GiB (eager, all on the GPU: 8.31 at 1024)
     offload_embeddings=True,  # 0.70 GiB of 92k x 4096 16-bit rows off the GPU
     offload_checkpoints=True,
     # Every linear but the LM head. XTuner's default drops heads named lm_head or output_layer;
@@ -34,11 +34,9 @@ internlm2_math_plus_7b = dict(
 qwen2_5_7b_instruct = dict(
     model_path="Qwen/Qwen2.5-7B-Instruct",
     prompt_template=PROMPT_TEMPLATE.qwen_chat,  # ChatML, as Qwen2.5-Instruct was tuned
-    # 152k-token vocabulary: 2.03 GiB of 16-bit embedding and head. At 2048 tokens the input
-    # table goes to the CPU and r=8 (not 16) keeps the top of the band within 7.6 GiB (7.51;
-    # r=16: 7.82)
+    # 152k-token vocabulary: 2.03 GiB of 16-bit embedding and head; the input table goes to the
+    # CPU: upper 7.20 GiB at 2048 tokens (all on the GPU: 8.41 at 1024)
     max_length=2048,
-    lora_r=8,
     offload_embeddings=True,
     offload_checkpoints=True,
 )
@@ -46,7 +44,7 @@ qwen2_5_7b_instruct = dict(
 llama2_7b_chat = dict(
     model_path="meta-llama/Llama-2-7b-chat-hf",  # gated: accept Meta's licence on the hub
     prompt_template=PROMPT_TEMPLATE.llama2_chat,  # [INST] ... [/INST], as Llama-2-chat was tuned
-    max_length=4096,  # with the layer checkpoints in CPU memory: upper 7.45 GiB (on the GPU: 8.18)
+    max_length=4096,  # with the layer checkpoints in CPU memory: upper 7.36 GiB
     offload_embeddings=True,  # 0.24 GiB
     offload_checkpoints=True,  # 1 GiB of layer inputs at 4096 tokens
 )

@@ -1,9 +1,11 @@
-"""python -m doctor fit CONFIG [--gpu-mem GB] [--json] [--deepspeed NAME]
+"""python -m doctor fit CONFIG [--gpu-mem GB] [--json] [--deepspeed NAME] [--measured FILE]
 
 Estimates the peak GPU memory of `xtuner train CONFIG` from the config alone (nothing is
-downloaded, torch is not imported), compares it with the GPU and, when it does not fit, says which
-knob to turn first. Memory is in GiB (2**30 bytes), the unit GPU memory is sold in: an "8 GB" card
-has 8 GiB. Exit status: 0 fits, 1 does not fit, 2 config unreadable or no GPU to compare with.
+downloaded, torch is not imported) with the top of its calibrated error band (band.py), compares
+that top with what the GPU leaves a process (GPU 0's free memory, or `usable_gib` of --gpu-mem)
+and, when it does not fit, says which knob to turn first. Memory is in GiB (2**30 bytes), the
+unit GPU memory is sold in: an "8 GB" card has 8 GiB. Exit status: 0 fits, 1 does not fit,
+2 config or measurement unreadable, or no GPU to compare with.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 from dataclasses import dataclass
 
 from .advice import advice_for, floor, plan, ranked, upper_bytes
-from .band import HEADLESS_RESERVE_GIB, band, usable_gib
+from .band import HEADLESS_RESERVE_GIB, band, frozen_bytes, usable_gib
 from .config import ConfigError, Loaded, read
 from .estimate import LABELS, Estimate, GiB, estimate, lora_modules, lora_numel
 
@@ -124,8 +126,8 @@ def describe(loaded: Loaded) -> list[str]:
               else "frozen weights kept 16-bit" if s.weight_bytes < 4 else "")
     line3 = [s.optimizer, f"{s.batch} x {s.seq} tokens",
              "gradient checkpointing" if s.grad_ckpt else "no gradient checkpointing",
-             "fused loss" if s.fused_loss else
-             f"loss in {s.loss_chunk}-token chunks" if s.loss_chunk else "loss on all logits"]
+             f"loss in {s.loss_chunk}-token chunks" if s.loss_chunk
+             else f"fused loss ({s.fused_loss})" if s.fused_loss else "loss on all logits"]
     if s.deepspeed:
         d = s.deepspeed
         line3.append(f"DeepSpeed ZeRO-{d.stage}{' offload' if d.offload_optimizer else ''}")
@@ -185,7 +187,7 @@ def verdict_lines(est: Estimate, upper: int, b, card: Card) -> list[str]:
         lines.append(
             f"  {est.setup.arch.name} needs at least {low.total_gib:.1f} GiB (up to "
             f"{low_upper / GiB:.1f} at the top of the band) with every knob at its smallest "
-            f"(256 tokens, r=8, 8-bit AdamW, 16-bit weights, chunked loss): no "
+            f"(256 tokens, r=8, 8-bit AdamW, 16-bit weights, chunked loss, offloads): no "
             f"{card.total_gib:g} GiB config exists for it")
         return lines
     steps = plan(est.setup, budget)
@@ -206,8 +208,10 @@ def verdict_lines(est: Estimate, upper: int, b, card: Card) -> list[str]:
 
 
 def band_line(est: Estimate, upper: int, b) -> str:
-    return (f"    {'top of the error band (+' + format(b.margin, '.0%') + ')':<46}"
-            f"{upper / GiB:9.2f}   ({b.rows} published rows, {b.regime})")
+    uncertain = (est.total - frozen_bytes(est)) / GiB
+    label = f"top of the error band (+{b.margin:.0%} of {uncertain:.2f})"
+    return (f"    {label:<46}{upper / GiB:9.2f}   ({b.rows} published rows, {b.regime}; "
+            "the frozen weights are exact)")
 
 
 def main(argv: list[str] | None = None) -> int:

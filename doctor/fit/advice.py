@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .band import band
+from .band import band, upper_of
 from .estimate import DeepSpeed, Estimate, Setup, estimate
 
 
 def upper_bytes(setup: Setup, est: Estimate | None = None) -> int:
     """The top of the error band of the estimate of `setup`."""
     est = est or estimate(setup)
-    return int(est.total * (1 + band(setup).margin))
+    return upper_of(est, band(setup).margin)
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,19 @@ def changes(setup: Setup) -> list[Change]:
     if setup.fp32_frozen:
         out.append(Change("keep_16bit=True (patches.keep_16bit: no fp32 copy of the frozen "
                           "weights)", replace(setup, upcast=False), free=True))
-    if not setup.loss_chunk:
+    if not setup.logit_chunk:
         out.append(Change("loss_chunk=128 (patches.chunked_ce: logits 128 tokens at a time)",
                           replace(setup, loss_chunk=128), free=True))
+    # issue 10's patches (PatchedFinetune / recipe() arguments)
+    if setup.arch.attn == "eager" and not setup.sdpa_attention:
+        out.append(Change("sdpa_attention=True (remote-code attention through SDPA)",
+                          replace(setup, sdpa_attention=True), free=True))
+    if not setup.offload_embeddings and not setup.arch.tied:
+        out.append(Change("offload_embeddings=True (frozen input embedding table on the CPU)",
+                          replace(setup, offload_embeddings=True), free=True))
+    if setup.grad_ckpt and not setup.offload_checkpoints:
+        out.append(Change("offload_checkpoints=True (activation checkpoints in pinned CPU "
+                          "memory)", replace(setup, offload_checkpoints=True), free=True))
     if setup.optimizer in ("adamw", "adam"):
         out.append(Change("optimizer='paged_adamw8bit' (8-bit AdamW states)",
                           replace(setup, optimizer="paged_adamw8bit"), free=True))
@@ -96,7 +106,7 @@ def ranked(setup: Setup) -> list[Knob]:
     return sorted(found, key=lambda k: -k.saves)
 
 
-def plan(setup: Setup, budget: int, max_steps: int = 6) -> list[Knob]:
+def plan(setup: Setup, budget: int, max_steps: int = 10) -> list[Knob]:
     """Until the top of the band fits `budget` bytes: the knob that saves most among those that
     leave the training as it is (patches, optimizer, dropout, batch split), then among the others
     (rank, length). DeepSpeed is left out: on one GPU its buffers cost about what offloading
@@ -127,9 +137,11 @@ def advice_for(setup: Setup, budget: int) -> list[str]:
 
 def floor(setup: Setup) -> Estimate:
     """Every knob at its smallest setting: 256 tokens, batch 1, r=8, no dropout, 8-bit AdamW,
-    16-bit weights, chunked loss, checkpointing, no DeepSpeed."""
+    16-bit weights, chunked loss, checkpointing (offloaded), SDPA, embeddings on the CPU, no
+    DeepSpeed."""
     return estimate(replace(
         setup, seq=min(setup.seq, 256), batch=1, lora_r=min(setup.lora_r, 8), lora_dropout=0.0,
         optimizer="paged_adamw8bit" if setup.optimizer != "sgd" else "sgd", upcast=False,
-        loss_chunk=128, grad_ckpt=True, deepspeed=None,
+        loss_chunk=128, grad_ckpt=True, deepspeed=None, sdpa_attention=True,
+        offload_embeddings=True, offload_checkpoints=True,
     ))

@@ -1,11 +1,14 @@
 """The error band of the estimate, and the memory budget a card leaves a process.
 
-The band comes from the calibration residuals (doctor/data/calibration.json): for the regime a
-setup is in (4-bit or 16-bit base, checkpointing, tokens per step), the top of the band is the
-point estimate raised by the share by which the measured peak of that regime's published rows
-exceeded their estimates, at the BAND_QUANTILE, scored leave-one-source-out (constants fitted
-without a source, that source scored), so the margin is what the estimator does on data it has not
-seen. Regimes with too few rows borrow their parent's rows (all QLoRA rows, then every row).
+The frozen weights (4-bit data, quantization constants, 16-bit/fp32 tensors) are counted exactly
+(tests/doctor/test_fit_exact.py); the error lies in the rest: activations, logits, the fitted
+terms and the CUDA context. So the band widens that rest: upper = estimate + margin x (estimate -
+frozen weights). The margin comes from the calibration residuals (doctor/data/calibration.json)
+of the regime a setup is in (4-bit or 16-bit base, checkpointing, tokens per step): the
+BAND_QUANTILE of (measured - estimate) / (estimate - frozen weights) over the regime's published
+rows, each estimated with constants fitted without its own source (leave-one-source-out), so the
+margin is what the estimator does on data it has not seen. Regimes with too few rows borrow their
+parent's rows (same base and checkpointing, same base, every row).
 """
 
 from __future__ import annotations
@@ -72,14 +75,27 @@ def quantile(values: list[float], q: float) -> float:
 
 @dataclass(frozen=True)
 class Band:
-    margin: float  # upper = estimate x (1 + margin)
+    margin: float  # upper = estimate + margin x (estimate - frozen weights)
     regime: str  # the label of the rows it was taken from
     rows: int
 
 
-def excess(rows) -> list[float]:
-    """measured / estimate - 1 of each row (positive: measured above the estimate)."""
-    return [r.measured_gib / r.estimate_gib() - 1 for r in rows]
+def frozen_bytes(est) -> int:
+    from .estimate import FROZEN
+
+    return sum(est.parts.get(k, 0) for k in FROZEN)
+
+
+def upper_of(est, margin: float, counted: int | None = None) -> int:
+    """The top of the band of `counted` bytes of `est` (default: its total)."""
+    counted = est.total if counted is None else counted
+    return int(counted + margin * max(0, counted - frozen_bytes(est)))
+
+
+def excess(measured_gib: float, estimate_gib: float, frozen_gib: float) -> float:
+    """How far a measurement lies above the estimate, in shares of the estimate's uncertain part
+    (positive: measured above the estimate)."""
+    return (measured_gib - estimate_gib) / max(estimate_gib - frozen_gib, 1e-9)
 
 
 def band_from(rows_by_regime: dict[Regime, list[float]], reg: Regime) -> Band:
@@ -104,8 +120,8 @@ def residuals() -> dict[Regime, list[float]]:
     from .calibration import _loso_cached
 
     grouped: dict[Regime, list[float]] = {}
-    for row, est in _loso_cached():
-        grouped.setdefault(regime(row.setup), []).append(row.measured_gib / est - 1)
+    for row, est, frozen in _loso_cached():
+        grouped.setdefault(regime(row.setup), []).append(excess(row.measured_gib, est, frozen))
     return grouped
 
 

@@ -128,8 +128,10 @@ def load(path: Path = DATA) -> tuple[list[Row], list[dict]]:
 
 # Parameters, in order: context GiB, uncounted 4bit, uncounted 16bit, cache 4bit, cache 16bit.
 # A weak pull towards these priors keeps a parameter defined when the rows left in a
-# leave-one-source-out fit do not separate it (e.g. the context without nvidia-smi rows).
-PRIOR = (0.5, 0.0, 0.0, 0.2, 0.2)
+# leave-one-source-out fit do not separate it (e.g. the context without nvidia-smi rows). The
+# context's prior is the bare CUDA context with lazy module loading, "around 400MB" (a PyTorch
+# maintainer, pytorch/pytorch#109888).
+PRIOR = (0.4, 0.0, 0.0, 0.2, 0.2)
 PRIOR_WEIGHT = 0.05
 
 
@@ -209,17 +211,17 @@ def loso(rows: list[Row]) -> list[tuple[Row, float]]:
     return sorted(out, key=lambda pair: order[pair[0].id])
 
 
+def frozen_gib(row: Row) -> float:
+    from .band import frozen_bytes
+
+    return frozen_bytes(estimate(row.setup)) / GiB
+
+
 @lru_cache(maxsize=1)
 def _loso_cached() -> tuple:
+    """(row, leave-one-source-out estimate GiB, frozen weights GiB) of the fitted rows."""
     rows, _ = load()
-    return tuple((r, e) for r, e in loso([r for r in rows if r.fitted]))
-
-
-def loso_excess(rows: list[Row] | None = None) -> list[float]:
-    """measured / estimate - 1 of each row, its estimate made with constants fitted without the
-    row's source (rows=None: the shipped calibration set, cached)."""
-    pairs = _loso_cached() if rows is None else loso(rows)
-    return [r.measured_gib / e - 1 for r, e in pairs]
+    return tuple((r, e, frozen_gib(r)) for r, e in loso([r for r in rows if r.fitted]))
 
 
 def summary(rows: list[Row]) -> tuple[float, Row]:
@@ -233,24 +235,25 @@ def summary(rows: list[Row]) -> tuple[float, Row]:
 
 
 def report(all_rows: list[Row]) -> dict:
-    from .advice import upper_bytes
-
     rows = [r for r in all_rows if r.fitted]
     pairs = loso(rows)
     fitted = fit(rows)
     above = [r for r in rows
-             if r.measured_gib > measured_part_upper(r, upper_bytes) / GiB + 1e-9]
+             if r.measured_gib > measured_part_upper(r) / GiB + 1e-9]
     # Out of sample twice over: each row's estimate with constants fitted without its source, and
     # its band from the residuals of the other sources only.
-    from .band import band_from, regime
+    from .band import band_from, excess, regime
 
+    frozen = {r.id: frozen_gib(r) for r in rows}
     oos_above = []
     for r, e in pairs:
         grouped: dict = {}
         for r2, e2 in pairs:
             if r2.publisher != r.publisher:
-                grouped.setdefault(regime(r2.setup), []).append(r2.measured_gib / e2 - 1)
-        if r.measured_gib > e * (1 + band_from(grouped, regime(r.setup)).margin):
+                grouped.setdefault(regime(r2.setup), []).append(
+                    excess(r2.measured_gib, e2, frozen[r2.id]))
+        margin = band_from(grouped, regime(r.setup)).margin
+        if r.measured_gib > e + margin * (e - frozen[r.id]):
             oos_above.append(r)
     return {
         "rows": len(rows),
@@ -267,10 +270,12 @@ def report(all_rows: list[Row]) -> dict:
     }
 
 
-def measured_part_upper(row: Row, upper_bytes) -> int:
-    """The top of the band of what the row's measure sees (the band scales the whole estimate)."""
+def measured_part_upper(row: Row) -> int:
+    """The top of the band of what the row's measure sees."""
+    from .band import band, upper_of
+
     est = estimate(row.setup)
-    return int(measured_part(est, row.measure) * upper_bytes(row.setup, est) / est.total)
+    return upper_of(est, band(row.setup).margin, measured_part(est, row.measure))
 
 
 def main(argv=None) -> int:

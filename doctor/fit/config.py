@@ -196,6 +196,10 @@ def read(path: str | Path, deepspeed: str | None = None) -> Loaded:
         loss_chunk=(model.get("loss_chunk") or None) if patched else None,
         deepspeed=deepspeed_config(deepspeed) if deepspeed else None,
         expandable_segments=expandable_segments(cfg.get("expandable_segments"), patched),
+        sdpa_attention=bool(patched and model.get("sdpa_attention", False)),
+        offload_embeddings=bool(patched and model.get("offload_embeddings", False)),
+        offload_checkpoints=bool(patched and model.get("offload_checkpoints", False)),
+        fused_loss=(str(model["fused_loss"]) if patched and model.get("fused_loss") else None),
     )
     knobs = long_sequence_knobs(model if patched else {}, setup, path)
     return Loaded(path, model_path, replace(setup, **knobs.pop("setup")), patched, **knobs)

@@ -17,7 +17,7 @@ backward), not their sum. Without checkpointing every layer's activations are al
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .arch import Arch, Linear
 
@@ -27,9 +27,11 @@ GiB = 1024**3
 # `python -m doctor.fit.calibration` (least squares on relative error, per regime: 4-bit or 16-bit
 # base); tests/doctor/test_fit_calibration.py checks that they are what the fit gives.
 # CUDA context, cuBLAS workspace and the bitsandbytes kernels: allocated outside PyTorch's caching
-# allocator, seen by nvidia-smi (not by torch.cuda.max_memory_*). With CUDA's lazy module loading
-# (PyTorch's default since 1.13) it is far below the 1.3 GB HF's memory anatomy doc measured.
-CUDA_CONTEXT_GIB = 1.001
+# allocator, seen by nvidia-smi (not by torch.cuda.max_memory_*). The bare context with CUDA's
+# lazy module loading (PyTorch's default since 1.13) is about 0.3-0.4 GB (pytorch/pytorch#107667,
+# #109888), far below the 1.3 GB of HF's memory anatomy doc; training runs' nvidia-smi rows show
+# about 1 GiB beyond the tensors (workspaces, kernels, NCCL in DeepSpeed runs).
+CUDA_CONTEXT_GIB = 0.970
 # What the term-by-term count of the training-time tensors misses (allocated memory: autograd's
 # small buffers, kernels' workspaces, copies the counts do not see), as a fraction of everything
 # allocated during training (not the frozen weights, allocated once at load in exact sizes).
@@ -41,12 +43,17 @@ UNCOUNTED = {"4bit": 0.092, "16bit": 0.043}
 # the shifted logits, fp32 copies after 16-bit ones, one layer's recompute after another's) leave
 # reserved-but-free memory. Modelled as a fraction of everything allocated during training:
 # torch.cuda.max_memory_reserved - max_memory_allocated.
-ALLOCATOR_CACHE = {"4bit": 0.189, "16bit": 0.509}
+ALLOCATOR_CACHE = {"4bit": 0.192, "16bit": 0.515}
 # PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True maps pages into one growing segment instead of
 # fixed ones, so a freed block merges with the free tail: the reserved-but-free part shrinks. The
 # factor is a published measurement (NVIDIA cosmos-rl PR #388, Qwen2.5-7B: reserved 126.97 GB with
 # 60.93 GB allocated, 96.61 GB with 60.81 GB after: the gap x0.54); no calibration row used it.
 EXPANDABLE_CACHE_FACTOR = 0.55
+
+
+# A fused loss is estimated as the chunked loss with chunks of this many tokens (Liger picks
+# chunks of about tokens x hidden / vocab tokens, cut cross-entropy never builds logits).
+FUSED_LOSS_CHUNK = 128
 
 
 def regime_key(quantized) -> str:
@@ -117,7 +124,7 @@ class Setup:
     sdpa_attention: bool = False  # eager remote-code attention through SDPA
     offload_embeddings: bool = False  # the frozen input embedding table in CPU memory
     offload_checkpoints: bool = False  # the checkpointed layer inputs in pinned CPU memory
-    fused_loss: str | None = None  # the fused kernel a run uses: "liger" | "cce" | None
+    fused_loss: str | None = None  # "liger" | "cce" (config.py resolves "auto"): no full logits
 
     @property
     def tokens(self) -> int:
@@ -146,6 +153,16 @@ class Setup:
         if self.arch.attn == "eager" and self.sdpa_attention:
             return "sdpa_expanded"
         return self.arch.attn
+
+    @property
+    def logit_chunk(self) -> int | None:
+        """Tokens whose logits exist at once when the loss does not take all of them: the
+        chunked loss's chunk; a fused loss (Liger's fused linear cross-entropy, Apple's cut
+        cross-entropy) is counted as the 128-token chunked loss, which holds at least as much
+        (their Triton kernels cannot be checked on the CPU)."""
+        if self.loss_chunk:
+            return self.loss_chunk
+        return FUSED_LOSS_CHUNK if self.fused_loss else None
 
 
 FUSED_NAMES = {"liger": "liger-kernel", "cce": "cut-cross-entropy"}
@@ -285,8 +302,9 @@ def weight_terms(setup: Setup) -> dict[str, int]:
             out["quant_constants"] += consts * lin.count * arch.layers
     else:
         add(arch.linear_numel, other)
-    # patches.offload_embeddings keeps the (untied, frozen) input table in CPU memory
-    embed = 0 if setup.offload_embeddings and not arch.tied else arch.embed_numel
+    # patches' offload_embeddings keeps the input embedding table on the CPU; a tied table is also
+    # the LM head's weight, which the GPU needs, so it stays
+    embed = 0 if (setup.offload_embeddings and not arch.tied) else arch.embed_numel
     add(embed + arch.head_numel + arch.bias_numel, other)
     add(arch.norm_numel, norm_bytes)
     return out
@@ -420,10 +438,9 @@ def logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int]:
     a = setup.arch
     C = dt.compute
     amp = setup.autocast
-    if setup.fused_loss:
-        return fused_logits_bytes(setup, dt)
-    tokens = setup.tokens if not setup.loss_chunk else min(setup.tokens, setup.loss_chunk)
-    if setup.loss_chunk:  # patches.chunked_ce: 16-bit logits, fp32 cross-entropy per chunk
+    chunk = setup.logit_chunk
+    tokens = setup.tokens if not chunk else min(setup.tokens, chunk)
+    if chunk:  # patches.chunked_ce (or a fused loss): 16-bit logits, fp32 cross-entropy per chunk
         L, fwd = 4, C + (4 if C < 4 else 0) + 4
     elif a.loss == "hf":
         L, fwd = 4, C + (4 if C < 4 else 0) + 4
@@ -440,30 +457,9 @@ def logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int]:
     if dt.head_weight == 4 and C < 4:
         total += a.vocab * a.hidden * C
     # The gradient of the final hidden states, filled chunk by chunk.
-    if setup.loss_chunk:
+    if chunk:
         total += setup.tokens * a.hidden * 4
     return total, tokens
-
-
-def liger_chunk_tokens(tokens: int, vocab: int, hidden: int) -> int:
-    """liger-kernel 0.8's fused linear cross-entropy: the tokens whose logits exist at once
-    (ops/fused_linear_cross_entropy.py: next_power_of_2(cdiv(BT, cdiv(V, H))), at most BT)."""
-    inc = -(-vocab // hidden)
-    return min(1 << max(0, math.ceil(math.log2(-(-tokens // inc)))), tokens)
-
-
-def fused_logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int]:
-    """(peak bytes, tokens whose logits exist at once) of a fused linear cross-entropy.
-
-    liger: one chunk of logits in the compute dtype, its gradient written in place; the gradient
-    of the hidden states (the input's dtype) and an fp32 loss per token. cut-cross-entropy never
-    stores logits: the hidden states' gradient and an fp32 log-sum-exp per token. Neither is
-    checked on the CPU (Triton kernels; GPU measurement: bench/vram.py --patches)."""
-    a, T, C = setup.arch, setup.tokens, dt.compute
-    if setup.fused_loss == "liger":
-        chunk = liger_chunk_tokens(T, a.vocab, a.hidden)
-        return chunk * a.vocab * C + T * a.hidden * C + T * 4, chunk
-    return T * a.hidden * C + T * 4, 0
 
 
 def offloaded_checkpoint_bytes(setup: Setup, dt: Dtypes) -> int:
@@ -479,6 +475,8 @@ def offloaded_checkpoint_bytes(setup: Setup, dt: Dtypes) -> int:
 
 
 def estimate(setup: Setup) -> Estimate:
+    if setup.sdpa_attention and setup.arch.attn == "eager":  # patches' sdpa_attention
+        setup = replace(setup, arch=replace(setup.arch, attn="sdpa"))
     a = setup.arch
     ds = setup.deepspeed
     dt = dtypes(setup)
@@ -534,9 +532,9 @@ def estimate(setup: Setup) -> Estimate:
         parts["activations"] = int(a.layers * T * per_layer) + rope + final_norm
         parts["logits_loss"] = logits
         notes.append("gradient checkpointing is off: every layer's activations are kept")
-    if setup.fused_loss:
-        notes.append(f"loss by {FUSED_NAMES[setup.fused_loss]}'s fused linear cross-entropy "
-                     "(patches.fused_loss)")
+    if setup.fused_loss and not setup.loss_chunk:
+        notes.append(f"fused loss ({FUSED_NAMES.get(setup.fused_loss, setup.fused_loss)}): "
+                     f"counted as {logit_tokens}-token chunks")
     elif setup.loss_chunk:
         notes.append(f"loss computed {logit_tokens} tokens at a time (patches.chunked_ce)")
     if setup.offload_embeddings and not a.tied:
