@@ -44,7 +44,7 @@ bench-prepare:
 	$(PY) bench/prepare_speed.py
 
 # ---- memory (docs/memory.md) ----
-.PHONY: fit fit-calibration fit-sweep patch-effects vram-cpu vram-wheels vram-gpu
+.PHONY: fit fit-calibration fit-sweep patch-effects vram-cpu vram-wheels vram-gpu vram-patches
 FIT_CONFIGS ?= $(filter-out configs/__init__.py,$(wildcard configs/*.py))
 
 fit:  # doctor fit's verdict on every top-level run file, as on an 8 GB card
@@ -53,8 +53,8 @@ fit:  # doctor fit's verdict on every top-level run file, as on an 8 GB card
 fit-calibration:  # the estimator against published measurements
 	$(PY) -m doctor.fit.calibration
 
-fit-sweep:  # which max_length / LoRA rank / optimizer fit, per model
-	$(PY) -m doctor.fit.sweep
+fit-sweep:  # the longest max_length that fits 8 GiB per model, today and with each long-sequence patch
+	$(PY) -m doctor.fit.sweep --grid
 
 patch-effects:  # what each memory patch saves, measured on the CPU (ratios to XTuner as shipped)
 	$(PY) bench/patch_effects.py
@@ -67,6 +67,9 @@ vram-wheels:  # where there is internet: the wheels a GPU machine lacks, into .w
 
 vram-gpu:  # on a GPU machine without internet: measured peak of every config under 8 GiB
 	bash bench/vram_gpu.sh
+
+vram-patches:  # on a GPU machine: peak and tokens/s with and without each long-sequence patch
+	PATCHES=1 bash bench/vram_gpu.sh
 
 # decontaminate against MinHash-LSH with datasketch and with rensa, measured in the same run:
 # train rows/s and ratios, and the planted leaks each removes. BENCH_TRAIN=20000 for a quick run.

@@ -1,11 +1,18 @@
-"""python bench/patch_effects.py [--repeats N]: what each memory patch saves, measured on the CPU.
+"""python bench/patch_effects.py [--repeats N]: what each memory patch saves and costs, on the CPU.
 
-A small Llama (vocab 16384, hidden 256, 4 layers, bf16 weights) is built through XTuner's
-SupervisedFinetune as the pack's configs build it, once as XTuner ships it (the anchor) and once
-per patch, and one training step on 1024 tokens runs under bf16 autocast. Printed per patch:
-the model's parameter bytes, the step's peak of live tensor bytes (bench/memtrack.py), the
-optimizer state bytes after a step, and the loss, each as a ratio to the anchor of the same run;
-medians over --repeats runs.
+A small but wide Llama (vocab 16384, hidden 256, 4 layers, bf16 weights) is built through
+XTuner's SupervisedFinetune as the pack's configs build it, once as XTuner ships it (the anchor)
+and once per patch, and one training step on 1024 tokens runs under bf16 autocast. Printed per
+patch: the model's parameter bytes, the step's peak of live tensor bytes (bench/memtrack.py),
+the optimizer state bytes after a step, the step's wall time and the loss, each as a ratio to
+the anchor of the same run; medians over --repeats runs.
+
+The second table puts the long-sequence patches on top of the recipe (the anchor there): the
+same Llama for offload_embeddings, offload_checkpoints and fused_loss, and InternLM2's modeling
+code (XTuner's copy, loaded as remote code, eager attention) of the same size for
+sdpa_attention. On the CPU the offloaded tensors stay in the same memory, so for the two offload
+patches the table shows what leaves the GPU on a GPU: the parameter bytes (what
+`model.to("cuda")` moves) and the bytes copied out per step.
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ def build(path: Path, patches: dict | None):
 
     from patches.memory import PatchedFinetune
 
-    llm = ConfigDict(type=AutoModelForCausalLM.from_pretrained,
+    llm = ConfigDict(type=AutoModelForCausalLM.from_pretrained, trust_remote_code=True,
                      pretrained_model_name_or_path=str(path), torch_dtype=torch.bfloat16,
                      quantization_config=ConfigDict(
                          type=BitsAndBytesConfig, load_in_4bit=True, bnb_4bit_quant_type="nf4",
@@ -59,6 +66,8 @@ def build(path: Path, patches: dict | None):
 
 
 def one_run(path: Path, patches: dict | None, optimizer: str) -> dict:
+    import time
+
     import torch
 
     from bench.memtrack import LiveBytes
@@ -72,11 +81,16 @@ def one_run(path: Path, patches: dict | None, optimizer: str) -> dict:
     ids = torch.randint(0, VOCAB, (1, TOKENS), generator=g)
     labels = ids.clone()
     labels[:, : TOKENS // 8] = -100
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # warm-up step, untimed
+        model(dict(input_ids=ids, labels=labels), mode="loss")["loss"].backward()
+    model.zero_grad(set_to_none=True)
     with LiveBytes() as mem:
+        start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             loss = model(dict(input_ids=ids, labels=labels), mode="loss")["loss"]
         loss.backward()
         opt.step()
+        seconds = time.perf_counter() - start
     seen, states = set(), 0
     for state in opt.state.values():
         for v in state.values():
@@ -84,7 +98,10 @@ def one_run(path: Path, patches: dict | None, optimizer: str) -> dict:
                 seen.add(v.untyped_storage().data_ptr())
                 states += v.untyped_storage().nbytes()
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    return dict(weights=weights, peak=mem.peak, states=states, loss=loss.item())
+    decoder = model.llm.get_base_model().model
+    offloaded = getattr(decoder, "_pack_offload_stats", {}).get("bytes", 0)
+    return dict(weights=weights, peak=mem.peak, states=states, seconds=seconds,
+                offloaded=offloaded, loss=loss.item())
 
 
 CASES = [  # name, PatchedFinetune arguments (None = XTuner as shipped), optimizer
@@ -94,6 +111,29 @@ CASES = [  # name, PatchedFinetune arguments (None = XTuner as shipped), optimiz
     ("paged_adamw_8bit", None, "paged_adamw_8bit"),
     ("all three (the recipe)", dict(keep_16bit=True, loss_chunk=128), "paged_adamw_8bit"),
 ]
+RECIPE = dict(keep_16bit=True, loss_chunk=128)
+LONG_CASES = [  # name, model ("llama" or "internlm2"), PatchedFinetune arguments
+    ("recipe, Llama (anchor)", "llama", RECIPE),
+    ("+ offload_embeddings", "llama", dict(RECIPE, offload_embeddings=True)),
+    ("+ offload_checkpoints", "llama", dict(RECIPE, offload_checkpoints=True)),
+    ("+ fused_loss=auto (CPU: chunked)", "llama", dict(RECIPE, fused_loss="auto")),
+    ("recipe, InternLM2 eager (anchor)", "internlm2", RECIPE),
+    ("+ sdpa_attention", "internlm2", dict(RECIPE, sdpa_attention=True)),
+]
+
+
+def internlm2_dir(path: Path) -> Path:
+    import torch
+
+    from bench.remote_models import remote_dir
+
+    return remote_dir(path, "internlm2", hidden=HIDDEN, layers=LAYERS, heads=4, kv_heads=2,
+                      vocab=VOCAB, dtype=torch.bfloat16)
+
+
+def ratios(med: dict, anchor: str, keys) -> str:
+    return "".join(f"{med[k] / med_anchor:>12.3f}" if (med_anchor := anchor[k]) else f"{'-':>12}"
+                   for k in keys)
 
 
 def main(argv=None) -> int:
@@ -101,24 +141,38 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        path = model_dir(Path(tmp) / "llama")
-        runs = {name: [] for name, _, _ in CASES}
+        paths = dict(llama=model_dir(Path(tmp) / "llama"),
+                     internlm2=internlm2_dir(Path(tmp) / "internlm2"))
+        runs = {name: [] for name, _, _ in CASES + LONG_CASES}
         for _ in range(args.repeats):
             for name, patches, optimizer in CASES:
-                runs[name].append(one_run(path, patches, optimizer))
+                runs[name].append(one_run(paths["llama"], patches, optimizer))
+            for name, model, patches in LONG_CASES:
+                runs[name].append(one_run(paths[model], patches, "paged_adamw_8bit"))
     med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
            for name, rs in runs.items()}
     anchor = med[CASES[0][0]]
     print(f"Llama vocab {VOCAB}, hidden {HIDDEN}, {LAYERS} layers, QLoRA r=32, {TOKENS} tokens, "
           f"bf16 autocast on the CPU; medians of {args.repeats} runs; ratios to the anchor")
-    print(f"{'case':<30}{'weights':>12}{'step peak':>12}{'opt states':>12}{'loss':>10}")
-    for name, m in med.items():
-        print(f"{name:<30}{m['weights'] / anchor['weights']:>12.3f}"
-              f"{m['peak'] / anchor['peak']:>12.3f}{m['states'] / anchor['states']:>12.3f}"
+    print(f"{'case':<34}{'weights':>12}{'step peak':>12}{'opt states':>12}{'step time':>12}"
+          f"{'loss':>10}")
+    for name, _, _ in CASES:
+        m = med[name]
+        print(f"{name:<34}{ratios(m, anchor, ('weights', 'peak', 'states', 'seconds'))}"
               f"{m['loss'] / anchor['loss']:>10.4f}")
     print(f"anchor: weights {anchor['weights'] / 2**20:.1f} MiB, step peak "
           f"{anchor['peak'] / 2**20:.1f} MiB, optimizer states {anchor['states'] / 2**20:.2f} MiB, "
-          f"loss {anchor['loss']:.4f}")
+          f"step {anchor['seconds']:.3f} s, loss {anchor['loss']:.4f}")
+    print("\nlong-sequence patches on top of the recipe (ratios to the recipe of the same model; "
+          "'to CPU/step': MiB copied out of the step's device memory)")
+    print(f"{'case':<34}{'weights':>12}{'step peak':>12}{'step time':>12}{'to CPU/step':>12}"
+          f"{'loss':>10}")
+    for name, _, _ in LONG_CASES:
+        if "anchor" in name:
+            base = med[name]
+        m = med[name]
+        print(f"{name:<34}{ratios(m, base, ('weights', 'peak', 'seconds'))}"
+              f"{m['offloaded'] / 2**20:>12.1f}{m['loss'] / base['loss']:>10.4f}")
     return 0
 
 

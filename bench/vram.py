@@ -18,7 +18,12 @@ bitsandbytes pages into unified memory (not seen by the allocator). With --devic
 tracked through torch's dispatcher (bench/memtrack.py); --tiny scales the architecture down
 (hidden 256, 2 layers, same layout) so that it runs on a CPU in seconds.
 InternLM-7B is built as Llama with q/k/v/o biases and eager attention (its remote code is Llama's
-renamed); InternLM2 with the remote code XTuner ships.
+renamed; with sdpa_attention, transformers' SDPA attention stands in for what
+patches.sdpa_attention makes of it); InternLM2 with the remote code XTuner ships.
+
+--patches measures each config once as configured and once with each long-sequence memory patch
+turned back (sdpa_attention, offload_embeddings, offload_checkpoints off; fused_loss="chunked"),
+so peak memory and tokens/s of each patch come from the same run (`make vram-patches` on a GPU).
 """
 
 from __future__ import annotations
@@ -64,6 +69,17 @@ class Result:
     paged_gib: float | None = None
     tokens_per_s: float | None = None
     error: str | None = None
+    variant: str = "as configured"
+
+
+# --patches: each long-sequence memory patch turned back, one run each (PatchedFinetune kwargs)
+VARIANTS = {
+    "as configured": {},
+    "-sdpa_attention": dict(sdpa_attention=False),
+    "-offload_embeddings": dict(offload_embeddings=False),
+    "-offload_checkpoints": dict(offload_checkpoints=False),
+    "fused_loss=chunked": dict(fused_loss="chunked"),
+}
 
 
 # ---- the model --------------------------------------------------------------------------------
@@ -110,7 +126,7 @@ def config_fields(arch, tiny: bool) -> dict:
     return cfg
 
 
-def random_model(cfg: dict, dtype, device):
+def random_model(cfg: dict, dtype, device, sdpa: bool = False):
     """An HF causal LM of `cfg`'s layout with random weights, built on `device`."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -128,7 +144,7 @@ def random_model(cfg: dict, dtype, device):
         attn = "sdpa"
         if kind == "internlm":  # InternLM-7B's remote code: Llama renamed, biases, eager attention
             cfg["attention_bias"] = cfg.pop("bias")
-            kind, attn = "llama", "eager"
+            kind, attn = "llama", "sdpa" if sdpa else "eager"
         if kind == "qwen":
             raise ValueError("Qwen (v1) remote code is not available offline")
         config = AutoConfig.for_model(kind, **cfg)
@@ -192,7 +208,8 @@ def paged_bytes() -> int:
     return sum(t.numel() * t.element_size() for t in GlobalPageManager.get_instance().paged_tensors)
 
 
-def measure(path: Path, device: str, tiny: bool, steps: int, cap_gib: float) -> Result:
+def measure(path: Path, device: str, tiny: bool, steps: int, cap_gib: float,
+            variant: str = "as configured") -> Result:
     import torch
     from mmengine.config import Config, ConfigDict
     from mmengine.optim import OptimWrapper, build_optim_wrapper
@@ -205,6 +222,12 @@ def measure(path: Path, device: str, tiny: bool, steps: int, cap_gib: float) -> 
 
     loaded = read(path)
     setup = loaded.setup
+    overrides = VARIANTS[variant]
+    if overrides:  # the estimate of the same variant
+        est_fields = {k: v for k, v in overrides.items() if k != "fused_loss"}
+        if "fused_loss" in overrides:
+            est_fields["fused_loss"] = None
+        setup = replace(setup, **est_fields)
     fields = config_fields(setup.arch, tiny)
     if tiny:
         setup = replace(setup, arch=from_config(fields, name=setup.arch.name + " (tiny)",
@@ -214,10 +237,14 @@ def measure(path: Path, device: str, tiny: bool, steps: int, cap_gib: float) -> 
     est = estimate(setup)
     allocated = est.total - est.parts["cuda_context"] - est.parts["allocator_reserve"]
     result = Result(str(path), setup.arch.name, device, setup.tokens, est.total / _GiB,
-                    allocated / _GiB)
+                    allocated / _GiB, variant=variant)
 
     cfg = Config.fromfile(str(path), lazy_import=True)  # imports only what the model needs
     model_cfg = ConfigDict(cfg.model)
+    if overrides and "PatchedFinetune" not in str(model_cfg.get("type")):
+        result.error = "not built through patches.memory.PatchedFinetune: no patch to turn back"
+        return result
+    model_cfg.update(overrides)
     llm_cfg = model_cfg.llm
     dtype = dtype_of(llm_cfg.get("torch_dtype"), torch.float32)
     amp = cfg.optim_wrapper.get("type") is not None and "Amp" in str(cfg.optim_wrapper.type)
@@ -227,7 +254,7 @@ def measure(path: Path, device: str, tiny: bool, steps: int, cap_gib: float) -> 
     try:
         with tracker:
             torch.manual_seed(0)
-            llm = random_model(fields, dtype, device)
+            llm = random_model(fields, dtype, device, sdpa=setup.sdpa_attention)
             quant = llm_cfg.get("quantization_config")
             if quant and quant.get("load_in_4bit"):
                 llm = quantize(llm, quant, dtype, device)
@@ -315,6 +342,8 @@ def table(results: list[Result]) -> str:
 
     for r in results:
         name = Path(r.config).name[:43]
+        if r.variant != "as configured":
+            name = f"  {r.variant}"[:43]
         if r.error:
             lines.append(f"{name:<44}{r.model[:25]:<26}{r.tokens:>7}{r.estimate_gib:>10.3f}  "
                          f"{r.error}")
@@ -338,6 +367,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--cap-gib", type=float, default=8.0)
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
+    parser.add_argument("--patches", action="store_true",
+                        help="also each long-sequence patch turned back, one run each")
     args = parser.parse_args(argv)
     enable_compat_patches()
     if args.device == "cuda":
@@ -347,9 +378,12 @@ def main(argv=None) -> int:
             print("bench/vram.py: no CUDA device; use --device cpu --tiny", file=sys.stderr)
             return 2
     results = []
+    variants = list(VARIANTS) if args.patches else ["as configured"]
     for path in args.configs:
-        results.append(measure(path, args.device, args.tiny, args.steps, args.cap_gib))
-        print(f"measured {path}", file=sys.stderr, flush=True)
+        for variant in variants:
+            results.append(measure(path, args.device, args.tiny, args.steps, args.cap_gib,
+                                   variant))
+            print(f"measured {path} ({variant})", file=sys.stderr, flush=True)
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")

@@ -24,4 +24,11 @@ fi
 out=${OUT:-work_dirs}
 mkdir -p "$out"
 $PY -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name(0))'
+if [ "${PATCHES:-0}" = 1 ]; then
+  # issue 10: peak memory and tokens/s of one 7B config per family with and without each
+  # long-sequence patch, capped at 8 GiB (make vram-patches)
+  $PY bench/vram.py configs/qwen2_5_7b_qlora_alpaca_e2.py configs/internlm2_math_plus_7b_qlora_gsm8k_e3.py \
+    configs/llama2_7b_qlora_alpaca_e2.py --patches --json "$out/vram_patches.json"
+  exit $?
+fi
 $PY bench/vram.py "${configs[@]}" --json "$out/vram.json"

@@ -41,6 +41,10 @@ MEMORY = (
     "keep_16bit",
     "chunked_ce",
     "paged_adamw_8bit",
+    "sdpa_attention",
+    "offload_embeddings",
+    "offload_checkpoints",
+    "fused_loss",
 )
 
 #: Names of the patches that have taken effect in this process.

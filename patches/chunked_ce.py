@@ -12,7 +12,8 @@ tokens: each chunk's logits are computed, reduced to a summed cross-entropy and 
 recomputed in the backward pass (torch.utils.checkpoint), so at most one chunk of logits exists.
 The loss is the mean over supervised tokens, as transformers' (labels shifted by one, -100
 ignored). Generation and calls without labels use the model's own forward. It is opt-in per
-config, through patches.memory.PatchedFinetune(loss_chunk=N).
+config, through patches.memory.PatchedFinetune(loss_chunk=N); with fused_loss (patches.fused_loss)
+a fused Triton kernel replaces it on CUDA where one is installed.
 """
 
 from __future__ import annotations
@@ -48,8 +49,14 @@ def _chunk_loss_sum(hidden, labels, head, ignore_index):
                            reduction="sum")
 
 
-def install(causal_lm, chunk_tokens: int = 128) -> None:
-    """Make `causal_lm`'s forward compute its training loss in chunks (PEFT-wrapped or not)."""
+def install(causal_lm, chunk_tokens: int = 128, fused_loss: str | None = None) -> None:
+    """Make `causal_lm`'s forward compute its training loss in chunks (PEFT-wrapped or not).
+
+    fused_loss ("auto", "liger", "cce", "chunked", None): a fused linear cross-entropy kernel
+    for the batches patches.fused_loss finds it usable for; the chunked loss for the rest."""
+    from . import fused_loss as fused
+
+    fused.validate(fused_loss)
     model = causal_lm.get_base_model() if hasattr(causal_lm, "get_base_model") else causal_lm
     for field in UNSUPPORTED_CONFIG_FIELDS:
         if getattr(model.config, field, None) not in (None, 1, 1.0):
@@ -72,7 +79,13 @@ def install(causal_lm, chunk_tokens: int = 128) -> None:
         hidden = decoder(input_ids=input_ids, attention_mask=attention_mask,
                          position_ids=position_ids, inputs_embeds=inputs_embeds,
                          use_cache=False)[0]
-        loss = chunked_causal_lm_loss(hidden, self.get_output_embeddings(), labels, chunk_tokens)
+        head = self.get_output_embeddings()
+        kind = fused.choose(fused_loss, hidden, head) if fused_loss else "chunked"
+        self._pack_loss_kind = kind  # what the last step ran (for logs and tests)
+        if kind == "chunked":
+            loss = chunked_causal_lm_loss(hidden, head, labels, chunk_tokens)
+        else:
+            loss = fused.FUNCTIONS[kind](hidden, head, labels)
         return CausalLMOutputWithPast(loss=loss)
 
     model.forward = types.MethodType(forward, model)

@@ -60,6 +60,12 @@ def recipe(
     keep_16bit=True,  # frozen weights stay 16-bit: PEFT's fp32 upcast costs 1.6-2 GiB on 7B QLoRA
     loss_chunk=128,  # loss over 128 tokens of logits at a time (None = all logits at once)
     optimizer="paged_adamw_8bit",  # or "adamw" (torch's fp32 AdamW, 4x the state)
+    # long sequences (patches/sdpa_attention.py, offload_embeddings.py, offload_checkpoints.py,
+    # fused_loss.py); the model presets (_base_/models.py) turn the offloads on where they pay
+    sdpa_attention=True,  # InternLM/InternLM2 remote-code attention through SDPA (else a no-op)
+    offload_embeddings=False,  # frozen, untied input embedding table in CPU memory
+    offload_checkpoints=False,  # checkpointed layer inputs in pinned CPU memory
+    fused_loss="auto",  # liger-kernel's fused loss on CUDA where installed, else loss_chunk's
     # ---- data ----
     dataset,  # dataset dict, e.g. dict(type=load_dataset, path="tatsu-lab/alpaca")
     dataset_map_fn,  # record -> {"conversation": [...]}, None if already in that form
@@ -119,9 +125,11 @@ def recipe(
         llm = dict(llm, quantization_config=quantization_config)
 
     # The memory patches come with the model type the runner builds (patches/memory.py).
-    if keep_16bit or loss_chunk:
-        built_as = dict(type=PatchedFinetune, base=model_type, keep_16bit=keep_16bit,
-                        loss_chunk=loss_chunk)
+    memory_knobs = dict(keep_16bit=keep_16bit, loss_chunk=loss_chunk,
+                        sdpa_attention=sdpa_attention, offload_embeddings=offload_embeddings,
+                        offload_checkpoints=offload_checkpoints, fused_loss=fused_loss)
+    if any(memory_knobs.values()):
+        built_as = dict(type=PatchedFinetune, base=model_type, **memory_knobs)
     else:
         built_as = dict(type=model_type)
     model = dict(

@@ -137,7 +137,20 @@ def describe(loaded: Loaded) -> list[str]:
         f"            LoRA r={s.lora_r} on {n_mod} modules per layer{head} "
         f"({lora_numel(s) / 1e6:.1f}M params, dropout {s.lora_dropout:g})",
         "            " + ", ".join(line3),
+        *long_sequence_lines(loaded),
     ]
+
+
+def long_sequence_lines(loaded: Loaded) -> list[str]:
+    """The long-sequence memory patches in force, and which loss the run computes."""
+    s = loaded.setup
+    on = [name for name, active in (("sdpa_attention", s.attention == "sdpa_expanded"),
+                                    ("offload_embeddings", s.offload_embeddings),
+                                    ("offload_checkpoints", s.offload_checkpoints)) if active]
+    lines = [f"            memory patches: {', '.join(on)}"] if on else []
+    if s.fused_loss or loaded.loss_note:
+        lines.append(f"            loss: {loaded.loss_note}")
+    return lines
 
 
 def breakdown_lines(est: Estimate) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import arch as arch_mod
@@ -27,6 +27,7 @@ class Loaded:
     model_path: str
     setup: Setup
     patched: bool  # built through patches.memory.PatchedFinetune
+    loss_note: str = ""  # which loss the run uses, when the config asks for fused_loss
 
 
 def _name(obj) -> str:
@@ -200,7 +201,51 @@ def read(path: str | Path, deepspeed: str | None = None) -> Loaded:
         offload_checkpoints=bool(patched and model.get("offload_checkpoints", False)),
         fused_loss=(str(model["fused_loss"]) if patched and model.get("fused_loss") else None),
     )
-    return Loaded(path, model_path, setup, patched)
+    knobs = long_sequence_knobs(model if patched else {}, setup, path)
+    return Loaded(path, model_path, replace(setup, **knobs.pop("setup")), patched, **knobs)
+
+
+FUSED_LIBRARIES = (("liger", "liger_kernel", "liger-kernel"),
+                   ("cce", "cut_cross_entropy", "cut-cross-entropy"))
+
+
+def fused_kernel(requested, head_has_lora: bool, find_spec=None) -> tuple[str | None, str]:
+    """(kernel, what doctor fit says) for PatchedFinetune's fused_loss, as patches.fused_loss
+    chooses on a CUDA GPU: the library must be installed in this environment (found by
+    importlib's finder, nothing imported) and the head free of LoRA."""
+    if requested in (None, "chunked"):
+        return None, ""
+    if find_spec is None:
+        from importlib.util import find_spec
+    if head_has_lora:
+        return None, (f"chunked (fused_loss={requested}: a LoRA adapter on the LM head, which "
+                      "the fused kernels cannot take)")
+    names = [lib for lib in FUSED_LIBRARIES if requested in ("auto", lib[0])]
+    for kind, module, dist in names:
+        if find_spec(module) is not None:
+            return kind, f"{dist}'s fused linear cross-entropy (on a CUDA GPU)"
+    return None, (f"chunked (fused_loss={requested}: {' / '.join(n[2] for n in names)} not "
+                  "installed here; `make env` installs liger-kernel beside a CUDA torch)")
+
+
+def long_sequence_knobs(model: dict, setup: Setup, path: Path) -> dict:
+    """The long-sequence memory patches a PatchedFinetune config turns on (cfg.model kwargs)."""
+    from .estimate import lora_modules
+
+    offload_embeddings = bool(model.get("offload_embeddings", False))
+    if offload_embeddings and setup.arch.tied:
+        raise ConfigError(f"{_line_of(path, 'offload_embeddings')}: offload_embeddings=True, but "
+                          f"{setup.arch.name} ties its input embedding to the LM head "
+                          "(patches.offload_embeddings refuses it)")
+    requested = model.get("fused_loss")
+    head_lora = any(m.role == "head" for m in lora_modules(setup))
+    kernel, note = fused_kernel(requested, head_lora)
+    loss_chunk = setup.loss_chunk or (128 if requested else None)  # PatchedFinetune's default
+    return dict(setup=dict(sdpa_attention=bool(model.get("sdpa_attention", False)),
+                           offload_embeddings=offload_embeddings,
+                           offload_checkpoints=bool(model.get("offload_checkpoints", False)),
+                           fused_loss=kernel, loss_chunk=loss_chunk),
+                loss_note=note)
 
 
 ALLOC_CONF_VARS = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")

@@ -120,11 +120,11 @@ class Setup:
     uncounted: float | None = None  # None: UNCOUNTED of the regime
     cache: float | None = None  # None: ALLOCATOR_CACHE of the regime
     expandable_segments: bool = False  # PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
-    # issue 10's memory patches (PatchedFinetune kwargs, read from cfg.model like keep_16bit)
-    sdpa_attention: bool = False  # remote-code (eager) attention through SDPA
-    offload_embeddings: bool = False  # the frozen input embedding table on the CPU
-    offload_checkpoints: bool = False  # activation checkpoints in pinned CPU memory
-    fused_loss: str | None = None  # "auto" | "liger" | "cce" | "chunked": no full logits
+    # The long-sequence memory patches (patches.memory.PatchedFinetune's knobs of the same names)
+    sdpa_attention: bool = False  # eager remote-code attention through SDPA
+    offload_embeddings: bool = False  # the frozen input embedding table in CPU memory
+    offload_checkpoints: bool = False  # the checkpointed layer inputs in pinned CPU memory
+    fused_loss: str | None = None  # "liger" | "cce" (config.py resolves "auto"): no full logits
 
     @property
     def tokens(self) -> int:
@@ -147,14 +147,25 @@ class Setup:
         return self.fp32_frozen or (self.norms_fp32 and self.deepspeed is None)
 
     @property
+    def attention(self) -> str:
+        """How attention runs: "sdpa", "eager", or "sdpa_expanded" (patches.sdpa_attention on
+        eager remote code: SDPA over k and v repeated to every head, as that code repeats them)."""
+        if self.arch.attn == "eager" and self.sdpa_attention:
+            return "sdpa_expanded"
+        return self.arch.attn
+
+    @property
     def logit_chunk(self) -> int | None:
         """Tokens whose logits exist at once when the loss does not take all of them: the
         chunked loss's chunk; a fused loss (Liger's fused linear cross-entropy, Apple's cut
-        cross-entropy) is counted as the 128-token chunked loss, which holds at least as much."""
+        cross-entropy) is counted as the 128-token chunked loss, which holds at least as much
+        (their Triton kernels cannot be checked on the CPU)."""
         if self.loss_chunk:
             return self.loss_chunk
         return FUSED_LOSS_CHUNK if self.fused_loss else None
 
+
+FUSED_NAMES = {"liger": "liger-kernel", "cce": "cut-cross-entropy"}
 
 # Human names of the breakdown, in print order.
 LABELS = {
@@ -369,8 +380,13 @@ def layer_saved_per_token(setup: Setup, dt: Dtypes) -> float:
     # expanded (transformers passes enable_gqa when there is no mask). Eager attention (remote code
     # without flash-attn) keeps q and k, v repeated to every head, and the fp32 softmax and its
     # 16-bit copy: 4 + C bytes per head and key, per token, so it grows with the sequence.
-    if a.attn == "eager":
+    # patches.sdpa_attention: the eager code's q and repeated k, v through SDPA, no scores.
+    if setup.attention == "eager":
         b += C * 3 * q_dim + (4 + C) * a.heads * setup.seq
+    elif setup.attention == "sdpa_expanded":
+        # SDPA's output is the output projection's input (one storage, counted with LoRA's), and
+        # the remote code gathers its cos/sin rows per layer (tests/patches/test_sdpa_attention.py)
+        b += C * 3 * q_dim + 4 * a.heads + 2 * C * a.head_dim
     else:
         b += C * (q_dim + 2 * kv_dim) + C * q_dim + 4 * a.heads
     # SwiGLU MLP: the gate projection's output (for SiLU), SiLU's output and the up projection's
@@ -392,7 +408,7 @@ def layer_backward_per_token(setup: Setup, dt: Dtypes) -> float:
     a = setup.arch
     topk = a.experts_per_token or 1
     grads = topk * 2 * (dt.mlp + 2) * a.intermediate
-    if a.attn == "eager":
+    if setup.attention == "eager":
         grads += dt.compute * a.heads * setup.seq
     return grads
 
@@ -446,6 +462,15 @@ def logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int]:
     return total, tokens
 
 
+def offloaded_checkpoint_bytes(setup: Setup, dt: Dtypes) -> int:
+    """What patches.offload_checkpoints moves to pinned CPU memory in a step: every layer's
+    input and the final norm's fp32 input (tests/patches/test_offload_memory.py counts them)."""
+    a, T = setup.arch, setup.tokens
+    if not (setup.offload_checkpoints and setup.grad_ckpt):
+        return 0
+    return a.layers * T * a.hidden * dt.stream + 4 * a.hidden * T
+
+
 # ------------------------------------------------------------------------------------------------
 
 
@@ -492,10 +517,12 @@ def estimate(setup: Setup) -> Estimate:
                 + layer_fixed_bytes(setup, dt))
     off_peak = {}
     if setup.grad_ckpt:
-        # offload_checkpoints keeps the checkpoints in pinned CPU memory: on the GPU the one being
-        # recomputed (counted in the layer term) and the next, prefetched
-        kept = 1 if setup.offload_checkpoints else a.layers
-        parts["activations"] = kept * T * a.hidden * dt.stream + rope + final_norm
+        parts["activations"] = a.layers * T * a.hidden * dt.stream + rope + final_norm
+        offloaded = offloaded_checkpoint_bytes(setup, dt)
+        if offloaded:  # the layer being recomputed gets its input back: in the `layer` term
+            parts["activations"] -= offloaded
+            notes.append(f"checkpoints in pinned CPU memory (patches.offload_checkpoints): "
+                         f"{offloaded / GiB:.2f} GiB of host RAM, copied out and back each step")
         if logits >= layer:
             parts["logits_loss"], off_peak["layer_backward"] = logits, layer
         else:
@@ -505,15 +532,16 @@ def estimate(setup: Setup) -> Estimate:
         parts["activations"] = int(a.layers * T * per_layer) + rope + final_norm
         parts["logits_loss"] = logits
         notes.append("gradient checkpointing is off: every layer's activations are kept")
-    if setup.loss_chunk:
+    if setup.fused_loss and not setup.loss_chunk:
+        notes.append(f"fused loss ({FUSED_NAMES.get(setup.fused_loss, setup.fused_loss)}): "
+                     f"counted as {logit_tokens}-token chunks")
+    elif setup.loss_chunk:
         notes.append(f"loss computed {logit_tokens} tokens at a time (patches.chunked_ce)")
-    elif setup.fused_loss:
-        notes.append(f"fused loss ({setup.fused_loss}): counted as {logit_tokens}-token chunks")
-    if setup.offload_checkpoints and setup.grad_ckpt:
-        notes.append("activation checkpoints offloaded to pinned CPU memory")
-    if setup.offload_embeddings:
-        notes.append("input embedding table on the CPU" if not a.tied else
-                     "offload_embeddings: the tied embedding is the LM head's weight, kept")
+    if setup.offload_embeddings and not a.tied:
+        notes.append(f"input embeddings in CPU memory (patches.offload_embeddings): "
+                     f"{a.embed_numel * dt.head_weight / GiB:.2f} GiB off the GPU")
+    if setup.attention == "sdpa_expanded":
+        notes.append("remote-code attention through SDPA (patches.sdpa_attention)")
 
     if ds is not None:
         buf = 0

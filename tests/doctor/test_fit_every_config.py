@@ -15,14 +15,10 @@ LIMIT_GIB = usable_gib(8)
 # Over the limit at the top of the calibrated band (doctor fit CONFIG --gpu-mem 8, 2026-12-01):
 # issue 10's memory patches (sdpa_attention, offload_embeddings, offload_checkpoints, fused_loss)
 # take the memory back. Strict: a config that fits again must leave this list.
+# (The 7B configs left it with issue 10's patches; a 16-bit 3B base is over at any length.)
 OVER_UNTIL_ISSUE_10 = {
-    "internlm2_math_plus_7b_qlora_gsm8k_e3.py", "internlm2_math_plus_7b_qlora_math_e3.py",
-    "internlm2_math_plus_7b_qlora_mathmix_e1.py", "internlm2_math_plus_7b_qlora_orca_math_e1.py",
-    "internlm_7b_qlora_oasst_e3.py",
     "llama3_2_3b_lora_alpaca_e2.py", "llama3_2_3b_lora_blended_skill_talk_e3.py",
     "llama3_2_3b_lora_empathetic_dialogues_e3.py", "llama3_2_3b_lora_gsm8k_e3.py",
-    "qwen2_5_7b_qlora_alpaca_e2.py", "qwen2_5_7b_qlora_orca_math_e1.py",
-    "qwen2_5_7b_qlora_sharegpt_e1.py", "qwen2_5_7b_qlora_ultrachat_e1.py",
 }
 # The same rule as tests/configs/test_configs_load.py: a new run file is covered automatically.
 RUN_FILES = sorted(

@@ -1,0 +1,41 @@
+"""Every config trains at the length issue 10 set for its model, and `doctor fit` says it fits an
+8 GiB card at the top of its error band (upper_gb within 7.6 GiB usable)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from doctor.fit import fit_report
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+TARGETS = {  # run-file prefix: the shortest max_length allowed
+    "internlm_7b_": 2048,
+    "internlm2_math_plus_7b_": 2048,
+    "qwen2_5_7b_": 2048,
+    "llama2_7b_": 4096,
+    "llama3_2_3b_": 2048,
+}
+# 16-bit LoRA of a 3.2B model: 5.98 GiB of frozen weights + 0.97 GiB of CUDA context; at 128
+# tokens with every patch the top of its band is 8.13 GiB: no length fits. Strict, so that a
+# change that makes it fit is seen.
+NO_LENGTH_FITS = pytest.mark.xfail(strict=True, reason="16-bit 3B base: 8.13 GiB at the top of "
+                                   "the band at 128 tokens")
+RUN_FILES = [pytest.param(p, marks=NO_LENGTH_FITS if p.name.startswith("llama3_2_3b_") else ())
+             for p in sorted(CONFIGS.glob("*.py")) if p.name != "__init__.py"]
+
+
+def target(path: Path) -> int:
+    (length,) = [n for prefix, n in TARGETS.items() if path.name.startswith(prefix)]
+    return length
+
+
+@pytest.mark.parametrize("path", RUN_FILES, ids=lambda p: p.stem)
+def test_max_length_meets_the_target_and_fits_8gib_at_the_top_of_the_band(path):
+    report = fit_report(path, gpu_mem=8)
+    assert report["fits"], report
+    assert report["upper_gb"] <= 7.6
+    from doctor.fit.config import read
+
+    assert read(path).setup.seq >= target(path)
