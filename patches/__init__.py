@@ -26,6 +26,7 @@ STARTUP = (
     "torchvision_optional",
     "remote_code_generate",
     "xtuner_attn_dispatch",
+    "cpu_distributed",
 )
 
 # Memory patches, opt-in per config: a config turns them on through a type it builds
