@@ -27,6 +27,7 @@ STARTUP = (
     "remote_code_generate",
     "xtuner_attn_dispatch",
     "cpu_distributed",
+    "deepspeed_optimizers",
 )
 
 # Memory patches, opt-in per config: a config turns them on through a type it builds
