@@ -23,7 +23,7 @@ smoke:
 # batch: DDP, and DeepSpeed ZeRO-2 where DeepSpeed is installed. The loss curves must match.
 .PHONY: smoke-dist
 smoke-dist:
-	$(PY) -m configs.smoke.dist
+	$(PY) -m configs.smoke.dist.run
 
 test:
 	$(PY) -m pytest -q

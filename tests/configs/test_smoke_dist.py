@@ -14,9 +14,9 @@ GiB = 1024**3
 
 @pytest.mark.slow
 def test_make_smoke_dist_two_processes_match_one_within_tolerance(tmp_path):
-    from configs.smoke.dist import STEPS, TOLERANCE, deepspeed_installed
+    from configs.smoke.dist.run import STEPS, TOLERANCE, deepspeed_installed
 
-    out = run([sys.executable, "-m", "configs.smoke.dist", "--work-dir", tmp_path], timeout=900)
+    out = run([sys.executable, "-m", "configs.smoke.dist.run", "--work-dir", tmp_path], timeout=900)
     assert out.returncode == 0, out.stdout[-3000:]
     assert "smoke-dist OK" in out.stdout
     diffs = re.findall(r"max \|step loss - 1 process\| = (\S+) ", out.stdout)
@@ -32,7 +32,7 @@ def test_make_smoke_dist_two_processes_match_one_within_tolerance(tmp_path):
 
 def test_the_dist_comparison_catches_a_shifted_batch(tmp_path):
     """The tolerance is meaningful: one sample moved between steps is caught."""
-    from configs.smoke.dist import DistSmokeFailure, compare, step_losses
+    from configs.smoke.dist.run import DistSmokeFailure, compare, step_losses
 
     losses = [6.0 - 0.1 * i + 0.05 * (i % 3) for i in range(8)]
     (tmp_path / "losses_rank0.json").write_text(json.dumps(dict(world_size=1, losses=losses)))

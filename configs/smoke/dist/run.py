@@ -23,8 +23,8 @@ from pathlib import Path
 
 from mmengine.hooks import Hook
 
-CONFIG = Path(__file__).with_name("tiny_llama_qlora_oasst_cpu_dist.py")
-REPO = Path(__file__).resolve().parents[2]
+CONFIG = Path(__file__).parents[1] / "tiny_llama_qlora_oasst_cpu_dist.py"
+REPO = Path(__file__).resolve().parents[3]
 ZERO2 = REPO / "configs" / "deepspeed" / "zero2_8gb.json"
 GLOBAL_BATCH = 4  # packed sequences per optimizer step
 STEPS = 12  # optimizer steps compared
