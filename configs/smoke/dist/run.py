@@ -89,7 +89,8 @@ def train(work_dir: Path, procs: int, *extra: str, steps: int = STEPS) -> tuple[
     try:
         xtuner("train", str(CONFIG), "--work-dir", str(work_dir), *extra, "--cfg-options",
                f"optim_wrapper.accumulative_counts={accumulation}",
-               f"train_cfg.max_iters={steps * accumulation}", log=work_dir / "train.log")
+               "train_cfg.max_epochs=None", f"train_cfg.max_iters={steps * accumulation}",
+               log=work_dir / "train.log")
     except SmokeFailure as exc:
         raise DistSmokeFailure(str(exc)) from None
     finally:
