@@ -12,8 +12,14 @@ xtuner's launcher runs torchrun, and mmengine 0.10 assumes one GPU per process i
    modules, but got device_ids [0], output_device None, and module parameters
    {device(type='cpu')}.`
 
-The patch skips `set_device` when CUDA is not available, and drops `device_ids` when the module's
-parameters are all on the CPU (DDP's own rule for CPU modules). It also resolves the recipe's
+3. With `--deepspeed`, `xtuner.tools.utils.auto_dtype_of_deepspeed_config` turns the JSON's
+   `"fp16": {"enabled": "auto"}` on when `get_torch_device().is_available()`, which is
+   `torch.cpu.is_available()`, True: DeepSpeed then stops with `ValueError: Type fp16 is not
+   supported on your device.`
+
+The patch skips `set_device` when CUDA is not available, drops `device_ids` when the module's
+parameters are all on the CPU (DDP's own rule for CPU modules), and resolves an "auto" fp16 to
+off on the CPU (fp32 training, as the CPU smoke configs run). It also resolves the recipe's
 `dist_backend="auto"` (configs/_base_/recipe_8gb.py) when the process group is created: nccl where
 CUDA is available, gloo elsewhere; a backend named explicitly is passed through unchanged.
 """
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 import functools
 
-TARGET = ("mmengine.dist.utils", "mmengine.model.wrappers.distributed")
+TARGET = ("mmengine.dist.utils", "mmengine.model.wrappers.distributed", "xtuner.tools.utils")
 
 
 def resolve_backend(backend):
@@ -82,8 +88,27 @@ def _patch_ddp(wrappers) -> None:
     cls.__init__ = __init__
 
 
+def _patch_auto_dtype(utils) -> None:
+    original = utils.auto_dtype_of_deepspeed_config
+    if getattr(original, "__pack_patch__", None):
+        return
+
+    @functools.wraps(original)
+    def auto_dtype_of_deepspeed_config(ds_config):
+        auto_fp16 = (ds_config.get("fp16") or {}).get("enabled") == "auto"
+        ds_config = original(ds_config)
+        from xtuner.utils.device import get_device_name
+
+        if auto_fp16 and get_device_name() == "cpu":
+            ds_config["fp16"]["enabled"] = False
+        return ds_config
+
+    auto_dtype_of_deepspeed_config.__pack_patch__ = "cpu_distributed"
+    # train.py binds the name when it imports this module, after this hook has run
+    utils.auto_dtype_of_deepspeed_config = auto_dtype_of_deepspeed_config
+
+
 def apply(module) -> None:
-    if module.__name__ == "mmengine.dist.utils":
-        _patch_dist_utils(module)
-    else:
-        _patch_ddp(module)
+    {"mmengine.dist.utils": _patch_dist_utils,
+     "mmengine.model.wrappers.distributed": _patch_ddp,
+     "xtuner.tools.utils": _patch_auto_dtype}[module.__name__](module)

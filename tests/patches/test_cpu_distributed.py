@@ -80,3 +80,19 @@ def test_resolve_backend_keeps_an_explicit_choice():
     assert resolve_backend("gloo") == "gloo"
     assert resolve_backend("auto") == "gloo"  # no CUDA here (module skip above)
     assert resolve_backend(None) == "gloo"
+
+
+AUTO_DTYPE = """
+import json
+from xtuner.tools.utils import auto_dtype_of_deepspeed_config
+ds = json.load(open("configs/deepspeed/zero2_8gb.json"))
+print("fp16", auto_dtype_of_deepspeed_config(ds)["fp16"]["enabled"])
+"""
+
+
+def test_xtuner_auto_fp16_without_the_patch_turns_fp16_on_for_the_cpu():
+    # DeepSpeed then refuses: "Type fp16 is not supported on your device."
+    broken = python(AUTO_DTYPE, XTUNER_PACK_PATCHES="-cpu_distributed")
+    assert broken.stdout.strip().endswith("fp16 True"), broken.stdout
+    fixed = python(AUTO_DTYPE)
+    assert fixed.stdout.strip().endswith("fp16 False"), fixed.stdout

@@ -27,7 +27,7 @@ CONFIG = Path(__file__).parents[1] / "tiny_llama_qlora_oasst_cpu_dist.py"
 REPO = Path(__file__).resolve().parents[3]
 ZERO2 = REPO / "configs" / "deepspeed" / "zero2_8gb.json"
 GLOBAL_BATCH = 4  # packed sequences per optimizer step
-STEPS = 12  # optimizer steps compared
+STEPS = 8  # optimizer steps compared
 # Max |difference| of a step's loss allowed between process counts. Measured: ~1e-6 (the order
 # of the gradient all-reduce and of float32 sums; mean loss ~6). 1e-3 is far above that noise and
 # far below what a real mistake moves: one sample of a global batch of 4 swapped, or an
