@@ -20,8 +20,11 @@ def test_make_smoke_dist_two_processes_match_one_within_tolerance(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:]
     assert "smoke-dist OK" in out.stdout
     diffs = re.findall(r"max \|step loss - 1 process\| = (\S+) ", out.stdout)
-    assert len(diffs) == (2 if deepspeed_installed() else 1), out.stdout
+    assert len(diffs) == 1, out.stdout  # DDP; ZeRO-2 is reported, not held (configs/smoke/dist)
     assert all(float(d) <= TOLERANCE for d in diffs)
+    if deepspeed_installed():
+        assert "DeepSpeed ZeRO-2 x accumulation 2" in out.stdout and "first step equal" in (
+            out.stdout)
     assert f"{STEPS} steps" in out.stdout
     # really 2 ranks: both wrote their losses, through torchrun
     assert sorted(p.name for p in (tmp_path / "1").glob("losses_rank*.json")) == [
