@@ -12,8 +12,9 @@ loss of step t is the mean over the global batch of that step.
 ZeRO-2 (when DeepSpeed is installed) trains with the recipe's 8-bit AdamW as a DeepSpeed client
 optimizer. It must start, train with the same first step and lower the loss; its curve is printed
 beside the 1-process one but not held to TOLERANCE: measured on 2026-12-01 it differs by up to
-1.0e-2 from the second step on, with torch's AdamW as much as with the 8-bit one (README, "More
-than one GPU"), and the cause is not found yet.
+1.0e-2 from the second step on, with torch's AdamW as much as with the 8-bit one, with
+overlap_comm off and without accumulation too (README, "More than one GPU"); the cause is not
+found yet.
 """
 
 from __future__ import annotations
