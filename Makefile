@@ -1,5 +1,6 @@
 # make env    create .venv (or .conda) with the pinned stack, the pack and its patches
 # make smoke  train the embedded default on the CPU: tiny model, xtuner train, convert, merge, chat
+# make smoke-dist  the same model by 2 CPU processes (torchrun, gloo; DDP and DeepSpeed ZeRO-2)
 # make test   every test, the smoke run included
 # make bench  the benchmarks (figures as ratios against anchors measured in the same run)
 # make fit    doctor fit's memory estimate of every run file against an 8 GB card
@@ -17,6 +18,12 @@ env:
 
 smoke:
 	$(PY) -m configs.smoke.run
+
+# 2 processes (NPROC_PER_NODE=2 xtuner train: torchrun, gloo) against 1 with the same global
+# batch: DDP, and DeepSpeed ZeRO-2 where DeepSpeed is installed. The loss curves must match.
+.PHONY: smoke-dist
+smoke-dist:
+	$(PY) -m configs.smoke.dist.run
 
 test:
 	$(PY) -m pytest -q

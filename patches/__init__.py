@@ -27,6 +27,8 @@ STARTUP = (
     "torchvision_optional",
     "remote_code_generate",
     "xtuner_attn_dispatch",
+    "cpu_distributed",
+    "deepspeed_optimizers",
     # run time (README "Before and during a run"): stop early, measure, explain an OOM
     "cuda_alloc_conf",
     "preflight",

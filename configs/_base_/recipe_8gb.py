@@ -93,6 +93,8 @@ def recipe(
     max_new_tokens=256,
     log_interval=10,
     seed=None,
+    # ---- distributed (NPROC_PER_NODE=N xtuner train ...; README "More than one GPU") ----
+    dist_backend="auto",  # nccl where CUDA is, gloo on the CPU (resolved at start: patches/cpu_distributed.py)
 ):
     torch_dtype = dict(bfloat16=torch.bfloat16, float16=torch.float16, float32=torch.float32)[dtype]
     if tokenizer is None:
@@ -258,7 +260,7 @@ def recipe(
         env_cfg=dict(
             cudnn_benchmark=False,
             mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
-            dist_cfg=dict(backend="nccl"),
+            dist_cfg=dict(backend=dist_backend),
         ),
         visualizer=None,
         log_level="INFO",

@@ -78,7 +78,7 @@ def fit_report(config, *, gpu_mem: float | None = None, deepspeed: str | None = 
     free memory, and without a GPU "fits" is None. Raises ConfigError for a config that cannot be
     read (the message names the file and line). "fits" judges "upper_gb", the top of the error
     band, against "budget_gb"; "advice" lists the knobs to turn, the first to turn first."""
-    loaded = read(config, deepspeed=deepspeed)
+    loaded = read(config, deepspeed=deepspeed, gpus=gpus)
     return _report(loaded, *_card(gpu_mem), gpus=gpus)[0]
 
 
@@ -131,6 +131,8 @@ def describe(loaded: Loaded) -> list[str]:
     if s.deepspeed:
         d = s.deepspeed
         line3.append(f"DeepSpeed ZeRO-{d.stage}{' offload' if d.offload_optimizer else ''}")
+    if s.gpus > 1:
+        line3.append(f"{s.gpus} GPUs ({'ZeRO' if s.deepspeed else 'DDP'}), memory per GPU")
     return [
         f"  model     {loaded.model_path} -> {a.describe()}",
         f"  training  {base}, {compute}, {frozen}".rstrip(", "),
@@ -181,6 +183,16 @@ def verdict_lines(est: Estimate, upper: int, b, card: Card) -> list[str]:
                  f"{(upper - budget) / GiB:.2f} GiB over")
     top = sorted(est.parts.items(), key=lambda kv: -kv[1])[:3]
     lines.append("  largest parts: " + ", ".join(f"{LABELS[k]} {v / GiB:.2f}" for k, v in top))
+    s = est.setup
+    if s.gpus > 1 and (s.deepspeed is None or s.deepspeed.stage < 3):
+        from dataclasses import replace
+
+        from .advice import deepspeed_zero3
+
+        z3 = replace(s, deepspeed=deepspeed_zero3())
+        lines.append(f"  on {s.gpus} GPUs with --deepspeed configs/deepspeed/zero3_8gb.json: "
+                     f"{estimate(z3).total_gib:.2f} GiB per GPU (up to "
+                     f"{upper_bytes(z3) / GiB:.2f}), the 4-bit base sharded")
     low = floor(est.setup)
     low_upper = upper_bytes(low.setup, low)
     if low_upper > budget:
@@ -188,7 +200,8 @@ def verdict_lines(est: Estimate, upper: int, b, card: Card) -> list[str]:
             f"  {est.setup.arch.name} needs at least {low.total_gib:.1f} GiB (up to "
             f"{low_upper / GiB:.1f} at the top of the band) with every knob at its smallest "
             f"(256 tokens, r=8, 8-bit AdamW, 16-bit weights, chunked loss, offloads): no "
-            f"{card.total_gib:g} GiB config exists for it")
+            f"{card.total_gib:g} GiB config exists for it"
+            + (" without ZeRO-3" if est.setup.gpus > 1 else ""))
         return lines
     steps = plan(est.setup, budget)
     if steps:
@@ -222,14 +235,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="the card's memory in GiB (default: GPU 0's free memory, from NVML)")
     parser.add_argument("--json", action="store_true", help="print only JSON")
     parser.add_argument("--deepspeed", metavar="NAME",
-                        help="as given to xtuner train --deepspeed (e.g. deepspeed_zero2)")
+                        help="zero2 | zero2_offload | zero3 (the pack's configs/deepspeed/"
+                        "<name>_8gb.json), or as given to xtuner train --deepspeed")
     parser.add_argument("--gpus", type=int, default=1, metavar="N", help="GPUs of the run")
     parser.add_argument("--measured", metavar="FILE",
                         help="work_dirs/<name>/memory.json of a run: measurement beside estimate")
     args = parser.parse_args(argv)
 
     try:
-        loaded = read(args.config, deepspeed=args.deepspeed)
+        loaded = read(args.config, deepspeed=args.deepspeed, gpus=args.gpus)
         measured = read_measured(args.measured) if args.measured else None
     except ConfigError as exc:
         if args.json:

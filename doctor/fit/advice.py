@@ -81,11 +81,16 @@ def changes(setup: Setup) -> list[Change]:
     if setup.lora_dropout > 0:
         out.append(Change("lora_dropout=0 (no dropout masks)",
                           replace(setup, lora_dropout=0.0), free=True))
-    if setup.deepspeed is not None:
+    if setup.gpus > 1 and (setup.deepspeed is None or setup.deepspeed.stage < 3):
+        # ZeRO-3 over the GPUs of the run shards the 4-bit base itself (configs/deepspeed/)
+        out.append(Change("--deepspeed configs/deepspeed/zero3_8gb.json (shards the model over "
+                          f"the {setup.gpus} GPUs)", replace(setup, deepspeed=deepspeed_zero3()),
+                          free=True, planned=False))
+    if setup.deepspeed is not None and setup.gpus == 1:
         out.append(Change("train without --deepspeed (its gradient buckets cost more than they "
                           "save on one GPU)", replace(setup, deepspeed=None), free=True,
                           planned=False))
-    elif setup.optimizer not in ("sgd",):
+    elif setup.deepspeed is None and setup.optimizer not in ("sgd",):
         # What `xtuner train --deepspeed deepspeed_zero2_offload` would do: optimizer on the CPU,
         # but XTuner's JSON keeps DeepSpeed's 5e8-element buckets with overlap_comm.
         out.append(Change("--deepspeed deepspeed_zero2_offload (optimizer states on the CPU)",
@@ -93,6 +98,12 @@ def changes(setup: Setup) -> list[Change]:
                                                              overlap_comm=True)),
                           free=True, planned=False))
     return out
+
+
+def deepspeed_zero3() -> DeepSpeed:
+    from .config import deepspeed_config  # config imports estimate, as this module does
+
+    return deepspeed_config("zero3")
 
 
 def ranked(setup: Setup) -> list[Knob]:

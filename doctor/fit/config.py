@@ -99,9 +99,17 @@ def optimizer_name(cfg_opt: dict) -> str:
     return names[cls]
 
 
+# The pack's own JSONs (configs/deepspeed/, sized for 8 GB cards) by their short names.
+PACK_DEEPSPEED = Path(__file__).resolve().parents[2] / "configs" / "deepspeed"
+PACK_DEEPSPEED_NAMES = ("zero2", "zero2_offload", "zero3")
+
+
 def deepspeed_config(spec: str) -> DeepSpeed:
-    """`--deepspeed` as xtuner train takes it: a JSON path, or a name of XTuner's bundled ones."""
+    """`--deepspeed` as xtuner train takes it (a JSON path, or a name of XTuner's bundled ones),
+    or zero2 | zero2_offload | zero3: the pack's configs/deepspeed/<name>_8gb.json."""
     path = Path(spec)
+    if spec in PACK_DEEPSPEED_NAMES:
+        path = PACK_DEEPSPEED / f"{spec}_8gb.json"
     if not path.is_file():
         from importlib.util import find_spec
 
@@ -124,11 +132,15 @@ def deepspeed_config(spec: str) -> DeepSpeed:
         reduce_bucket_size=float(zero.get("reduce_bucket_size", 5e8)),
         overlap_comm=bool(zero.get("overlap_comm", False)),
         contiguous_gradients=bool(zero.get("contiguous_gradients", True)),
+        persistence_threshold=float(zero.get("stage3_param_persistence_threshold", 1e5)),
+        prefetch_bucket_size=float(zero.get("stage3_prefetch_bucket_size", 5e7)),
     )
 
 
-def read(path: str | Path, deepspeed: str | None = None) -> Loaded:
+def read(path: str | Path, deepspeed: str | None = None, gpus: int = 1) -> Loaded:
     path = Path(path)
+    if not isinstance(gpus, int) or gpus < 1:
+        raise ConfigError(f"--gpus {gpus}: the number of GPUs is at least 1")
     cfg = _load(path)
     model = cfg.get("model")
     if not isinstance(model, dict) or "llm" not in model:
@@ -195,6 +207,7 @@ def read(path: str | Path, deepspeed: str | None = None) -> Loaded:
         grad_ckpt=bool(model.get("use_activation_checkpointing", True)),
         loss_chunk=(model.get("loss_chunk") or None) if patched else None,
         deepspeed=deepspeed_config(deepspeed) if deepspeed else None,
+        gpus=gpus,
         expandable_segments=expandable_segments(cfg.get("expandable_segments"), patched),
         sdpa_attention=bool(patched and model.get("sdpa_attention", False)),
         offload_embeddings=bool(patched and model.get("offload_embeddings", False)),

@@ -91,6 +91,10 @@ class DeepSpeed:
     reduce_bucket_size: float = 5e8  # DeepSpeed's default (elements)
     overlap_comm: bool = False
     contiguous_gradients: bool = True
+    # ZeRO-3: parameters under this many elements are not partitioned; the prefetch bucket holds
+    # the next parameters gathered ahead of use (DeepSpeed's defaults, elements)
+    persistence_threshold: float = 1e5
+    prefetch_bucket_size: float = 5e7
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,7 @@ class Setup:
     grad_ckpt: bool = True
     loss_chunk: int | None = None  # tokens per chunk of the chunked loss (patches.chunked_ce)
     deepspeed: DeepSpeed | None = None
+    gpus: int = 1  # data-parallel processes (NPROC_PER_NODE); the estimate is per GPU
     device: str = "cuda"  # "cpu": how the CPU build saves dropout masks (for the CPU checks)
     context_gib: float = CUDA_CONTEXT_GIB
     uncounted: float | None = None  # None: UNCOUNTED of the regime
@@ -180,6 +185,8 @@ LABELS = {
     "layer_backward": "activations: one layer recomputed + backward",
     "logits_loss": "logits and loss",
     "deepspeed_buffers": "DeepSpeed buffers",
+    "deepspeed_gathered": "ZeRO-3: gathered parameters (a layer or the head)",
+    "ddp_buckets": "DDP gradient buckets",
     "uncounted": "not counted term by term (fitted)",
     "allocator_reserve": "allocator cache (fragmentation, fitted)",
     "cuda_context": "CUDA context",
@@ -474,6 +481,32 @@ def offloaded_checkpoint_bytes(setup: Setup, dt: Dtypes) -> int:
 # ------------------------------------------------------------------------------------------------
 
 
+def zero3_shard(sizes: list[int], ds: DeepSpeed, n: int) -> int:
+    """Elements one GPU holds of these parameters under ZeRO-3: 1/n of each one at or above the
+    persistence threshold, the small ones whole."""
+    return sum(-(-k // n) if k >= ds.persistence_threshold else k for k in sizes)
+
+
+def zero3_frozen(setup: Setup, parts: dict[str, int], n: int) -> dict[str, int]:
+    """The frozen model's share of one GPU under ZeRO-3, and the working set gathered for use.
+
+    The 4-bit linears (packed data in 16-bit storage) and the embeddings and head are sharded;
+    the quantization constants (quant_state, not parameters) and the norms (under the threshold)
+    stay whole. At a time one layer's linears, or the LM head at the loss, are gathered, and the
+    prefetch bucket holds the next ones."""
+    a, ds = setup.arch, setup.deepspeed
+    out = dict(weights_4bit=-(-parts["weights_4bit"] // n))
+    # DeepSpeed casts the module to 16-bit: embeddings, head and an unquantized base's linears
+    big = (a.embed_numel + a.head_numel + (0 if setup.quant else a.linear_numel)) * 2
+    out["weights_16bit"] = parts["weights_16bit"] - big + -(-big // n)
+    layer = sum(lin.numel * lin.count for lin in a.layer_linears())
+    layer_bytes = (layer + 1) // 2 if setup.quant else layer * 2
+    head = (a.head_numel or a.embed_numel) * 2  # a tied head is the embedding
+    gathered = max(layer_bytes, head) + int(ds.prefetch_bucket_size) * 2
+    out["deepspeed_gathered"] = gathered * (n - 1) // n  # the own shard is counted above
+    return out
+
+
 def estimate(setup: Setup) -> Estimate:
     if setup.sdpa_attention and setup.arch.attn == "eager":  # patches' sdpa_attention
         setup = replace(setup, arch=replace(setup.arch, attn="sdpa"))
@@ -495,15 +528,21 @@ def estimate(setup: Setup) -> Estimate:
     # unscales them in place. Under DeepSpeed ZeRO-1/2 the adapters are 16-bit with 16-bit
     # gradients, the optimizer works on an fp32 master copy with fp32 gradients (on the CPU with
     # offload_optimizer).
+    n = setup.gpus
     if ds is None:
         parts["lora"] = n_lora * dt.adapter
         parts["gradients"] = n_lora * dt.adapter
         parts["optimizer"] = optimizer_bytes(setup, sizes)
+        if n > 1:  # DDP's reducer copies every gradient into its flat buckets (no bucket views)
+            parts["ddp_buckets"] = n_lora * dt.adapter
     else:
-        parts["lora"] = n_lora * 2
-        parts["gradients"] = n_lora * 2
+        # ZeRO on n GPUs: each keeps 1/n of the fp32 master weights, their gradients and the
+        # optimizer states (stage >= 1), of the 16-bit gradients (stage >= 2), and of the
+        # parameters (stage 3: the adapters and the frozen model, 4-bit data included).
+        parts["lora"] = 2 * (zero3_shard(sizes, ds, n) if ds.stage == 3 else n_lora)
+        parts["gradients"] = n_lora * 2 // (n if ds.stage >= 2 else 1)
         parts["optimizer"] = 0 if ds.offload_optimizer else (
-            n_lora * (4 + 4) + optimizer_bytes(setup, sizes))
+            n_lora * (4 + 4) + optimizer_bytes(setup, sizes)) // n
     # autocast's cached 16-bit copies of the adapters, alive from the forward to the backward
     if setup.autocast:
         parts["lora"] += n_lora * dt.compute
@@ -545,13 +584,19 @@ def estimate(setup: Setup) -> Estimate:
 
     if ds is not None:
         buf = 0
-        if ds.stage in (1, 2) and ds.contiguous_gradients:
-            # stage_1_and_2.py allocates the gradient bucket whole, twice with overlap_comm
+        if ds.stage in (1, 2, 3) and ds.contiguous_gradients:
+            # stage_1_and_2.py (stage3.py alike) allocates the gradient bucket whole, twice with
+            # overlap_comm
             buf = int(ds.reduce_bucket_size) * 2 * (2 if ds.overlap_comm else 1)
         parts["deepspeed_buffers"] = buf
-        if ds.stage == 3:
+        if ds.stage == 3 and n == 1:
             notes.append("ZeRO-3 on one GPU is estimated as ZeRO-2 (the frozen 4-bit model is "
                          "not partitioned)")
+        elif ds.stage == 3:
+            parts.update(zero3_frozen(setup, parts, n))
+            notes.append(f"ZeRO-3 on {n} GPUs: parameters of {ds.persistence_threshold:.0e}+ "
+                         "elements (the 4-bit data stored 16-bit, as XTuner's QLoRA + ZeRO-3 "
+                         f"sets bnb_4bit_quant_storage) are 1/{n} per GPU, gathered per layer")
 
     trained = sum(v for k, v in parts.items() if k not in FROZEN)
     key = regime_key(setup.quant)
