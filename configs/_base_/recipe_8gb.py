@@ -36,6 +36,7 @@ from xtuner.engine.hooks import DatasetInfoHook, EvaluateChatHook
 from xtuner.engine.runner import TrainLoop
 from xtuner.model import SupervisedFinetune
 
+from patches.dashboards import PackVisualizer, ThroughputHook
 from patches.memory import PatchedFinetune
 from patches.paged_adamw_8bit import PagedAdamW8bit
 
@@ -86,6 +87,9 @@ def recipe(
     max_new_tokens=256,
     log_interval=10,
     seed=None,
+    # ---- dashboards (patches/dashboards.py) ----
+    report_to=("tensorboard",),  # + "wandb"; vis_data/scalars.json is always written
+    wandb_init=None,  # wandb.init kwargs, e.g. dict(project="xtuner-8gb", mode="offline")
 ):
     torch_dtype = dict(bfloat16=torch.bfloat16, float16=torch.float16, float32=torch.float32)[dtype]
     if tokenizer is None:
@@ -210,6 +214,7 @@ def recipe(
             prompt_template=prompt_template,
             max_new_tokens=max_new_tokens,
         ),
+        dict(type=ThroughputHook, window=log_interval),  # tokens_per_sec in the log line
     ]
     default_hooks = dict(
         timer=dict(type=IterTimerHook),
@@ -250,7 +255,7 @@ def recipe(
             mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
             dist_cfg=dict(backend="nccl"),
         ),
-        visualizer=None,
+        visualizer=dict(type=PackVisualizer, report_to=report_to, wandb_init=wandb_init),
         log_level="INFO",
         load_from=None,
         resume=False,
