@@ -30,15 +30,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from curation.decontaminate import main as decontaminate  # noqa: E402
+from curation.clean.decontaminate import main as decontaminate  # noqa: E402
+from curation.clean.matchers import METHODS  # noqa: E402
 from tests.curation.decon_helpers import (  # noqa: E402
     CATEGORIES,
     read_report,
     write_test_files,
     write_train_file,
 )
-
-METHODS = ("exact_short", "ngram13", "ngram10", "numbers_overlap", "minhash", "masked_ngram10")
 
 
 def ours(train: Path, tests: list[Path], tmp: Path, policy: str) -> dict[int, dict]:

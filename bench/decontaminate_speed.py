@@ -34,9 +34,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from curation.decontaminate import main as decontaminate  # noqa: E402
-from curation.jsonl import read_batches  # noqa: E402
-from curation.rowtext import row_text  # noqa: E402
+from curation.clean.decontaminate import main as decontaminate  # noqa: E402
+from curation.clean.jsonl import read_batches  # noqa: E402
+from curation.clean.rowtext import row_text  # noqa: E402
 
 FUNCTION_WORDS = (
     "the a of to and in is was how many what he she they it for with on at by each per "

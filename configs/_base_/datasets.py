@@ -10,7 +10,7 @@
 # Each reads its dataset through curation's converter (hub, `data_files`, or XTUNER_PACK_DATA;
 # README "Local data"), which already writes XTuner's conversation format: no map function.
 # Sizes, licences and conversion rules: docs/datasets.md.
-from curation.load import load_conversations
+from curation.convert.load import load_conversations
 
 guanaco = dict(
     # XTuner's oasst1_map_fn inside the converter, which skips and counts malformed threads

@@ -187,7 +187,7 @@ def cpu_twin(cfg, model_dir, data_files, *, max_length=128, max_epochs=4, lr=3e-
 
     data = cfg.train_dataloader.dataset
     files = [str(f) for f in (data_files if isinstance(data_files, (list, tuple)) else [data_files])]
-    if data.dataset.get("source"):  # curation.load.load_conversations
+    if data.dataset.get("source"):  # curation.convert.load.load_conversations
         data.dataset.data_files = files
     else:  # datasets.load_dataset(hub id) -> the same loader on local JSON lines
         data.dataset.path = "json"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from curation.decontaminate import main as decontaminate
+from curation.clean.decontaminate import main as decontaminate
 from tests.curation.decon_data import ITEMS
 from tests.curation.decon_helpers import (
     public_test_row,

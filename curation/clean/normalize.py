@@ -2,7 +2,7 @@
 
 Two stages. `normalize_text` works on strings: case, and where needed Unicode NFKC, non-ASCII
 punctuation and symbols to spaces, LaTeX markup commands removed (LaTeX delimiters are
-punctuation). The rest happens on bytes in curation.tokens: punctuation as separators,
+punctuation). The rest happens on bytes in curation.clean.tokens: punctuation as separators,
 thousands commas dropped (1,234 -> 1234), letter/digit boundaries split (5th -> 5 th).
 `canon_token` finishes number formats on single tokens: number words to digits (three -> 3),
 trailing fraction zeros (2.50 -> 2.5, 3.0 -> 3), leading zeros (007 -> 7).
@@ -36,7 +36,7 @@ NUMBER_WORDS.update(hundred="100", thousand="1000", million="1000000", billion="
 
 
 def normalize_text(text: str) -> str:
-    """String-level normalization (curation.tokens inlines the plain-ASCII case: lower())."""
+    """String-level normalization (curation.clean.tokens inlines the plain-ASCII case: lower())."""
     if "\\" in text:
         text = _LATEX_MARKUP.sub(" ", text)
     if text.isascii():

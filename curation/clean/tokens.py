@@ -7,7 +7,7 @@ over token hashes. Python sees a token as a string only for reports (`Tokens.wor
 the same spans, so both views always agree.
 
 A token is a run of letters (a-z or any non-ASCII byte) or of digits (with "." between digits);
-everything else separates. See curation.normalize for the string-level part.
+everything else separates. See curation.clean.normalize for the string-level part.
 """
 
 from __future__ import annotations

@@ -1,0 +1,130 @@
+"""ngram13 / ngram10 / exact_short: word n-grams of a test item found in a train row."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..testindex import TestItems
+from ..tokens import ngram_hashes, sorted_unique
+from .base import MASK, KeyIndex, Match, TrainRows, distinct_df, idf, isin_sorted, masked
+
+
+def _covered_text(words: list[str], covered) -> str:
+    runs, run = [], []
+    for w, c in zip(words, covered, strict=True):
+        if c:
+            run.append(w)
+        elif run:
+            runs.append(" ".join(run))
+            run = []
+    if run:
+        runs.append(" ".join(run))
+    return " … ".join(runs)
+
+
+class NgramContainment:
+    """Word n-grams of a test item found in a train row (prompt or answer, anywhere).
+
+    Score = the share of the item's words covered by its n-grams found in the row, each word
+    weighted by its IDF over the test items; n-grams that occur in `template_df` or more test
+    items are templates and cover nothing. A row is flagged at score >= `coverage`: a full copy
+    scores 1, a copy with a word or two changed scores near 1, while a distinct problem sharing
+    a template phrase ("what is the sum of the ages of ...") covers a few low-weight words.
+    Items shorter than the smallest n (and at least `min_short` words) must appear whole
+    (method exact_short, DeepSeekMath's rule). Method ngram13 when 13-grams alone reach the
+    coverage, else ngram10.
+    """
+
+    name = "ngram"
+    METHODS = ("exact_short", "ngram13", "ngram10")
+    mask_numbers = False
+
+    def __init__(self, items: TestItems, ns=(13, 10), coverage=0.5, template_df=None,
+                 min_short=3):
+        self.items = items
+        self.ns = sorted(ns, reverse=True)
+        self.n_min = min(ns)
+        self.coverage = coverage
+        self.template_df = template_df or max(5, len(items) // 500)
+        tokens = items.tokens
+        th = self._hashes(tokens.hashes, tokens.is_num)
+        keys, df = distinct_df(th, tokens.seg)
+        self.weights = idf(df, len(items))[np.searchsorted(keys, th)]  # per test token
+        self.grams = {}  # n -> (hashes, first token, bounds per item), templates left out
+        for n, (h, seg, first) in tokens.ngrams_multi(self.ns, hashes=th).items():
+            keys, df = distinct_df(h, seg)
+            templates = keys[df >= self.template_df]
+            usable = ~isin_sorted(h, templates)
+            h, seg, first = h[usable], seg[usable], first[usable]
+            self.grams[n] = (h, first, np.searchsorted(seg, np.arange(len(items) + 1)))
+            if n == self.n_min:
+                self.index = KeyIndex(h, seg)
+        lengths = items.lengths()
+        self.lengths = lengths
+        self.short: dict[int, KeyIndex] = {}
+        for length in np.unique(lengths[(lengths >= min_short) & (lengths < self.n_min)]):
+            h, seg, _ = tokens.ngrams(int(length), hashes=th, segments=lengths == length)
+            self.short[int(length)] = KeyIndex(h, seg)
+
+    def _hashes(self, hashes: np.ndarray, is_num: np.ndarray) -> np.ndarray:
+        return masked(hashes, is_num) if self.mask_numbers else hashes
+
+    def _words(self, i: int) -> list[str]:
+        words = self.items.words(i)
+        if self.mask_numbers:
+            is_num = self.items.tokens.is_num[self.items.tokens.slice(i)]
+            words = [MASK if f else w for w, f in zip(words, is_num, strict=True)]
+        return words
+
+    @property
+    def needs(self) -> set[tuple[int, bool]]:
+        return {(n, self.mask_numbers) for n in (self.n_min, *self.short)}
+
+    def candidates(self, rows: TrainRows) -> dict[int, set[int]]:
+        cands: dict[int, set[int]] = {}
+        for n, index in [(self.n_min, self.index), *self.short.items()]:
+            h, seg, _ = rows.grams(n, self.mask_numbers)
+            index.add_candidates(cands, seg % rows.n, h)
+        return cands
+
+    def verify(self, rows: TrainRows, r: int, items: set[int]) -> list[Match]:
+        hashes, is_num, seg = rows.row_tokens(r)
+        hashes = self._hashes(hashes, is_num)
+        doc: dict[int, np.ndarray] = {}
+
+        def doc_grams(n: int) -> np.ndarray:
+            if n not in doc:
+                doc[n] = sorted_unique(ngram_hashes(hashes, seg, n)[0])
+            return doc[n]
+
+        matches = []
+        for i in sorted(items):
+            length = int(self.lengths[i])
+            lo = int(self.items.tokens.seg_bounds[i])
+            if length < self.n_min:
+                whole = ngram_hashes(self._hashes(self.items.tokens.hashes[lo : lo + length],
+                                                  self.items.tokens.is_num[lo : lo + length]),
+                                     np.zeros(length, dtype=np.int64), length)[0]
+                if isin_sorted(whole, doc_grams(length)).any():
+                    matches.append(Match(i, "exact_short", 1.0, " ".join(self._words(i))))
+                continue
+            weights = self.weights[lo : lo + length]
+            for n in self.ns:
+                h, first, bounds = self.grams[n]
+                a, b = bounds[i], bounds[i + 1]
+                found = first[a:b][isin_sorted(h[a:b], doc_grams(n))] - lo
+                if not len(found):
+                    continue
+                # words covered by some found n-gram: +1 where one starts, -1 where it ends
+                delta = np.bincount(found, minlength=length + n) - np.bincount(found + n,
+                                                                               minlength=length + n)
+                covered = np.cumsum(delta)[:length] > 0
+                score = float(weights[covered].sum() / weights.sum())
+                if score >= self.coverage:
+                    method = f"{self.name}{n}"
+                    matches.append(Match(i, method, round(score, 4),
+                                         _covered_text(self._words(i), covered.tolist())))
+                    break
+        return matches
+
+
