@@ -11,29 +11,105 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 
-from .advice import floor, plan, ranked
+from .advice import advice_for, floor, plan, ranked, upper_bytes
+from .band import HEADLESS_RESERVE_GIB, band, frozen_bytes, usable_gib
 from .config import ConfigError, Loaded, read
 from .estimate import LABELS, Estimate, GiB, estimate, lora_modules, lora_numel
 
 EXIT_FITS, EXIT_DOES_NOT_FIT, EXIT_UNREADABLE = 0, 1, 2
+# a card's memory taken by others beyond the driver's reserve, above this, is reported
+HELD_NOTE_GIB = 0.1
 
 
 class NoGPU(Exception):
     pass
 
 
-def gpu_memory_gib() -> tuple[float, str]:
-    """Total memory of GPU 0 and its name, from NVML (doctor.probe: no CUDA, no torch)."""
-    from doctor.probe import nvml_report
+@dataclass
+class Card:
+    """The memory the run is judged against: a card's total and what a process can allocate."""
 
-    report = nvml_report()
+    total_gib: float
+    budget_gib: float
+    label: str  # "(--gpu-mem)" or "0 (NVIDIA GeForce RTX 3060)"
+    held_gib: float = 0.0  # taken by a display or other processes (NVML: total - free - reserve)
+
+    @classmethod
+    def sized(cls, total_gib: float) -> Card:
+        return cls(total_gib, usable_gib(total_gib), "(--gpu-mem)")
+
+
+def gpu0():
+    """GPU 0 as doctor.probe reports it (NVML, else nvidia-smi; no CUDA, no torch)."""
+    from doctor.probe import Machine, gpu_report
+
+    report = gpu_report(Machine.from_environ())
     if report.error or not report.gpus:
         raise NoGPU(report.error or "NVML sees no GPU")
     gpu = report.gpus[0]
     if gpu.memory_total is None:
         raise NoGPU(f"NVML does not report the memory of {gpu.name}")
+    return gpu
+
+
+def gpu_memory_gib() -> tuple[float, str]:
+    """Total memory of GPU 0 and its name."""
+    gpu = gpu0()
     return gpu.memory_total / GiB, gpu.name
+
+
+def gpu_card() -> Card:
+    """GPU 0's real free memory is the budget: a display or another process may hold some."""
+    gpu = gpu0()
+    total = gpu.memory_total / GiB
+    free = gpu.memory_free / GiB if gpu.memory_free is not None else usable_gib(total)
+    return Card(total, free, f"0 ({gpu.name})", max(0.0, total - free - HEADLESS_RESERVE_GIB))
+
+
+def fit_report(config, *, gpu_mem: float | None = None, deepspeed: str | None = None,
+               gpus: int = 1) -> dict:
+    """What `python -m doctor fit CONFIG --json` prints, as a dict (torch is not imported).
+
+    gpu_mem: the card's total GiB (its budget is `usable_gib` of it); None asks GPU 0 for its
+    free memory, and without a GPU "fits" is None. Raises ConfigError for a config that cannot be
+    read (the message names the file and line). "fits" judges "upper_gb", the top of the error
+    band, against "budget_gb"; "advice" lists the knobs to turn, the first to turn first."""
+    loaded = read(config, deepspeed=deepspeed)
+    return _report(loaded, *_card(gpu_mem), gpus=gpus)[0]
+
+
+def _card(gpu_mem: float | None) -> tuple[Card | None, str | None]:
+    if gpu_mem is not None:
+        return Card.sized(gpu_mem), None
+    try:
+        return gpu_card(), None
+    except NoGPU as exc:
+        return None, f"no GPU found ({exc}), use --gpu-mem GB"
+
+
+def _report(loaded: Loaded, card: Card | None, no_gpu: str | None, gpus: int = 1):
+    est = estimate(loaded.setup)
+    b = band(loaded.setup)
+    upper = upper_bytes(loaded.setup)
+    fits = None if card is None else upper <= int(card.budget_gib * GiB)
+    budget = int((card.budget_gib if card else usable_gib(8)) * GiB)
+    report = {
+        "config": str(loaded.path),
+        "gpu_mem_gb": card.total_gib if card else None,
+        "budget_gb": round(card.budget_gib, 3) if card else None,
+        "held_by_others_gb": round(card.held_gib, 3) if card else None,
+        "gpus": gpus,
+        "total_gb": round(est.total_gib, 3),
+        "upper_gb": round(upper / GiB, 3),
+        "band": {"margin": round(b.margin, 4), "regime": b.regime, "rows": b.rows},
+        "fits": fits,
+        "expandable_segments": loaded.setup.expandable_segments,
+        "breakdown": {k: round(v / GiB, 3) for k, v in est.parts.items()},
+        "advice": advice_for(loaded.setup, budget),
+    }
+    return report, est, b, upper
 
 
 def describe(loaded: Loaded) -> list[str]:
@@ -43,12 +119,13 @@ def describe(loaded: Loaded) -> list[str]:
     head = " and the LM head" if any(m.role == "head" for m in lora_modules(s)) else ""
     base = (f"QLoRA, {s.quant}{' + double quant' if s.double_quant else ''} base"
             if s.quant else f"LoRA on a {8 * s.weight_bytes}-bit base")
-    compute = "16-bit autocast" if s.amp else f"{8 * s.weight_bytes}-bit, no autocast"
-    frozen = ("frozen weights upcast to fp32 (PEFT)" if s.upcast and s.weight_bytes < 4
+    compute = "16-bit autocast" if s.autocast else f"{8 * s.weight_bytes}-bit, no autocast"
+    frozen = ("frozen weights upcast to fp32 (PEFT)" if s.fp32_frozen
               else "frozen weights kept 16-bit" if s.weight_bytes < 4 else "")
     line3 = [s.optimizer, f"{s.batch} x {s.seq} tokens",
              "gradient checkpointing" if s.grad_ckpt else "no gradient checkpointing",
-             f"loss in {s.loss_chunk}-token chunks" if s.loss_chunk else "loss on all logits"]
+             f"loss in {s.loss_chunk}-token chunks" if s.loss_chunk
+             else f"fused loss ({s.fused_loss})" if s.fused_loss else "loss on all logits"]
     if s.deepspeed:
         d = s.deepspeed
         line3.append(f"DeepSpeed ZeRO-{d.stage}{' offload' if d.offload_optimizer else ''}")
@@ -75,30 +152,38 @@ def breakdown_lines(est: Estimate) -> list[str]:
     return lines
 
 
-def verdict_lines(est: Estimate, gpu: float, gpu_label: str) -> list[str]:
-    budget = int(gpu * GiB)
-    if est.total <= budget:
-        return [f"  GPU {gpu_label}: {gpu:.2f} GiB -> FITS, {(budget - est.total) / GiB:.2f} GiB "
-                "to spare"]
-    lines = [f"  GPU {gpu_label}: {gpu:.2f} GiB -> DOES NOT FIT: needs {est.total_gib:.2f} GiB, "
-             f"{(est.total - budget) / GiB:.2f} GiB over"]
+def verdict_lines(est: Estimate, upper: int, b, card: Card) -> list[str]:
+    budget = int(card.budget_gib * GiB)
+    where = (f"GPU {card.label}: {card.total_gib:.2f} GiB, {card.budget_gib:.2f} usable")
+    lines = []
+    if card.held_gib > HELD_NOTE_GIB:
+        lines.append(f"  note: {card.held_gib:.2f} GiB of GPU 0 is held by a display or another "
+                     "process (nvidia-smi lists them); the budget is its free memory")
+    if upper <= budget:
+        return lines + [f"  {where} -> FITS, {(budget - upper) / GiB:.2f} GiB to spare at the "
+                        "top of the band"]
+    lines.append(f"  {where} -> DOES NOT FIT: needs up to {upper / GiB:.2f} GiB, "
+                 f"{(upper - budget) / GiB:.2f} GiB over")
     top = sorted(est.parts.items(), key=lambda kv: -kv[1])[:3]
     lines.append("  largest parts: " + ", ".join(f"{LABELS[k]} {v / GiB:.2f}" for k, v in top))
     low = floor(est.setup)
-    if low.total > budget:
+    low_upper = upper_bytes(low.setup, low)
+    if low_upper > budget:
         lines.append(
-            f"  {est.setup.arch.name} needs at least {low.total_gib:.1f} GiB with every knob at "
-            f"its smallest (256 tokens, r=8, 8-bit AdamW, 16-bit weights, chunked loss): no "
-            f"{gpu:g} GiB config exists for it")
+            f"  {est.setup.arch.name} needs at least {low.total_gib:.1f} GiB (up to "
+            f"{low_upper / GiB:.1f} at the top of the band) with every knob at its smallest "
+            f"(256 tokens, r=8, 8-bit AdamW, 16-bit weights, chunked loss, offloads): no "
+            f"{card.total_gib:g} GiB config exists for it")
         return lines
     steps = plan(est.setup, budget)
     if steps:
         first = steps[0]
         lines.append(f"  turn first: {first.name}: saves {first.saves / GiB:.2f} GiB -> "
-                     f"{first.estimate.total_gib:.2f} GiB")
+                     f"{first.estimate.total_gib:.2f} GiB (up to {first.upper / GiB:.2f})")
         for step in steps[1:]:
-            lines.append(f"  then:       {step.name}: -> {step.estimate.total_gib:.2f} GiB")
-        if steps[-1].estimate.total <= budget:
+            lines.append(f"  then:       {step.name}: -> {step.estimate.total_gib:.2f} GiB "
+                         f"(up to {step.upper / GiB:.2f})")
+        if steps[-1].upper <= budget:
             lines.append("  (that fits)")
     others = ranked(est.setup)[1:4]
     if others:
@@ -107,53 +192,112 @@ def verdict_lines(est: Estimate, gpu: float, gpu_label: str) -> list[str]:
     return lines
 
 
+def band_line(est: Estimate, upper: int, b) -> str:
+    uncertain = (est.total - frozen_bytes(est)) / GiB
+    label = f"top of the error band (+{b.margin:.0%} of {uncertain:.2f})"
+    return (f"    {label:<46}{upper / GiB:9.2f}   ({b.rows} published rows, {b.regime}; "
+            "the frozen weights are exact)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m doctor fit",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("config", help="an XTuner/mmengine training config (.py)")
     parser.add_argument("--gpu-mem", type=float, metavar="GB",
-                        help="GPU memory in GiB (default: GPU 0's, from NVML)")
+                        help="the card's memory in GiB (default: GPU 0's free memory, from NVML)")
     parser.add_argument("--json", action="store_true", help="print only JSON")
     parser.add_argument("--deepspeed", metavar="NAME",
                         help="as given to xtuner train --deepspeed (e.g. deepspeed_zero2)")
+    parser.add_argument("--gpus", type=int, default=1, metavar="N", help="GPUs of the run")
+    parser.add_argument("--measured", metavar="FILE",
+                        help="work_dirs/<name>/memory.json of a run: measurement beside estimate")
     args = parser.parse_args(argv)
 
     try:
         loaded = read(args.config, deepspeed=args.deepspeed)
+        measured = read_measured(args.measured) if args.measured else None
     except ConfigError as exc:
         if args.json:
             print(json.dumps({"config": args.config, "error": str(exc)}))
         else:
             print(f"doctor fit: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
-    est = estimate(loaded.setup)
-
-    gpu, gpu_label, no_gpu = args.gpu_mem, "(--gpu-mem)", None
-    if gpu is None:
-        try:
-            gpu, name = gpu_memory_gib()
-            gpu_label = f"0 ({name})"
-        except NoGPU as exc:
-            no_gpu = f"no GPU found ({exc}), use --gpu-mem GB"
-    fits = None if gpu is None else est.total <= int(gpu * GiB)
+    card, no_gpu = _card(args.gpu_mem)
+    report, est, b, upper = _report(loaded, card, no_gpu, gpus=args.gpus)
+    report["config"] = args.config
+    if measured is not None:
+        report["measured"] = measured
 
     if args.json:
-        print(json.dumps({
-            "config": args.config,
-            "gpu_mem_gb": gpu,
-            "total_gb": round(est.total_gib, 3),
-            "fits": fits,
-            "breakdown": {k: round(v / GiB, 3) for k, v in est.parts.items()},
-        }))
+        print(json.dumps(report))
     else:
-        out = [f"doctor fit: {args.config}", *describe(loaded), *breakdown_lines(est)]
-        out += verdict_lines(est, gpu, gpu_label) if gpu is not None else [f"  {no_gpu}"]
+        out = [f"doctor fit: {args.config}", *describe(loaded), *breakdown_lines(est),
+               band_line(est, upper, b)]
+        if measured is not None:
+            out += measured_lines(measured, est, upper)
+        out += verdict_lines(est, upper, b, card) if card is not None else [f"  {no_gpu}"]
         print("\n".join(out))
-    if gpu is None:
+    if card is None:
         if args.json:
             print(no_gpu, file=sys.stderr)
         return EXIT_UNREADABLE
-    return EXIT_FITS if fits else EXIT_DOES_NOT_FIT
+    return EXIT_FITS if report["fits"] else EXIT_DOES_NOT_FIT
 
 
-__all__ = ["main", "gpu_memory_gib", "NoGPU"]
+__all__ = ["main", "fit_report", "gpu_memory_gib", "gpu_card", "usable_gib", "NoGPU", "Card"]
+
+
+# work_dirs/<name>/memory.json, as patches' memory watch writes it (README, docs/memory.md)
+MEASURED_KEYS = ("config", "gpu", "gpu_total_gb", "seq", "steps", "peak_allocated_gb",
+                 "peak_reserved_gb", "nvml_used_gb", "estimate_gb", "upper_gb", "headroom_pct",
+                 "torch", "date")
+MEASURED_NUMBERS = ("peak_allocated_gb", "peak_reserved_gb")
+
+
+def read_measured(path) -> dict:
+    """A run's memory.json; ConfigError (naming the file, and the line for bad JSON) if bad."""
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the measurement: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{p}:{exc.lineno}: not JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a memory.json is a JSON object, this is a "
+                          f"{type(data).__name__}")
+    missing = [k for k in MEASURED_KEYS if k not in data]
+    if missing:
+        raise ConfigError(f"{p}: not a memory.json of a run: lacks {', '.join(missing)}")
+    for key in MEASURED_NUMBERS + ("nvml_used_gb",):
+        value = data[key]
+        if key == "nvml_used_gb" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"{p}: {key} must be a number of GiB, not {value!r}")
+    return {**data, "file": str(p)}
+
+
+def measured_lines(m: dict, est: Estimate, upper: int) -> list[str]:
+    """The run's measured peaks beside the estimate of the same quantity."""
+    ctx = est.parts["cuda_context"]
+    reserve = est.parts.get("allocator_reserve", 0)
+    pairs = [("peak allocated (torch)", m["peak_allocated_gb"], est.total - ctx - reserve),
+             ("peak reserved (torch)", m["peak_reserved_gb"], est.total - ctx)]
+    if m.get("nvml_used_gb") is not None:
+        pairs.append(("used on the GPU (NVML)", m["nvml_used_gb"], est.total))
+    lines = [f"  measured  {m['file']}: {m['gpu']}, {m['date']}, {m['seq']} tokens, "
+             f"{m['steps']} steps, torch {m['torch']}",
+             f"    {'':<30}{'measured':>9}{'estimate':>10}{'error':>9}"]
+    for label, value, estimate_bytes in pairs:
+        e = estimate_bytes / GiB
+        err = f"{e / value - 1:+8.1%}" if value else "     n/a"
+        lines.append(f"    {label:<30}{value:9.2f}{e:10.2f} {err}")
+    if m.get("nvml_used_gb") is not None and m["nvml_used_gb"] * GiB > upper:
+        lines.append(f"    the GPU used more than the top of the band ({upper / GiB:.2f} GiB): "
+                     "please report this row (docs/memory.md)")
+    return lines

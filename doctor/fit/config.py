@@ -194,8 +194,33 @@ def read(path: str | Path, deepspeed: str | None = None) -> Loaded:
         grad_ckpt=bool(model.get("use_activation_checkpointing", True)),
         loss_chunk=(model.get("loss_chunk") or None) if patched else None,
         deepspeed=deepspeed_config(deepspeed) if deepspeed else None,
+        expandable_segments=expandable_segments(cfg.get("expandable_segments"), patched),
+        sdpa_attention=bool(patched and model.get("sdpa_attention", False)),
+        offload_embeddings=bool(patched and model.get("offload_embeddings", False)),
+        offload_checkpoints=bool(patched and model.get("offload_checkpoints", False)),
+        fused_loss=(str(model["fused_loss"]) if patched and model.get("fused_loss") else None),
     )
     return Loaded(path, model_path, setup, patched)
+
+
+ALLOC_CONF_VARS = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")
+
+
+def expandable_segments(stated, patched: bool, environ=None) -> bool:
+    """Whether the run's caching allocator uses expandable segments: as the config states it
+    (`expandable_segments = True/False` at its top level), else as PYTORCH_CUDA_ALLOC_CONF (or
+    torch's newer PYTORCH_ALLOC_CONF) says, else on for the pack's configs, whose start-up patches
+    set expandable_segments:True before CUDA initializes when the user set neither variable."""
+    import os
+
+    if isinstance(stated, bool):
+        return stated
+    env = os.environ if environ is None else environ
+    for var in ALLOC_CONF_VARS:
+        if var in env:
+            opts = dict(kv.split(":", 1) for kv in env[var].split(",") if ":" in kv)
+            return opts.get("expandable_segments", "").strip().lower() == "true"
+    return patched
 
 
 def _arch(model_path: str, config_path: Path):

@@ -5,8 +5,8 @@ The static terms (weights, quantization constants, LoRA, gradients, optimizer st
 counts (tests/doctor/test_fit_exact.py checks them against real models). The per-token activation
 terms follow what transformers 4.57 + PEFT 0.21 + bitsandbytes 0.50 save for backward
 (tests/doctor/test_fit_activations.py checks them against the tensors autograd saves on the CPU).
-The constants below (CUDA context, allocator reserve) are fitted to published measurements
-(doctor/data/calibration.json, tests/doctor/test_fit_calibration.py).
+The constants below (CUDA context, uncounted share, allocator cache) are fitted to published
+measurements (doctor/data/calibration.json, tests/doctor/test_fit_calibration.py).
 
 Phases. With gradient checkpointing, each decoder layer keeps only its input during the forward
 pass; the logits and loss are computed and freed before the first layer is recomputed in the
@@ -23,18 +23,41 @@ from .arch import Arch, Linear
 
 GiB = 1024**3
 
-# The three constants below are fitted to the published measurements in calibration.json
-# (python -m doctor.fit.calibration); docs/memory.md shows the fit.
+# The constants below are fitted to the published measurements in calibration.json by
+# `python -m doctor.fit.calibration` (least squares on relative error, per regime: 4-bit or 16-bit
+# base); tests/doctor/test_fit_calibration.py checks that they are what the fit gives.
 # CUDA context, cuBLAS workspace and the bitsandbytes kernels: allocated outside PyTorch's caching
-# allocator, seen by nvidia-smi. HF's memory anatomy doc measured 1.3 GB before CUDA's lazy module
-# loading (PyTorch's default since 1.13); 0.5 GiB is the prior the fit kept.
-CUDA_CONTEXT_GIB = 0.5
-# PyTorch's caching allocator reserves more than the live tensors: freed blocks of one size cannot
-# host a slightly larger tensor (the loss backward's full-size gradients after the shifted logits,
-# fp32 copies after 16-bit ones), so new blocks are reserved while the old stay cached. This is a
-# fraction of everything allocated during training; the frozen weights, allocated once at load in
-# exact sizes, are left out. It also absorbs what the per-token terms miss (see docs/memory.md).
-ALLOCATOR_RESERVE = 0.40
+# allocator, seen by nvidia-smi (not by torch.cuda.max_memory_*). With CUDA's lazy module loading
+# (PyTorch's default since 1.13) it is far below the 1.3 GB HF's memory anatomy doc measured.
+CUDA_CONTEXT_GIB = 1.001
+# What the term-by-term count of the training-time tensors misses (allocated memory: autograd's
+# small buffers, kernels' workspaces, copies the counts do not see), as a fraction of everything
+# allocated during training (not the frozen weights, allocated once at load in exact sizes).
+UNCOUNTED = {"4bit": 0.092, "16bit": 0.043}
+# PyTorch's caching allocator (c10/cuda/CUDACachingAllocator.cpp) rounds every block to 512 bytes
+# and carves them from 2 MiB (small pool) or 20 MiB / exact 2 MiB-rounded (large pool) segments;
+# a freed block stays reserved and can host only tensors no larger than it, so the working sets
+# freed and re-allocated in other sizes at the peak (the loss backward's full-size gradients after
+# the shifted logits, fp32 copies after 16-bit ones, one layer's recompute after another's) leave
+# reserved-but-free memory. Modelled as a fraction of everything allocated during training:
+# torch.cuda.max_memory_reserved - max_memory_allocated.
+ALLOCATOR_CACHE = {"4bit": 0.189, "16bit": 0.509}
+# PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True maps pages into one growing segment instead of
+# fixed ones, so a freed block merges with the free tail: the reserved-but-free part shrinks. The
+# factor is a published measurement (NVIDIA cosmos-rl PR #388, Qwen2.5-7B: reserved 126.97 GB with
+# 60.93 GB allocated, 96.61 GB with 60.81 GB after: the gap x0.54); no calibration row used it.
+EXPANDABLE_CACHE_FACTOR = 0.55
+
+
+# A fused loss is estimated as the chunked loss with chunks of this many tokens (Liger picks
+# chunks of about tokens x hidden / vocab tokens, cut cross-entropy never builds logits).
+FUSED_LOSS_CHUNK = 128
+
+
+def regime_key(quantized) -> str:
+    return "4bit" if quantized else "16bit"
+
+
 FROZEN = ("weights_4bit", "quant_constants", "weights_16bit", "weights_fp32")
 
 # bitsandbytes 4-bit: blocks of 64 weights share an absmax; with double quantization the absmaxes
@@ -92,11 +115,43 @@ class Setup:
     deepspeed: DeepSpeed | None = None
     device: str = "cuda"  # "cpu": how the CPU build saves dropout masks (for the CPU checks)
     context_gib: float = CUDA_CONTEXT_GIB
-    reserve: float = ALLOCATOR_RESERVE
+    uncounted: float | None = None  # None: UNCOUNTED of the regime
+    cache: float | None = None  # None: ALLOCATOR_CACHE of the regime
+    expandable_segments: bool = False  # PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+    # issue 10's memory patches (PatchedFinetune kwargs, read from cfg.model like keep_16bit)
+    sdpa_attention: bool = False  # remote-code (eager) attention through SDPA
+    offload_embeddings: bool = False  # the frozen input embedding table on the CPU
+    offload_checkpoints: bool = False  # activation checkpoints in pinned CPU memory
+    fused_loss: str | None = None  # "auto" | "liger" | "cce" | "chunked": no full logits
 
     @property
     def tokens(self) -> int:
         return self.batch * self.seq
+
+    # The dtype rules, derived once. DeepSpeed's engine casts the module to its 16-bit training
+    # dtype (undoing PEFT's upcast) and runs without torch.autocast.
+    @property
+    def fp32_frozen(self) -> bool:
+        """PEFT's upcast is in effect: the unquantized frozen weights are fp32."""
+        return self.upcast and self.weight_bytes < 4 and self.deepspeed is None
+
+    @property
+    def autocast(self) -> bool:
+        """Matmuls run under 16-bit torch.autocast (AmpOptimWrapper)."""
+        return self.amp and self.deepspeed is None
+
+    @property
+    def fp32_norms(self) -> bool:
+        return self.fp32_frozen or (self.norms_fp32 and self.deepspeed is None)
+
+    @property
+    def logit_chunk(self) -> int | None:
+        """Tokens whose logits exist at once when the loss does not take all of them: the
+        chunked loss's chunk; a fused loss (Liger's fused linear cross-entropy, Apple's cut
+        cross-entropy) is counted as the 128-token chunked loss, which holds at least as much."""
+        if self.loss_chunk:
+            return self.loss_chunk
+        return FUSED_LOSS_CHUNK if self.fused_loss else None
 
 
 # Human names of the breakdown, in print order.
@@ -112,7 +167,8 @@ LABELS = {
     "layer_backward": "activations: one layer recomputed + backward",
     "logits_loss": "logits and loss",
     "deepspeed_buffers": "DeepSpeed buffers",
-    "allocator_reserve": "allocator reserve (fragmentation)",
+    "uncounted": "not counted term by term (fitted)",
+    "allocator_reserve": "allocator cache (fragmentation, fitted)",
     "cuda_context": "CUDA context",
 }
 
@@ -132,9 +188,6 @@ class Estimate:
     @property
     def total_gib(self) -> float:
         return self.total / GiB
-
-    def gib(self) -> dict[str, float]:
-        return {k: v / GiB for k, v in self.parts.items()}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -219,9 +272,8 @@ def weight_terms(setup: Setup) -> dict[str, int]:
     ds = setup.deepspeed
     # Unquantized parameters' dtype after the model is built: PEFT's upcast makes them fp32;
     # DeepSpeed's engine casts the module back to its 16-bit training dtype.
-    upcast = setup.upcast and setup.weight_bytes < 4 and ds is None
-    other = 4 if upcast else setup.weight_bytes
-    norm_bytes = 4 if (upcast or (setup.norms_fp32 and ds is None)) else setup.weight_bytes
+    other = 4 if setup.fp32_frozen else setup.weight_bytes
+    norm_bytes = 4 if setup.fp32_norms else setup.weight_bytes
     if ds is not None:
         other = norm_bytes = 2
     out = dict(weights_4bit=0, quant_constants=0, weights_16bit=0, weights_fp32=0)
@@ -237,7 +289,10 @@ def weight_terms(setup: Setup) -> dict[str, int]:
             out["quant_constants"] += consts * lin.count * arch.layers
     else:
         add(arch.linear_numel, other)
-    add(arch.embed_numel + arch.head_numel + arch.bias_numel, other)
+    # patches' offload_embeddings keeps the input embedding table on the CPU; a tied table is also
+    # the LM head's weight, which the GPU needs, so it stays
+    embed = 0 if (setup.offload_embeddings and not arch.tied) else arch.embed_numel
+    add(embed + arch.head_numel + arch.bias_numel, other)
     add(arch.norm_numel, norm_bytes)
     return out
 
@@ -257,12 +312,10 @@ class Dtypes:
 
 def dtypes(setup: Setup) -> Dtypes:
     ds = setup.deepspeed
-    upcast = setup.upcast and setup.weight_bytes < 4 and ds is None
-    amp = setup.amp and ds is None
     base = 2 if ds is not None else setup.weight_bytes
-    embed = 4 if upcast else base
-    norm = 4 if (upcast or (setup.norms_fp32 and ds is None)) else base
-    compute = 2 if amp or ds is not None else base
+    embed = 4 if setup.fp32_frozen else base
+    norm = 4 if setup.fp32_norms else base
+    compute = 2 if setup.autocast or ds is not None else base
     # A 16-bit stream meets fp32 norm weights: the norm's output is fp32; bnb's Linear4bit returns
     # its input's dtype, so the attention/MLP outputs and the residual stream become fp32 too.
     stream = 4 if embed == 4 or (setup.quant and norm == 4) else base
@@ -280,7 +333,7 @@ def layer_saved_per_token(setup: Setup, dt: Dtypes) -> float:
     a = setup.arch
     h, q_dim, kv_dim = a.hidden, a.heads * a.head_dim, a.kv_heads * a.head_dim
     C, S, M = dt.compute, dt.stream, dt.mlp
-    amp = setup.amp and setup.deepspeed is None
+    amp = setup.autocast
     topk = a.experts_per_token or 1
     b = 0.0
     # RMSNorms: pow() keeps an fp32 copy of the input (the input itself if it is fp32), rsqrt keeps
@@ -346,13 +399,11 @@ def layer_fixed_bytes(setup: Setup, dt: Dtypes) -> int:
     """Per-layer weight-sized transients: bnb dequantizes one weight at a time to 16-bit;
     autocast keeps 16-bit copies of an fp32 layer's weights for its backward."""
     a = setup.arch
-    amp = setup.amp and setup.deepspeed is None
     if setup.quant == "gptq4":  # auto-gptq's matmul keeps the dequantized weight for backward
         return sum(lin.numel * lin.count for lin in a.layer_linears()) * dt.compute
     if setup.quant:
         return max(lin.numel for lin in a.layer_linears()) * dt.compute
-    upcast = setup.upcast and setup.weight_bytes < 4 and setup.deepspeed is None
-    if amp and upcast:
+    if setup.autocast and setup.fp32_frozen:
         return sum(lin.numel * lin.count for lin in a.layer_linears()) * dt.compute
     return 0
 
@@ -368,9 +419,10 @@ def logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int]:
     copies (`shift`). A LoRA adapter on the head adds its 16-bit output and its scaled copy."""
     a = setup.arch
     C = dt.compute
-    amp = setup.amp and setup.deepspeed is None
-    tokens = setup.tokens if not setup.loss_chunk else min(setup.tokens, setup.loss_chunk)
-    if setup.loss_chunk:  # patches.chunked_ce: 16-bit logits, fp32 cross-entropy per chunk
+    amp = setup.autocast
+    chunk = setup.logit_chunk
+    tokens = setup.tokens if not chunk else min(setup.tokens, chunk)
+    if chunk:  # patches.chunked_ce (or a fused loss): 16-bit logits, fp32 cross-entropy per chunk
         L, fwd = 4, C + (4 if C < 4 else 0) + 4
     elif a.loss == "hf":
         L, fwd = 4, C + (4 if C < 4 else 0) + 4
@@ -387,7 +439,7 @@ def logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int]:
     if dt.head_weight == 4 and C < 4:
         total += a.vocab * a.hidden * C
     # The gradient of the final hidden states, filled chunk by chunk.
-    if setup.loss_chunk:
+    if chunk:
         total += setup.tokens * a.hidden * 4
     return total, tokens
 
@@ -396,6 +448,8 @@ def logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int]:
 
 
 def estimate(setup: Setup) -> Estimate:
+    if setup.sdpa_attention and setup.arch.attn == "eager":  # patches' sdpa_attention
+        setup = replace(setup, arch=replace(setup.arch, attn="sdpa"))
     a = setup.arch
     ds = setup.deepspeed
     dt = dtypes(setup)
@@ -424,7 +478,7 @@ def estimate(setup: Setup) -> Estimate:
         parts["optimizer"] = 0 if ds.offload_optimizer else (
             n_lora * (4 + 4) + optimizer_bytes(setup, sizes))
     # autocast's cached 16-bit copies of the adapters, alive from the forward to the backward
-    if setup.amp and ds is None:
+    if setup.autocast:
         parts["lora"] += n_lora * dt.compute
 
     # Activations
@@ -436,7 +490,10 @@ def estimate(setup: Setup) -> Estimate:
                 + layer_fixed_bytes(setup, dt))
     off_peak = {}
     if setup.grad_ckpt:
-        parts["activations"] = a.layers * T * a.hidden * dt.stream + rope + final_norm
+        # offload_checkpoints keeps the checkpoints in pinned CPU memory: on the GPU the one being
+        # recomputed (counted in the layer term) and the next, prefetched
+        kept = 1 if setup.offload_checkpoints else a.layers
+        parts["activations"] = kept * T * a.hidden * dt.stream + rope + final_norm
         if logits >= layer:
             parts["logits_loss"], off_peak["layer_backward"] = logits, layer
         else:
@@ -448,6 +505,13 @@ def estimate(setup: Setup) -> Estimate:
         notes.append("gradient checkpointing is off: every layer's activations are kept")
     if setup.loss_chunk:
         notes.append(f"loss computed {logit_tokens} tokens at a time (patches.chunked_ce)")
+    elif setup.fused_loss:
+        notes.append(f"fused loss ({setup.fused_loss}): counted as {logit_tokens}-token chunks")
+    if setup.offload_checkpoints and setup.grad_ckpt:
+        notes.append("activation checkpoints offloaded to pinned CPU memory")
+    if setup.offload_embeddings:
+        notes.append("input embedding table on the CPU" if not a.tied else
+                     "offload_embeddings: the tied embedding is the LM head's weight, kept")
 
     if ds is not None:
         buf = 0
@@ -460,10 +524,15 @@ def estimate(setup: Setup) -> Estimate:
                          "not partitioned)")
 
     trained = sum(v for k, v in parts.items() if k not in FROZEN)
-    parts["allocator_reserve"] = int(trained * setup.reserve)
+    key = regime_key(setup.quant)
+    uncounted = UNCOUNTED[key] if setup.uncounted is None else setup.uncounted
+    cache = ALLOCATOR_CACHE[key] if setup.cache is None else setup.cache
+    if setup.expandable_segments:
+        cache *= EXPANDABLE_CACHE_FACTOR
+        notes.append("expandable_segments: the allocator cache is x"
+                     f"{EXPANDABLE_CACHE_FACTOR:g} (PYTORCH_CUDA_ALLOC_CONF)")
+    parts["uncounted"] = int(trained * uncounted)
+    parts["allocator_reserve"] = int(trained * cache)
     parts["cuda_context"] = int(setup.context_gib * GiB)
     return Estimate(setup, parts, off_peak, counts, notes)
 
-
-def with_changes(setup: Setup, **changes) -> Setup:
-    return replace(setup, **changes)

@@ -15,6 +15,9 @@ XTUNER_CONFIGS = Path(__import__("xtuner").__file__).parent / "configs"
 STOCK_INTERNLM = XTUNER_CONFIGS / "internlm/internlm_7b/internlm_7b_qlora_oasst1_e3.py"
 STOCK_MIXTRAL = XTUNER_CONFIGS / "mixtral/mixtral_8x7b/mixtral_8x7b_qlora_oasst1_e3.py"
 OURS = REPO / "configs" / "internlm_7b_qlora_oasst_e3.py"
+# A card the pack's configs fit at the top of their error band today: these tests are about the
+# CLI's output; whether every config fits an 8 GB card is test_fit_every_config's (issue 10).
+CARD = "10"
 
 
 def fit(capsys, *args) -> tuple[int, str, str]:
@@ -24,7 +27,7 @@ def fit(capsys, *args) -> tuple[int, str, str]:
 
 
 def test_our_config_fits_with_a_breakdown(capsys):
-    rc, out, _ = fit(capsys, OURS, "--gpu-mem", "8")
+    rc, out, _ = fit(capsys, OURS, "--gpu-mem", CARD)
     assert rc == 0, out
     assert "FITS" in out
     for part in ("quantized weights (4-bit)", "quantization constants", "LoRA adapters",
@@ -33,11 +36,14 @@ def test_our_config_fits_with_a_breakdown(capsys):
 
 
 def test_json_is_exactly_the_documented_object(capsys):
-    rc, out, _ = fit(capsys, OURS, "--gpu-mem", "8", "--json")
+    rc, out, _ = fit(capsys, OURS, "--gpu-mem", CARD, "--json")
     data = json.loads(out)  # nothing but JSON on stdout
     assert rc == 0
-    assert set(data) == {"config", "gpu_mem_gb", "total_gb", "fits", "breakdown"}
-    assert data["fits"] is True and data["gpu_mem_gb"] == 8
+    assert set(data) == {"config", "gpu_mem_gb", "budget_gb", "held_by_others_gb", "gpus",
+                         "total_gb", "upper_gb", "band", "fits", "breakdown", "advice",
+                         "expandable_segments"}
+    assert data["fits"] is True and data["gpu_mem_gb"] == float(CARD)
+    assert data["upper_gb"] >= data["total_gb"]
     assert sum(data["breakdown"].values()) == pytest.approx(data["total_gb"], abs=0.01)
 
 
@@ -162,6 +168,6 @@ def test_the_module_entry_point_runs_without_importing_torch():
 
 
 def test_python_dash_m_doctor_fit():
-    result = run([sys.executable, "-m", "doctor", "fit", OURS, "--gpu-mem", "8"])
+    result = run([sys.executable, "-m", "doctor", "fit", OURS, "--gpu-mem", CARD])
     assert result.returncode == 0, result.stdout
     assert "FITS" in result.stdout
