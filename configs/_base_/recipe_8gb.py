@@ -31,14 +31,19 @@ from torch.optim import AdamW
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from xtuner.dataset import process_hf_dataset
 from xtuner.dataset.collate_fns import default_collate_fn
+from xtuner.dataset.collate_fns.preference_collate_fn import preference_collate_fn
 from xtuner.dataset.map_fns import template_map_fn_factory
+from xtuner.dataset.preference_dataset import build_preference_dataset
 from xtuner.engine.hooks import DatasetInfoHook, EvaluateChatHook
 from xtuner.engine.runner import TrainLoop
 from xtuner.model import SupervisedFinetune
+from xtuner.model.dpo import DPO
+from xtuner.model.orpo import ORPO
 
 from patches.dashboards import PackVisualizer, ThroughputHook
 from patches.memory import PatchedFinetune
 from patches.paged_adamw_8bit import PagedAdamW8bit
+from patches.preference import PairTokenizer
 
 
 def recipe(
@@ -47,7 +52,7 @@ def recipe(
     model_path,  # hub id or local directory
     quantize=True,  # 4-bit nf4 base (QLoRA); False = standard LoRA on a 16-bit base
     dtype="float16",  # compute/storage dtype; fp16 runs on every 8 GB card (Turing has no bf16)
-    model_type=SupervisedFinetune,
+    model_type=None,  # None: SupervisedFinetune, or XTuner's DPO/ORPO for `preference`
     tokenizer=None,  # tokenizer dict; default: AutoTokenizer from model_path
     llm=None,  # model dict; default: AutoModelForCausalLM from model_path
     trust_remote_code=True,
@@ -68,6 +73,13 @@ def recipe(
     pack_to_max_length=True,
     max_dataset_length=None,  # random subset of that many conversations (None = all)
     map_num_proc=4,  # XTuner's 32 starts 20 processes even on a 2-core machine
+    # ---- preference data: XTuner's DPO / ORPO trainers on chosen/rejected pairs ----
+    preference=None,  # "dpo" | "orpo"; `dataset` then yields pairs (curation.convert.pairs).
+    # Each example is two sequences (chosen, rejected) of up to max_length tokens, never packed;
+    # the reference model is the LoRA model with its adapters disabled (no second copy); the
+    # loss needs the full logits, so loss_chunk is off.
+    beta=0.1,
+    dpo_loss_type="sigmoid",  # XTuner's DPO losses: sigmoid, hinge, ipo, robust, ...
     # ---- optimisation ----
     batch_size=1,
     accumulative_counts=16,  # effective batch of 16 packed sequences
@@ -91,6 +103,12 @@ def recipe(
     report_to=("tensorboard",),  # + "wandb"; vis_data/scalars.json is always written
     wandb_init=None,  # wandb.init kwargs, e.g. dict(project="xtuner-8gb", mode="offline")
 ):
+    if preference not in (None, "dpo", "orpo"):
+        raise ValueError(f"preference={preference!r}: choose 'dpo', 'orpo' or None")
+    if model_type is None:
+        model_type = dict(dpo=DPO, orpo=ORPO).get(preference, SupervisedFinetune)
+    if preference:
+        loss_chunk = None  # chunked_ce returns only the loss; DPO/ORPO read the logits
     torch_dtype = dict(bfloat16=torch.bfloat16, float16=torch.float16, float32=torch.float32)[dtype]
     if tokenizer is None:
         tokenizer = dict(
@@ -99,6 +117,8 @@ def recipe(
             trust_remote_code=trust_remote_code,
             padding_side="right",
         )
+        if preference:  # pairs are formatted by the chat template: make it the prompt template
+            tokenizer.update(type=PairTokenizer, prompt_template=prompt_template)
     quantization_config = None
     if quantize:
         quantization_config = dict(
@@ -127,6 +147,10 @@ def recipe(
                         loss_chunk=loss_chunk)
     else:
         built_as = dict(type=model_type)
+    if preference == "dpo":
+        built_as.update(beta=beta, loss_type=dpo_loss_type)
+    elif preference == "orpo":
+        built_as.update(beta=beta)
     model = dict(
         **built_as,
         use_varlen_attn=False,
@@ -156,12 +180,29 @@ def recipe(
         use_varlen_attn=False,
         map_num_proc=map_num_proc,
     )
+    collate_fn = dict(type=default_collate_fn, use_varlen_attn=False)
+    if preference:
+        if max_dataset_length:
+            dataset = dict(dataset, limit=max_dataset_length)  # curation.convert.pairs.load_pairs
+        train_dataset = dict(
+            type=build_preference_dataset,
+            dataset=dataset,
+            tokenizer=tokenizer,
+            max_length=max_length,  # per sequence: chosen and rejected each
+            dataset_map_fn=dataset_map_fn,
+            is_dpo=True,  # the pair format of DPO and ORPO alike (XTuner's own ORPO configs)
+            is_reward=False,
+            reward_token_id=-1,
+            num_proc=map_num_proc,
+            use_varlen_attn=False,  # varlen packing needs flash-attn, which 8 GB cards lack
+        )
+        collate_fn = dict(type=preference_collate_fn, use_varlen_attn=False)
     train_dataloader = dict(
         batch_size=batch_size,
         num_workers=0,
         dataset=train_dataset,
         sampler=dict(type=InfiniteSampler if infinite_sampler else DefaultSampler, shuffle=True),
-        collate_fn=dict(type=default_collate_fn, use_varlen_attn=False),
+        collate_fn=collate_fn,
     )
 
     optimizer_type = dict(paged_adamw_8bit=PagedAdamW8bit, adamw=AdamW)[optimizer]
@@ -241,6 +282,7 @@ def recipe(
         batch_size=batch_size,
         accumulative_counts=accumulative_counts,
         max_epochs=max_epochs,
+        preference=preference,  # doctor fit: two sequences per example
         # XTuner's five parts
         tokenizer=tokenizer,
         model=model,

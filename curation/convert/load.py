@@ -61,7 +61,7 @@ class Conversion:
 
 def open_conversion(source: str, split: str | None = None, data_files=None, **options):
     """Resolve where the rows of `source` come from; nothing is converted until iterated."""
-    src = get(source)
+    src = source if isinstance(source, Source) else get(source)  # pairs pass their Source
     split = split or src.default_split
     src.converter(**options)  # unknown options fail here, before any download
     if data_files:  # "" or [] (e.g. an emptied --cfg-options value) means: not given
