@@ -25,7 +25,7 @@ def test_training_writes_tensorboard_events_and_an_offline_wandb_run(tmp_path):
         "train", SMOKE, "--work-dir", tmp_path / "run",
         "--cfg-options", "train_cfg.max_epochs=1", "visualizer.report_to=tensorboard,wandb",
         WANDB_MODE="offline", WANDB_DATA_DIR=str(wandb_home), WANDB_CACHE_DIR=str(wandb_home),
-        WANDB_CONFIG_DIR=str(wandb_home), WANDB_SILENT="true",
+        WANDB_CONFIG_DIR=str(wandb_home), WANDB_SILENT="true", timeout=1800,
     )
     assert out.returncode == 0, out.stdout[-3000:]
 
