@@ -1,9 +1,11 @@
-"""python -m doctor fit CONFIG [--gpu-mem GB] [--json] [--deepspeed NAME]
+"""python -m doctor fit CONFIG [--gpu-mem GB] [--json] [--deepspeed NAME] [--measured FILE]
 
 Estimates the peak GPU memory of `xtuner train CONFIG` from the config alone (nothing is
-downloaded, torch is not imported), compares it with the GPU and, when it does not fit, says which
-knob to turn first. Memory is in GiB (2**30 bytes), the unit GPU memory is sold in: an "8 GB" card
-has 8 GiB. Exit status: 0 fits, 1 does not fit, 2 config unreadable or no GPU to compare with.
+downloaded, torch is not imported) with the top of its calibrated error band (band.py), compares
+that top with what the GPU leaves a process (GPU 0's free memory, or `usable_gib` of --gpu-mem)
+and, when it does not fit, says which knob to turn first. Memory is in GiB (2**30 bytes), the
+unit GPU memory is sold in: an "8 GB" card has 8 GiB. Exit status: 0 fits, 1 does not fit,
+2 config or measurement unreadable, or no GPU to compare with.
 """
 
 from __future__ import annotations
