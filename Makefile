@@ -103,9 +103,10 @@ mathmix-clean:
 	  --policy $(MATHMIX_POLICY) \
 	  --out $(MATHMIX_DIR)/mathmix_clean.jsonl --report $(MATHMIX_DIR)/mathmix_report.jsonl
 
-# What each decontamination method catches and misses: the handwritten set of the tests, and,
-# with GSM8K_DIR=dir (GSM8K test/train + lm-sys's GPT-4 rephrasings, see the script), real data
-# against the anchors (13-gram, 10-gram, MinHash, number sequence) in the same run.
+# What each decontamination method catches and wrongly removes: the handwritten set of the
+# tests, and, with DATA=dir (dir/gsm8k/ and dir/math/, e.g. DATA=../shared/data; the script
+# says where to get them), real GSM8K/MATH and perturbation variants made from GSM8K-test,
+# against 13-gram, 10-gram and MinHash anchors in the same run.
 .PHONY: bench-curation-quality
 bench-curation-quality:
-	$(PY) bench/curation_quality.py $(if $(GSM8K_DIR),--gsm8k $(GSM8K_DIR))
+	$(PY) bench/curation_quality.py $(if $(DATA),--data $(DATA)) $(if $(SAMPLE),--sample $(SAMPLE))

@@ -40,21 +40,40 @@ class NgramContainment:
     mask_numbers = False
 
     def __init__(self, items: TestItems, ns=(13, 10), coverage=0.5, template_df=None,
-                 min_short=3):
+                 min_short=3, min_words=0):
         self.items = items
         self.ns = sorted(ns, reverse=True)
         self.n_min = min(ns)
         self.coverage = coverage
+        self.min_words = min_words
         self.template_df = template_df or max(5, len(items) // 500)
         tokens = items.tokens
         th = self._hashes(tokens.hashes, tokens.is_num)
         keys, df = distinct_df(th, tokens.seg)
-        self.weights = idf(df, len(items))[np.searchsorted(keys, th)]  # per test token
+        token_df = df[np.searchsorted(keys, th)]
+        self.weights = idf(token_df, len(items))  # per test token
+        if self.mask_numbers:  # a masked number says nothing about which problem this is
+            self.weights[tokens.is_num] = 0.0
+        # content words: not numbers, not one letter (x, y, a: variables), not in 5 % of the
+        # items (the, of, value, find); min_words counts these
+        content = (~tokens.is_num & (tokens.ends - tokens.starts > 1)
+                   & (token_df < max(2, len(items) // 20)))
+        if min_words:  # nor words of template phrases ("enter all the solutions separated by
+            h5, seg5, first5 = tokens.ngrams(5, hashes=th)  # commas"): 5-grams in many items
+            keys5, df5 = distinct_df(h5, seg5)
+            common = first5[isin_sorted(h5, keys5[df5 >= self.template_df])]
+            in_template = np.zeros(len(th) + 5, dtype=np.int64)
+            np.add.at(in_template, common, 1)
+            np.add.at(in_template, common + 5, -1)
+            content &= np.cumsum(in_template)[: len(th)] == 0
+        words_before = np.concatenate(([0], np.cumsum(content)))
         self.grams = {}  # n -> (hashes, first token, bounds per item), templates left out
         for n, (h, seg, first) in tokens.ngrams_multi(self.ns, hashes=th).items():
             keys, df = distinct_df(h, seg)
             templates = keys[df >= self.template_df]
             usable = ~isin_sorted(h, templates)
+            if min_words:  # "# # # # # # # # # #" would match any run of ten numbers
+                usable &= words_before[first + n] - words_before[first] >= min_words
             h, seg, first = h[usable], seg[usable], first[usable]
             self.grams[n] = (h, first, np.searchsorted(seg, np.arange(len(items) + 1)))
             if n == self.n_min:
