@@ -6,7 +6,17 @@ import numpy as np
 
 from ..testindex import TestItems
 from ..tokens import ngram_hashes, sorted_unique
-from .base import MASK, KeyIndex, Match, TrainRows, distinct_df, idf, isin_sorted, masked
+from .base import (
+    MASK,
+    KeyIndex,
+    Match,
+    TrainRows,
+    add_pairs,
+    distinct_df,
+    idf,
+    isin_sorted,
+    masked,
+)
 
 
 def _covered_text(words: list[str], covered) -> str:
@@ -99,9 +109,37 @@ class NgramContainment:
     def needs(self) -> set[tuple[int, bool]]:
         return {(n, self.mask_numbers) for n in (self.n_min, *self.short)}
 
+    def _top_weights(self) -> None:
+        """Per item, the cumulative sums of its token weights sorted high to low (flat, with
+        offsets): c found n-grams cover at most c*n tokens, so at most top[c*n] of the weight."""
+        tokens = self.items.tokens
+        order = np.lexsort((-self.weights, tokens.seg))
+        cum = np.cumsum(self.weights[order])
+        start = self.items.tokens.seg_bounds[:-1]
+        base = np.where(start > 0, cum[np.maximum(start - 1, 0)], 0.0)
+        lengths = self.lengths
+        self._top_off = start + np.arange(len(lengths))  # each item's run has a leading 0
+        top = np.zeros(len(cum) + len(lengths))
+        within = np.arange(len(cum)) - np.repeat(start, lengths) + 1
+        top[np.repeat(self._top_off, lengths) + within] = cum - np.repeat(base, lengths)
+        self._top = top
+        self._total = np.bincount(tokens.seg, weights=self.weights, minlength=len(lengths))
+
     def candidates(self, rows: TrainRows) -> dict[int, set[int]]:
         cands: dict[int, set[int]] = {}
-        for n, index in [(self.n_min, self.index), *self.short.items()]:
+        if not hasattr(self, "_top"):
+            self._top_weights()
+        h, seg, _ = rows.grams(self.n_min, self.mask_numbers)
+        r, items = self.index.pairs(seg % rows.n, h)
+        if len(r):  # (row, item) pairs whose hit count could reach the coverage
+            m = np.int64(len(self.lengths) + 1)
+            keys, hits = sorted_unique(r.astype(np.int64) * m + items, return_counts=True)
+            r, items = keys // m, keys % m
+            reach = np.minimum(hits * self.n_min, self.lengths[items])
+            best = self._top[self._top_off[items] + reach]
+            ok = best >= self.coverage * self._total[items] * (1 - 1e-9)
+            add_pairs(cands, r[ok], items[ok])
+        for n, index in self.short.items():
             h, seg, _ = rows.grams(n, self.mask_numbers)
             index.add_candidates(cands, seg % rows.n, h)
         return cands
