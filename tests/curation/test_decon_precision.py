@@ -16,6 +16,7 @@ NUMBER_RUN = (r"What is $\left(20 \cdot \left(\frac{2}{5}\right)^2 \cdot \left(\
               r"\right)^2 \cdot \frac{5}{9}\right)^5$?")
 EXPAND = "Expand $(x+3)(2x-4)(x-6)$."  # MATH-test
 SIMPLIFY = "Simplify $-3(1+4i)+i(-2-i)$."  # MATH-test
+BINOM = "Compute $\\dbinom{8}{6}$."  # MATH-test: "compute 8 6" once normalized
 JANET = ("Janet\u2019s ducks lay 16 eggs per day. She eats three for breakfast every morning "
          "and bakes muffins for her friends every day with four. She sells the remainder at the "
          "farmers' market daily for $2 per fresh duck egg. How much in dollars does she make "
@@ -40,6 +41,7 @@ DISTINCT_MATH = [
                  "\\boxed{(-\\infty, -1) \\cup (4, \\infty)}$."},
     {"problem": "Simplify $(-3-2i)-(1+4i)$.",
      "solution": "$(-3-2i)-(1+4i) = -3 -2i -1 - 4i= \\boxed{-4-6i}$."},
+    {"problem": "Compute:  $8 + 6(3-8)^2$.", "solution": "$8 + 6 \\cdot 25 = \\boxed{158}$."},
 ]
 # JANET with every number changed (digits and number words)
 JANET_NEW_NUMBERS = ("Janet\u2019s ducks lay 23 eggs per day. She eats five for breakfast every "
@@ -68,7 +70,7 @@ def run(tmp_path, train_rows, policy):
     gsm = write(tmp_path / "gsm8k_test.jsonl", [{"question": JANET, "answer": "#### 18"}])
     math = write(tmp_path / "math_test.jsonl",
                  [{"problem": p, "level": "Level 3", "type": "Algebra", "solution": "..."}
-                  for p in (NUMBER_RUN, EXPAND, SIMPLIFY, *FILLER)])
+                  for p in (NUMBER_RUN, EXPAND, SIMPLIFY, BINOM, *FILLER)])
     train = write(tmp_path / "train.jsonl", train_rows)
     out, report = tmp_path / "clean.jsonl", tmp_path / "report.jsonl"
     rc = decontaminate(["--train", str(train), "--test", str(gsm), "--test", str(math),
@@ -90,9 +92,10 @@ def test_number_run_item_does_not_remove_rows_that_only_share_numbers(tmp_path, 
 @pytest.mark.parametrize("policy", POLICIES)
 def test_the_number_run_item_itself_is_still_caught(tmp_path, policy):
     rows = [{"problem": NUMBER_RUN, "solution": "$\\boxed{1}$"},
-            {"question": "Evaluate: " + NUMBER_RUN.replace("What is ", ""), "answer": "1"}]
+            {"question": "Evaluate: " + NUMBER_RUN.replace("What is ", ""), "answer": "1"},
+            {"problem": "Please compute $\\dbinom{8}{6}$ and explain.", "solution": "28"}]
     flagged = run(tmp_path, rows, policy)
-    assert set(flagged) == {1, 2}
+    assert set(flagged) == {1, 2, 3}
 
 
 @pytest.mark.parametrize("policy", POLICIES)

@@ -41,7 +41,8 @@ class NgramContainment:
     scores 1, a copy with a word or two changed scores near 1, while a distinct problem sharing
     a template phrase ("what is the sum of the ages of ...") covers a few low-weight words.
     Items shorter than the smallest n (and at least `min_short` words) must appear whole
-    (method exact_short, DeepSeekMath's rule). Method ngram13 when 13-grams alone reach the
+    (method exact_short, DeepSeekMath's rule); with fewer than two content words, not as part
+    of a longer run of numbers. Method ngram13 when 13-grams alone reach the
     coverage, else ngram10.
     """
 
@@ -68,14 +69,16 @@ class NgramContainment:
         # items (the, of, value, find); min_words counts these
         content = (~tokens.is_num & (tokens.ends - tokens.starts > 1)
                    & (token_df < max(2, len(items) // 20)))
-        if min_words:  # nor words of template phrases ("enter all the solutions separated by
-            h5, seg5, first5 = tokens.ngrams(5, hashes=th)  # commas"): 5-grams in many items
-            keys5, df5 = distinct_df(h5, seg5)
-            common = first5[isin_sorted(h5, keys5[df5 >= self.template_df])]
-            in_template = np.zeros(len(th) + 5, dtype=np.int64)
-            np.add.at(in_template, common, 1)
-            np.add.at(in_template, common + 5, -1)
-            content &= np.cumsum(in_template)[: len(th)] == 0
+        # nor words of template phrases ("enter all the solutions separated by commas"):
+        # 5-grams found in template_df items or more
+        h5, seg5, first5 = tokens.ngrams(5, hashes=th)
+        keys5, df5 = distinct_df(h5, seg5)
+        common = first5[isin_sorted(h5, keys5[df5 >= self.template_df])]
+        in_template = np.zeros(len(th) + 5, dtype=np.int64)
+        np.add.at(in_template, common, 1)
+        np.add.at(in_template, common + 5, -1)
+        content &= np.cumsum(in_template)[: len(th)] == 0
+        content_count = np.bincount(tokens.seg[content], minlength=len(items))
         words_before = np.concatenate(([0], np.cumsum(content)))
         self.grams = {}  # n -> (hashes, first token, bounds per item), templates left out
         for n, (h, seg, first) in tokens.ngrams_multi(self.ns, hashes=th).items():
@@ -90,6 +93,18 @@ class NgramContainment:
                 self.index = KeyIndex(h, seg)
         lengths = items.lengths()
         self.lengths = lengths
+        # short items with under 2 content words ("Compute $\dbinom{8}{6}$" is "compute 8 6",
+        # and "Compute: $8 + 6(3-8)^2$" contains it): a number they start or end with must
+        # not run on into more numbers in the row
+        self.loose = (lengths < self.n_min) & (content_count < 2)
+        lo = tokens.seg_bounds[:-1]
+        self.starts_num = tokens.is_num[np.minimum(lo, max(len(th) - 1, 0))] if len(th) else lo
+        self.ends_num = (tokens.is_num[np.maximum(tokens.seg_bounds[1:] - 1, 0)] if len(th)
+                         else lo)
+        # a figure problem without its figure ("In the diagram, what is the value of $y$?")
+        # says nothing on its own
+        figure = np.array(["[asy]" in item.text for item in items.items], dtype=bool)
+        self.loose_off = self.loose & figure
         self.short: dict[int, KeyIndex] = {}
         for length in np.unique(lengths[(lengths >= min_short) & (lengths < self.n_min)]):
             h, seg, _ = tokens.ngrams(int(length), hashes=th, segments=lengths == length)
@@ -124,6 +139,21 @@ class NgramContainment:
         top[np.repeat(self._top_off, lengths) + within] = cum - np.repeat(base, lengths)
         self._top = top
         self._total = np.bincount(tokens.seg, weights=self.weights, minlength=len(lengths))
+
+    def _bounded(self, i, hashes, is_num, seg, whole, length) -> bool:
+        if self.loose_off[i]:
+            return False
+        grams, _, first = ngram_hashes(hashes, seg, length)
+        for pos in first[grams == whole].tolist():
+            before, after = pos - 1, pos + length
+            if (self.starts_num[i] and before >= 0 and seg[before] == seg[pos]
+                    and is_num[before]):
+                continue
+            if (self.ends_num[i] and after < len(seg) and seg[after] == seg[pos]
+                    and is_num[after]):
+                continue
+            return True
+        return False
 
     def candidates(self, rows: TrainRows) -> dict[int, set[int]]:
         cands: dict[int, set[int]] = {}
@@ -162,7 +192,11 @@ class NgramContainment:
                 whole = ngram_hashes(self._hashes(self.items.tokens.hashes[lo : lo + length],
                                                   self.items.tokens.is_num[lo : lo + length]),
                                      np.zeros(length, dtype=np.int64), length)[0]
-                if isin_sorted(whole, doc_grams(length)).any():
+                if self.loose[i]:
+                    found = self._bounded(i, hashes, is_num, seg, whole[0], length)
+                else:
+                    found = isin_sorted(whole, doc_grams(length)).any()
+                if found:
                     matches.append(Match(i, "exact_short", 1.0, " ".join(self._words(i))))
                 continue
             weights = self.weights[lo : lo + length]
