@@ -71,9 +71,10 @@ vram-gpu:  # on a GPU machine without internet: measured peak of every config un
 # decontaminate against MinHash-LSH with datasketch and with rensa, measured in the same run:
 # train rows/s and ratios, and the planted leaks each removes. BENCH_TRAIN=20000 for a quick run;
 # DATA=dir (e.g. DATA=../shared/data) runs on the real GSM8K-train + MATH-train mix x10 instead.
+BENCH_REAL_SYSTEMS := rensa MinHash-LSH,decontaminate default (1 process),decontaminate default (2 workers)
 .PHONY: bench-curation
 bench-curation:
-	$(PY) bench/decontaminate_speed.py $(if $(DATA),--real $(DATA) --systems "rensa MinHash-LSH,decontaminate default (1 process),decontaminate default (2 workers)") $(if $(BENCH_TRAIN),--train $(BENCH_TRAIN)) $(if $(BENCH_REPS),--reps $(BENCH_REPS))
+	$(PY) bench/decontaminate_speed.py $(if $(DATA),--real $(DATA) --systems "$(BENCH_REAL_SYSTEMS)") $(if $(BENCH_TRAIN),--train $(BENCH_TRAIN)) $(if $(BENCH_REPS),--reps $(BENCH_REPS))
 
 # The data of configs/internlm2_math_plus_7b_qlora_mathmix_e1.py: GSM8K-train + orca-math +
 # MATH-train in XTuner's conversation format (prepare: from the hub, or from
