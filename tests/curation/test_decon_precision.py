@@ -109,3 +109,32 @@ def test_a_gsm8k_problem_with_every_number_changed_is_caught_by_default(tmp_path
     assert set(flagged) == {1}
     assert "masked_ngram10" in flagged[1]["methods"]
     assert flagged[1]["test_matches"][0]["test_line"] == 1
+
+
+def test_the_coverage_bound_drops_no_match():
+    """NgramContainment.candidates drops (row, item) pairs whose hit count cannot reach the
+    coverage; verifying every pair instead finds no more matches."""
+    from curation.clean.matchers import MaskedNgram, NgramContainment, TrainRows
+    from curation.clean.testindex import TestItems
+    from tests.curation.decon_data import ITEMS
+    from tests.curation.decon_helpers import train_rows
+
+    items = TestItems.build([("t", k + 1, it["test"]) for k, it in enumerate(ITEMS)])
+    texts = [text for _, _, text in train_rows()]
+    rows = TrainRows(texts, [""] * len(texts))
+    checked = 0
+    for matcher in (NgramContainment(items), MaskedNgram(items, coverage=0.35, min_words=3)):
+        pruned = matcher.candidates(rows)
+        every: dict[int, set[int]] = {}
+        h, seg, _ = rows.grams(matcher.n_min, matcher.mask_numbers)
+        matcher.index.add_candidates(every, seg % rows.n, h)
+        for n, index in matcher.short.items():
+            h, seg, _ = rows.grams(n, matcher.mask_numbers)
+            index.add_candidates(every, seg % rows.n, h)
+        assert set(pruned) <= set(every) and len(every) > 50
+        for r, cands in every.items():
+            want = {m.item for m in matcher.verify(rows, r, cands)}
+            got = {m.item for m in matcher.verify(rows, r, pruned.get(r, set()))}
+            assert got == want, (matcher.name, texts[r])
+            checked += bool(want)
+    assert checked > 50  # rows that some matcher flags: the check had something to drop
