@@ -46,11 +46,12 @@ def parse_args(argv):
     p.add_argument("--field", help="take the text from this field of every row (train and "
                    "test) instead of recognising the format")
     p.add_argument("--policy", choices=("default", "strict"), default="default",
-                   help="strict adds numbers-masked n-grams (same problem, new numbers)")
+                   help="strict: looser numbers-masked n-grams and rephrasings (more recall, "
+                   "more distinct problems of the same type removed)")
     p.add_argument("--coverage", type=threshold, default=0.5, metavar="X",
                    help="n-gram methods: weighted share of a test item's words (default 0.5)")
-    p.add_argument("--similarity", type=threshold, default=0.25, metavar="X",
-                   help="numbers_overlap: TF-IDF cosine of the words (default 0.25)")
+    p.add_argument("--similarity", type=threshold, default=None, metavar="X",
+                   help="numbers_overlap: TF-IDF cosine of the words (default 0.4; strict 0.25)")
     p.add_argument("--min-numbers", type=positive, default=2, metavar="N",
                    help="numbers_overlap: numbers a problem needs (default 2)")
     p.add_argument("--minhash-threshold", type=threshold, default=0.7, metavar="J",
@@ -230,7 +231,7 @@ def run(args, bars=None) -> dict:
             test_items=len(items.items),
             test_rejected=len(items.rejected),
             policy=args.policy,
-            thresholds={"coverage": args.coverage, "similarity": args.similarity,
+            thresholds={"coverage": args.coverage, "similarity": matchers[1].similarity,
                         "min_numbers": args.min_numbers,
                         "minhash_threshold": args.minhash_threshold,
                         "template_df": matchers[0].template_df},

@@ -19,8 +19,12 @@ import unicodedata
 # \times, \cdot and ^\circ go because their plain forms (x, *, °) are punctuation or symbols.
 _LATEX_MARKUP = re.compile(
     r"\\(?:[dtc]?frac|[dt]?binom|text[a-z]*|math[a-z]*|operatorname|displaystyle|left|right|"
-    r"[bB]igg?[lr]?|times|cdot|circ|q?quad|[,;:! ])"
+    r"[bB]igg?[lr]?|times|cdot|circ|q?quad|[,;:! ]|(?:begin|end)\{[a-zA-Z*]*\})"
 )
+# Asymptote figure code (MATH draws its diagrams in it): the same preamble of axis and tick
+# settings opens hundreds of distinct problems, so it would make them look alike; a figure is
+# not the wording of a problem.
+_FIGURE = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.DOTALL)
 _NON_WORD = re.compile(r"[^\w.,]|_")  # keeps . and , for the number rules on bytes
 
 NUMBER_WORDS = {
@@ -42,6 +46,10 @@ def normalize_text(text: str) -> str:
     if text.isascii():
         return text.lower()
     return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).lower())
+
+
+def strip_figures(text: str) -> str:
+    return _FIGURE.sub(" ", text)
 
 
 def canon_number(token: str) -> str:

@@ -86,13 +86,24 @@ class KeyIndex:
         self.keys, self.items = keys[order], items[order]
         self.set = HashSet(self.keys)
 
-    def add_candidates(self, cands: dict, rows: np.ndarray, keys: np.ndarray) -> None:
+    def pairs(self, rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, item) for every query key an item has, in numpy (one entry per hit)."""
         hit = self.set.contains(keys)
         rows, keys = rows[hit], keys[hit]
         lo = np.searchsorted(self.keys, keys, side="left")
-        hi = np.searchsorted(self.keys, keys, side="right")
-        for r, a, b in zip(rows.tolist(), lo.tolist(), hi.tolist(), strict=True):
-            cands.setdefault(r, set()).update(self.items[a:b].tolist())
+        counts = np.searchsorted(self.keys, keys, side="right") - lo
+        starts = np.cumsum(counts) - counts
+        pos = np.arange(int(counts.sum())) - np.repeat(starts - lo, counts)
+        return np.repeat(rows, counts), self.items[pos]
+
+    def add_candidates(self, cands: dict, rows: np.ndarray, keys: np.ndarray) -> None:
+        r, items = self.pairs(rows, keys)
+        add_pairs(cands, r, items)
+
+
+def add_pairs(cands: dict, rows: np.ndarray, items: np.ndarray) -> None:
+    for r, i in zip(rows.tolist(), items.tolist(), strict=True):
+        cands.setdefault(r, set()).add(i)
 
 
 def isin_sorted(query: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:

@@ -37,6 +37,11 @@ class MinHashSimilarity:
         self.sets, seg = h[first], seg[first]  # each item's distinct 5-grams, sorted
         self.bounds = np.searchsorted(seg, np.arange(len(items) + 1))
         self.num_bands = num_bands
+        # a figure problem whose text is short once its [asy] code is dropped ("In the
+        # diagram, what is the value of $x$?") is the same text as every other such problem
+        lengths = np.diff(items.tokens.seg_bounds)
+        self.figure_only = np.array(["[asy]" in it.text for it in items.items], dtype=bool) & (
+            lengths < 13)
         self._lsh = None
 
     def __getstate__(self):  # the LSH is rebuilt where it is used (see `lsh`)
@@ -84,6 +89,8 @@ class MinHashSimilarity:
         sketch.update(as_tokens(shingles))
         matches = []
         for i in sorted(self.lsh.query(sketch)):
+            if self.figure_only[i]:
+                continue
             other = self._set(i)
             common = len(np.intersect1d(shingles, other, assume_unique=True))
             score = common / (len(shingles) + len(other) - common)

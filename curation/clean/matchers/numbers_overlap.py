@@ -12,33 +12,55 @@ from .base import KeyIndex, Match, TrainRows, distinct_df, idf, masked
 
 
 class NumbersOverlap:
-    """The same multiset of numbers (at least `min_numbers`) AND a TF-IDF cosine of words and
-    word pairs (numbers masked) >= `similarity`, prompt against test item. InternLM-Math's
-    "exact number match", made precise: numbers alone collide between distinct short problems;
-    the lexical gate removes most of those collisions and keeps rephrasings, which change words
-    but keep numbers. The multisets compared are those of all numbers (digits and number words)
-    or, failing that, those of the numbers written in digits: rephrasings add and drop words
-    such as "two" ("their two ages") and "one" freely."""
+    """The same multiset of numbers (at least `min_numbers`; those in under 5 % of the test
+    items must have IDFs adding up to `number_weight` times that of a number of one item only)
+    AND a TF-IDF cosine of words and word pairs (numbers masked) >= `similarity`, prompt
+    against test item. InternLM-Math's "exact number match", made precise: numbers alone
+    collide between distinct short problems, and MATH's small numbers (1 to 6) collide always;
+    the lexical gate removes most other collisions and keeps rephrasings, which change words
+    but keep numbers. The multisets compared are those of all numbers (digits and number
+    words) or, failing that, those of the numbers written in digits: rephrasings add and drop
+    words such as "two" ("their two ages") and "one" freely."""
 
     name = "numbers_overlap"
     METHODS = ("numbers_overlap",)
     needs: set = set()
 
-    def __init__(self, items: TestItems, min_numbers=2, similarity=0.25):
+    def __init__(self, items: TestItems, min_numbers=2, similarity=0.4, number_weight=0.5):
         self.items = items
         self.min_numbers = min_numbers
         self.similarity = similarity
+        self.number_weight = number_weight
         tokens = items.tokens
+        # number_weight is in units of the IDF of a number found in one item only
+        top = float(idf(np.ones(1), len(items))[0])
+        specific = self.number_weights(tokens, len(items)) >= number_weight * top
         self.indexes = []
         for digits_only in (False, True):
             keys, counts = tokens.number_keys(digits_only=digits_only)
-            ok = np.flatnonzero(counts >= min_numbers)
+            ok = np.flatnonzero((counts >= min_numbers) & specific)
             self.indexes.append((digits_only, KeyIndex(keys[ok], ok)))
         terms, owner = self._terms(tokens.hashes, tokens.is_num, tokens.seg)
         self.term_keys, df = distinct_df(terms, owner)
         self.term_idf = idf(df, len(items))
         self.unseen_idf = math.log(len(items) + 1) + 1.0
         self._items: dict[int, tuple] = {}
+
+    @staticmethod
+    def number_weights(tokens: Tokens, n_items: int) -> np.ndarray:
+        """Per item: the IDF (over the test items) of its distinct numbers, summed, leaving out
+        numbers in 5 % of the items or more. MATH's 1, 2, 3 and 4 are in a third of its problems
+        each, so "(x+6)/sqrt(x^2-3x-4)" and "(x+3)(2x-4)(x-6)" share their numbers and say
+        nothing by it; 1200 and 16 do."""
+        h, seg = tokens.hashes[tokens.is_num], tokens.seg[tokens.is_num]
+        keys, df = distinct_df(h, seg)
+        df = df[np.searchsorted(keys, h)]
+        weight = np.where(df < max(2, n_items // 20), idf(df, n_items), 0.0)  # not in 5 %
+        order = np.lexsort((h, seg))
+        first = np.ones(len(h), dtype=bool)
+        first[1:] = (h[order][1:] != h[order][:-1]) | (seg[order][1:] != seg[order][:-1])
+        once = order[first]  # each (item, number) once
+        return np.bincount(seg[once], weights=weight[once], minlength=n_items)
 
     @staticmethod
     def _terms(hashes, is_num, seg):
