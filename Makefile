@@ -79,10 +79,12 @@ vram-patches:  # on a GPU machine: peak and tokens/s with and without each long-
 	PATCHES=1 bash bench/vram_gpu.sh
 
 # decontaminate against MinHash-LSH with datasketch and with rensa, measured in the same run:
-# train rows/s and ratios, and the planted leaks each removes. BENCH_TRAIN=20000 for a quick run.
+# train rows/s and ratios, and the planted leaks each removes. BENCH_TRAIN=20000 for a quick run;
+# DATA=dir (e.g. DATA=../shared/data) runs on the real GSM8K-train + MATH-train mix x10 instead.
+BENCH_REAL_SYSTEMS := rensa MinHash-LSH,decontaminate default (1 process),decontaminate default (2 workers)
 .PHONY: bench-curation
 bench-curation:
-	$(PY) bench/decontaminate_speed.py $(if $(BENCH_TRAIN),--train $(BENCH_TRAIN)) $(if $(BENCH_REPS),--reps $(BENCH_REPS))
+	$(PY) bench/decontaminate_speed.py $(if $(DATA),--real $(DATA) --systems "$(BENCH_REAL_SYSTEMS)") $(if $(BENCH_TRAIN),--train $(BENCH_TRAIN)) $(if $(BENCH_REPS),--reps $(BENCH_REPS))
 
 # The data of configs/internlm2_math_plus_7b_qlora_mathmix_e1.py: GSM8K-train + orca-math +
 # MATH-train in XTuner's conversation format (prepare: from the hub, or from
@@ -113,9 +115,10 @@ mathmix-clean:
 	  --policy $(MATHMIX_POLICY) \
 	  --out $(MATHMIX_DIR)/mathmix_clean.jsonl --report $(MATHMIX_DIR)/mathmix_report.jsonl
 
-# What each decontamination method catches and misses: the handwritten set of the tests, and,
-# with GSM8K_DIR=dir (GSM8K test/train + lm-sys's GPT-4 rephrasings, see the script), real data
-# against the anchors (13-gram, 10-gram, MinHash, number sequence) in the same run.
+# What each decontamination method catches and wrongly removes: the handwritten set of the
+# tests, and, with DATA=dir (dir/gsm8k/ and dir/math/, e.g. DATA=../shared/data; the script
+# says where to get them), real GSM8K/MATH and perturbation variants made from GSM8K-test,
+# against 13-gram, 10-gram and MinHash anchors in the same run.
 .PHONY: bench-curation-quality
 bench-curation-quality:
-	$(PY) bench/curation_quality.py $(if $(GSM8K_DIR),--gsm8k $(GSM8K_DIR))
+	$(PY) bench/curation_quality.py $(if $(DATA),--data $(DATA)) $(if $(SAMPLE),--sample $(SAMPLE))

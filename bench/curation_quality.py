@@ -1,26 +1,31 @@
-"""What each decontamination method catches and misses, measured (make bench-curation-quality).
+"""What each decontamination method catches and wrongly removes, on real data (make
+bench-curation-quality DATA=dir).
 
-    python bench/curation_quality.py [--gsm8k DIR]
+    python bench/curation_quality.py [--data DIR] [--sample N]
 
 1. Always: the pack's handwritten set (tests/curation/decon_data.py): for each kind of train row
-   (verbatim copies, light edits, rephrasings, new numbers, distinct problems, hard negatives)
-   and each policy, how many rows were removed, and how many each method matched.
-2. With --gsm8k DIR: real data, not shipped with the pack. DIR must hold
-       gsm8k_test.jsonl, gsm8k_train.jsonl  GSM8K {"question", "answer"} (MIT), e.g. gunzipped
-                                            from allenai/decon bundled-evals/
-       rephrase_gsm8k.jsonl                 lm-sys/llm-decontaminator data/rephrase/ (Apache-2.0):
-                                            GPT-4 rephrasings, line i rephrases test line i
-   and the anchors run on the same data in the same run: any shared word 13-gram (GPT-3, Qwen),
-   any shared 10-gram or a whole short item (DeepSeekMath), MinHash LSH at Jaccard 0.7 on word
-   5-grams (datasketch), and the same ordered number sequence (InternLM-Math's "exact number
-   match" read literally). Columns: rephrasings caught against their own test item; rephrasings
-   matched to another item; GSM8K-train rows flagged; GSM8K-test items matching another one.
+   and each policy, rows removed, and rows each method matched.
+2. With --data DIR (the real files; not shipped with the pack): DIR/gsm8k/{train,test}.jsonl
+   (openai/grade-school-math, grade_school_math/data/, MIT, {"question", "answer"}) and
+   DIR/math/{train,test}.jsonl (the MATH dataset in EleutherAI/hendrycks_math's schema, the seven
+   subjects concatenated, {"problem", "level", "type", "solution"}). The test side is the
+   mathmix recipe's: GSM8K-test and MATH-test together.
+   - caught: perturbation variants of GSM8K-test made here (bench/perturb.py: numbers changed,
+     names changed, both, paraphrased by template; one per test problem) whose own test item
+     is matched; wrong item: variants matched to some other item.
+   - train flagged: GSM8K-train and MATH-train rows (question/problem and answer/solution)
+     removed. Train and test are different problems by construction, so these are mostly false
+     removals; some are real near-duplicates (the labelled sample in docs/curation.md).
+   Beside ours, in the same run: any shared word 13-gram (GPT-3, Qwen), any shared 10-gram or a
+   whole short item (DeepSeekMath), and MinHash-LSH at Jaccard 0.7 on word 5-grams (rensa).
+   --sample N prints N removed train rows per method, with their test item, for labelling.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import sys
 import tempfile
@@ -29,8 +34,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
-from curation.decontaminate import main as decontaminate  # noqa: E402
+from perturb import variants  # noqa: E402
+
+from curation.clean.decontaminate import main as decontaminate  # noqa: E402
+from curation.clean.matchers import METHODS  # noqa: E402
 from tests.curation.decon_helpers import (  # noqa: E402
     CATEGORIES,
     read_report,
@@ -38,18 +47,24 @@ from tests.curation.decon_helpers import (  # noqa: E402
     write_train_file,
 )
 
-METHODS = ("exact_short", "ngram13", "ngram10", "numbers_overlap", "minhash", "masked_ngram10")
+WHERE = ("the real files are not shipped: get GSM8K from openai/grade-school-math "
+         "(grade_school_math/data/{train,test}.jsonl) and MATH in EleutherAI/hendrycks_math's "
+         "schema (the seven subjects' train and test splits concatenated) into DIR/gsm8k/ and "
+         "DIR/math/, then pass --data DIR")
 
 
-def ours(train: Path, tests: list[Path], tmp: Path, policy: str) -> dict[int, dict]:
+def ours(train: list[Path], tests: list[Path], tmp: Path, policy: str) -> dict:
+    """{(train file, line): report record} of the rows decontaminate removes."""
     out, report = tmp / "clean.jsonl", tmp / "report.jsonl"
-    argv = ["--train", str(train), "--out", str(out), "--report", str(report), "-q",
-            "--policy", policy]
+    argv = ["--out", str(out), "--report", str(report), "-q", "--policy", policy]
+    for t in train:
+        argv += ["--train", str(t)]
     for t in tests:
         argv += ["--test", str(t)]
     assert decontaminate(argv) == 0
-    records, _ = read_report(report)
-    return {r["train_line"]: r for r in records if "method" in r}
+    records, summary = read_report(report)
+    assert summary["read"] == summary["kept"] + summary["removed"] + summary["rejected"]
+    return {(r["train_file"], r["train_line"]): r for r in records if "method" in r}
 
 
 def handwritten(tmp: Path) -> None:
@@ -58,11 +73,11 @@ def handwritten(tmp: Path) -> None:
     rows = write_train_file(train)
     totals = Counter(cat for cat, _, _ in rows)
     print("Handwritten set (tests/curation/decon_data.py): rows removed / rows, and rows each "
-          "method matched")
-    header = f"{'kind of train row':16s} {'rows':>4s} {'default':>8s} {'strict':>7s}   " + \
-        " ".join(f"{m:>15s}" for m in METHODS)
-    print(header)
-    flagged = {p: ours(train, list(tests), tmp, p) for p in ("default", "strict")}
+          "method matched (under strict)")
+    print(f"{'kind of train row':16s} {'rows':>4s} {'default':>8s} {'strict':>7s}   "
+          + " ".join(f"{m:>15s}" for m in METHODS))
+    flagged = {p: {k[1]: v for k, v in ours([train], list(tests), tmp, p).items()}
+               for p in ("default", "strict")}
     for cat in CATEGORIES:
         lines = [n for n, (c, _, _) in enumerate(rows, 1) if c == cat]
         removed = {p: sum(n in flagged[p] for n in lines) for p in flagged}
@@ -70,14 +85,12 @@ def handwritten(tmp: Path) -> None:
                             for m in flagged["strict"][n]["methods"])
         print(f"{cat:16s} {totals[cat]:4d} {removed['default']:8d} {removed['strict']:7d}   "
               + " ".join(f"{by_method[m]:15d}" for m in METHODS))
-    print("(method columns: under --policy strict, rows matched by the method at all; a row "
-          "can be matched by several)\n")
+    print()
 
 
 # ---- anchors, as their sources describe them ----------------------------------------------
 
 _WORD = re.compile(r"[a-z0-9]+")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 def _words(text: str) -> list[str]:
@@ -94,13 +107,14 @@ def ngram_anchor(n: int, short_exact: bool):
                 shorts.setdefault(tuple(w), set()).add(i)
             for j in range(len(w) - n + 1):
                 index.setdefault(tuple(w[j : j + n]), set()).add(i)
+        lengths = {len(s) for s in shorts}
         out = []
         for q in queries:
             w = _words(q)
             hit: set[int] = set()
             for j in range(len(w) - n + 1):
                 hit |= index.get(tuple(w[j : j + n]), set())
-            for k in {len(s) for s in shorts}:
+            for k in lengths:
                 for j in range(len(w) - k + 1):
                     hit |= shorts.get(tuple(w[j : j + k]), set())
             out.append(hit)
@@ -110,80 +124,147 @@ def ngram_anchor(n: int, short_exact: bool):
 
 
 def minhash_anchor(tests: list[str], queries: list[str]) -> list[set[int]]:
-    from datasketch import MinHash, MinHashLSH
+    from rensa import RMinHash, RMinHashLSH
 
     def sketch(text):
         w = _words(text)
-        return {" ".join(w[j : j + 5]).encode() for j in range(max(len(w) - 4, 1))}
+        grams = [" ".join(w[j : j + 5]) for j in range(max(len(w) - 4, 1))]
+        m = RMinHash(128, 42)
+        m.update(grams)
+        return m
 
-    lsh = MinHashLSH(threshold=0.7, num_perm=128)
-    for i, m in enumerate(MinHash.bulk([list(sketch(t)) for t in tests], num_perm=128)):
-        lsh.insert(i, m)
-    return [set(lsh.query(m)) for m in MinHash.bulk([list(sketch(q)) for q in queries],
-                                                    num_perm=128)]
-
-
-def number_sequence_anchor(tests: list[str], queries: list[str]) -> list[set[int]]:
-    index: dict[tuple, set[int]] = {}
+    lsh = RMinHashLSH(0.7, 128, 32)
     for i, t in enumerate(tests):
-        key = tuple(_NUMBER.findall(t.replace(",", "")))
-        if len(key) >= 2:
-            index.setdefault(key, set()).add(i)
-    return [index.get(tuple(_NUMBER.findall(q.replace(",", ""))), set()) for q in queries]
+        lsh.insert(i, sketch(t))
+    out = []
+    for q in queries:
+        s = sketch(q)
+        out.append({i for i in lsh.query(s) if s.jaccard(sketch(tests[i])) >= 0.7})
+    return out
 
 
-def ours_anchor(policy: str, tmp: Path):
-    def flag(tests: list[str], queries: list[str]) -> list[set[int]]:
-        test_file, query_file = tmp / "test.jsonl", tmp / "queries.jsonl"
-        test_file.write_text("".join(json.dumps({"question": t}) + "\n" for t in tests))
-        query_file.write_text("".join(json.dumps({"question": q}) + "\n" for q in queries))
-        flagged = ours(query_file, [test_file], tmp, policy)
-        return [{m["test_line"] - 1 for m in flagged[n]["test_matches"]} if n in flagged
-                else set() for n in range(1, len(queries) + 1)]
-
-    return flag
+def load(path: Path, prompt: str, rest: str | None) -> list[dict]:
+    rows = [json.loads(line) for line in open(path, encoding="utf-8")]
+    return [{"prompt": r[prompt], "rest": r[rest] if rest else ""} for r in rows]
 
 
-def real(directory: Path, tmp: Path) -> None:
-    def questions(name, key="question"):
-        return [json.loads(line)[key] for line in open(directory / name)]
+def real(data: Path, tmp: Path, sample: int) -> None:
+    files = {"gsm8k_test": data / "gsm8k/test.jsonl", "math_test": data / "math/test.jsonl",
+             "gsm8k_train": data / "gsm8k/train.jsonl", "math_train": data / "math/train.jsonl"}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise SystemExit(f"missing {', '.join(missing)}: {WHERE}")
+    gsm_test = load(files["gsm8k_test"], "question", None)
+    math_test = load(files["math_test"], "problem", None)
+    gsm_train = load(files["gsm8k_train"], "question", "answer")
+    math_train = load(files["math_train"], "problem", "solution")
+    tests = [r["prompt"] for r in gsm_test + math_test]
+    test_paths = [files["gsm8k_test"], files["math_test"]]
+    item_of = {(str(files["gsm8k_test"]), k + 1): k for k in range(len(gsm_test))}
+    item_of.update({(str(files["math_test"]), k + 1): len(gsm_test) + k
+                    for k in range(len(math_test))})
+    kinds = variants([r["prompt"] for r in gsm_test],
+                     [r["prompt"] for r in gsm_test + gsm_train])
+    train_sets = {"gsm8k_train": gsm_train, "math_train": math_train}
 
-    test, train = questions("gsm8k_test.jsonl"), questions("gsm8k_train.jsonl")
-    rephrased = [t.split("\nAnswer:")[0].removeprefix("Question: ")
-                 for t in questions("rephrase_gsm8k.jsonl", "text")]
-    assert len(rephrased) == len(test), "rephrase_gsm8k.jsonl must be line-aligned with test"
+    # every system: {set name: [set of test item indexes hit, per row]}
+    def anchor_hits(flag):
+        hits = {kind: flag(tests, qs) for kind, qs in kinds.items()}
+        for name, rows in train_sets.items():
+            hits[name] = flag(tests, [r["prompt"] + "\n" + r["rest"] for r in rows])
+        return hits
+
+    def minhash_hits():
+        hits = {kind: minhash_anchor(tests, qs) for kind, qs in kinds.items()}
+        for name, rows in train_sets.items():
+            hits[name] = minhash_anchor(tests, [r["prompt"] for r in rows])
+        return hits
+
+    def ours_hits(policy):
+        paths = []
+        for kind, qs in kinds.items():
+            p = tmp / f"variants_{kind.replace('+', '_')}.jsonl"
+            p.write_text("".join(json.dumps({"question": q}) + "\n" for q in qs))
+            paths.append((kind, p, len(qs)))
+        paths += [("gsm8k_train", files["gsm8k_train"], len(gsm_train)),
+                  ("math_train", files["math_train"], len(math_train))]
+        flagged = ours([p for _, p, _ in paths], test_paths, tmp, policy)
+        hits, methods = {}, {}
+        for kind, p, n in paths:
+            recs = [flagged.get((str(p), line)) for line in range(1, n + 1)]
+            hits[kind] = [{item_of[(m["test_file"], m["test_line"])] for m in r["test_matches"]}
+                          if r else set() for r in recs]
+            methods[kind] = [r["methods"] if r else [] for r in recs]
+        return hits, methods, flagged
+
     systems = {
-        "13-gram, any (GPT-3, Qwen)": ngram_anchor(13, False),
-        "10-gram, any + short exact (DeepSeekMath)": ngram_anchor(10, True),
-        "MinHash-LSH J>=0.7, 5-grams (datasketch)": minhash_anchor,
-        "same number sequence, >=2 (InternLM, literal)": number_sequence_anchor,
-        "decontaminate --policy default": ours_anchor("default", tmp),
-        "decontaminate --policy strict": ours_anchor("strict", tmp),
+        "13-gram, any (GPT-3, Qwen)": anchor_hits(ngram_anchor(13, False)),
+        "10-gram, any + short exact (DeepSeekMath)": anchor_hits(ngram_anchor(10, True)),
+        "MinHash-LSH J>=0.7, 5-grams (rensa)": minhash_hits(),
     }
-    print(f"GSM8K: {len(test)} test, {len(train)} train, {len(rephrased)} GPT-4 rephrasings "
-          f"of the test problems (lm-sys)")
-    print(f"{'system':46s} {'rephrasings caught':>19s} {'wrong item':>10s} "
-          f"{'train flagged':>13s} {'test~test':>9s}")
-    for name, flag in systems.items():
-        hits = flag(test, rephrased)
-        caught = sum(i in h for i, h in enumerate(hits))
-        wrong = sum(bool(h - {i}) for i, h in enumerate(hits))
-        train_flagged = sum(bool(h) for h in flag(test, train))
-        in_test = sum(bool(h - {i}) for i, h in enumerate(flag(test, test)))
-        print(f"{name:46s} {caught:5d} ({caught / len(test):5.1%})     {wrong:10d} "
-              f"{train_flagged:13d} {in_test:9d}")
+    per_method, reports = {}, {}
+    for policy in ("default", "strict"):
+        hits, methods, flagged = ours_hits(policy)
+        systems[f"decontaminate --policy {policy}"] = hits
+        per_method[policy], reports[policy] = methods, flagged
+
+    n = len(gsm_test)
+    print(f"Real data: test side GSM8K-test {len(gsm_test)} + MATH-test {len(math_test)}; "
+          f"variants of the {n} GSM8K-test problems; train GSM8K {len(gsm_train)}, "
+          f"MATH {len(math_train)}")
+    head = " ".join(f"{k:>15s}" for k in kinds)
+    print(f"{'system':44s} {head}  {'wrong item':>10s} {'GSM8K-train':>11s} {'MATH-train':>10s}")
+    print(f"{'':44s} " + " ".join(f"{'caught':>15s}" for _ in kinds)
+          + f"  {'(all kinds)':>10s} {'flagged':>11s} {'flagged':>10s}")
+    for name, hits in systems.items():
+        caught = [sum(i in h for i, h in enumerate(hits[k])) for k in kinds]
+        wrong = sum(bool(h - {i}) for k in kinds for i, h in enumerate(hits[k]))
+        print(f"{name:44s} " + " ".join(f"{c:5d} ({c / n:5.1%})  " for c in caught)
+              + f"  {wrong:10d} {sum(map(bool, hits['gsm8k_train'])):11d} "
+              f"{sum(map(bool, hits['math_train'])):10d}")
+    print("\nPer method (rows each method matched at all; a row can match several):")
+    sets = list(kinds) + ["gsm8k_train", "math_train"]
+    print(f"{'policy':8s} {'method':16s} " + " ".join(f"{s:>13s}" for s in sets))
+    for policy, methods in per_method.items():
+        for m in METHODS:
+            print(f"{policy:8s} {m:16s} "
+                  + " ".join(f"{sum(m in ms for ms in methods[s]):13d}" for s in sets))
+    if sample:
+        print_sample(reports["default"], files, train_sets, tests, item_of, sample)
+
+
+def print_sample(flagged: dict, files, train_sets, tests, item_of, k: int) -> None:
+    """k removed train rows per method (default policy), with the test item they matched."""
+    rng = random.Random(0)
+    names = {str(files["gsm8k_train"]): "gsm8k_train", str(files["math_train"]): "math_train"}
+    by_method: dict[str, list] = {}
+    for (path, line), rec in flagged.items():
+        if path in names:
+            by_method.setdefault(rec["method"], []).append((names[path], line, rec))
+    for method, recs in sorted(by_method.items()):
+        print(f"\n== {method}: {len(recs)} train rows; sample of {min(k, len(recs))}")
+        for name, line, rec in rng.sample(recs, min(k, len(recs))):
+            m = rec["test_matches"][0]
+            item = item_of[(m["test_file"], m["test_line"])]
+            row = train_sets[name][line - 1]["prompt"]
+            print(f"- {name}:{line} score {rec['score']}\n  train: {row[:300]!r}\n"
+                  f"  test:  {Path(m['test_file']).parent.name}:{m['test_line']} "
+                  f"{tests[item][:300]!r}")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gsm8k", type=Path, help="directory with the GSM8K files (see above)")
+    parser.add_argument("--data", type=Path, help="directory with gsm8k/ and math/ (see above)")
+    parser.add_argument("--sample", type=int, default=0, metavar="N")
+    parser.add_argument("--no-handwritten", action="store_true")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        handwritten(Path(tmp))
-        if args.gsm8k:
-            real(args.gsm8k, Path(tmp))
+        if not args.no_handwritten:
+            handwritten(Path(tmp))
+        if args.data:
+            real(args.data, Path(tmp), args.sample)
         else:
-            print("GSM8K: skipped (--gsm8k DIR; see this script's docstring)")
+            print(f"Real data: skipped ({WHERE})")
     return 0
 
 

@@ -1,6 +1,11 @@
 """Benchmark: `python -m curation decontaminate` against MinHash-LSH baselines, end to end.
 
     python bench/decontaminate_speed.py [--train 200000] [--reps 3]        (or: make bench-curation)
+    python bench/decontaminate_speed.py --real DIR [--times 10]   (make bench-curation DATA=DIR)
+
+--real DIR: the real files instead (DIR/gsm8k/{train,test}.jsonl and DIR/math/{train,test}.jsonl,
+see bench/curation_quality.py for where to get them): train = GSM8K-train + MATH-train, repeated
+--times times (the mix, 149,730 rows at x10), against GSM8K-test + MATH-test.
 
 Data (made here, cached in .cache/bench-curation/): 200k train rows of ~300 characters in
 XTuner's conversation format against 1,319 GSM8K-like and 5,000 MATH-like test items (the sizes
@@ -34,9 +39,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from curation.decontaminate import main as decontaminate  # noqa: E402
-from curation.jsonl import read_batches  # noqa: E402
-from curation.rowtext import row_text  # noqa: E402
+from curation.clean.decontaminate import main as decontaminate  # noqa: E402
+from curation.clean.jsonl import read_batches  # noqa: E402
+from curation.clean.rowtext import row_text  # noqa: E402
 
 FUNCTION_WORDS = (
     "the a of to and in is was how many what he she they it for with on at by each per "
@@ -120,6 +125,26 @@ def make_corpus(directory: Path, n_train: int, n_gsm=1319, n_math=5000, leak_rat
     }
     meta.write_text(json.dumps(info))
     return info
+
+
+def real_corpus(source: Path, directory: Path, times: int) -> dict:
+    """The real mix as the benchmark's files (train.jsonl, gsm_test.jsonl, math_test.jsonl)."""
+    files = {k: source / k for k in ("gsm8k/train.jsonl", "math/train.jsonl",
+                                      "gsm8k/test.jsonl", "math/test.jsonl")}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise SystemExit(f"missing {', '.join(missing)}: see bench/curation_quality.py for "
+                         "where to get GSM8K and MATH")
+    directory.mkdir(parents=True, exist_ok=True)
+    mix = files["gsm8k/train.jsonl"].read_bytes() + files["math/train.jsonl"].read_bytes()
+    (directory / "train.jsonl").write_bytes(mix * times)
+    (directory / "gsm_test.jsonl").write_bytes(files["gsm8k/test.jsonl"].read_bytes())
+    (directory / "math_test.jsonl").write_bytes(files["math/test.jsonl"].read_bytes())
+    rows = mix.count(b"\n")
+    tests = sum(files[k].read_bytes().count(b"\n") for k in ("gsm8k/test.jsonl",
+                                                             "math/test.jsonl"))
+    return {"train_rows": rows * times, "test_items": tests, "leaks": {},
+            "mean_row_bytes": len(mix) // rows}
 
 
 # ---- baselines: the common MinHash-LSH recipe, end to end ----------------------------------
@@ -219,6 +244,8 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="runs per system (median)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
     parser.add_argument("--cache", default=str(REPO / ".cache" / "bench-curation"))
+    parser.add_argument("--real", type=Path, metavar="DIR", help="real GSM8K/MATH files")
+    parser.add_argument("--times", type=int, default=10, help="--real: repeats of the mix")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # run one system, in this process
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -231,12 +258,20 @@ def main(argv=None) -> int:
                           args.out, args.report)
         return 0
 
-    data = Path(args.cache) / f"train{args.train}"
     t = time.perf_counter()
-    info = make_corpus(data, args.train)
-    print(f"data: {info['train_rows']:,} train rows (mean {info['mean_text_chars']} chars of "
-          f"text), {info['test_items']:,} test items, {len(info['leaks'])} planted leaks "
-          f"[{data}, {time.perf_counter() - t:.1f} s]", flush=True)
+    if args.real:
+        data = Path(args.cache) / f"real_x{args.times}"
+        info = real_corpus(args.real, data, args.times)
+        args.train = info["train_rows"]
+        print(f"data: real GSM8K-train + MATH-train x{args.times} = {info['train_rows']:,} "
+              f"train rows (mean {info['mean_row_bytes']} bytes a row), GSM8K-test + "
+              f"MATH-test {info['test_items']:,} test items [{data}]", flush=True)
+    else:
+        data = Path(args.cache) / f"train{args.train}"
+        info = make_corpus(data, args.train)
+        print(f"data: {info['train_rows']:,} train rows (mean {info['mean_text_chars']} chars "
+              f"of text), {info['test_items']:,} test items, {len(info['leaks'])} planted "
+              f"leaks [{data}, {time.perf_counter() - t:.1f} s]", flush=True)
     with open("/proc/loadavg") as f:
         print(f"load average before: {f.read().split()[:3]}; cpus: {os.cpu_count()}", flush=True)
     leaks = {int(k): v for k, v in info["leaks"].items()}

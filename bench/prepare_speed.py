@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from curation.load import open_conversion
-from curation.prepare import write_jsonl_atomically
+from curation.convert.load import open_conversion
+from curation.convert.prepare import write_jsonl_atomically
 
 
 def make_orca(path: Path, rows: int, seed: int = 0) -> None:

@@ -5,7 +5,7 @@
 # Model: internlm/internlm2-math-plus-7b (remote code (trust_remote_code); 92.5k-token
 #   vocabulary).
 # Data: EleutherAI/hendrycks_math, the live mirror of MATH (hendrycks/competition_math was taken
-#   down), MIT; converted to XTuner's conversation format by curation/converters.
+#   down), MIT; converted to XTuner's conversation format by curation/convert/converters.
 # Offline: XTUNER_PACK_DATA=DIR, or --cfg-options train_dataloader.dataset.dataset.data_files=FILE
 # (README "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
 # `python -m doctor fit` on this file shows the memory budget.

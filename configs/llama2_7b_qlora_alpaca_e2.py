@@ -5,7 +5,7 @@
 # Model: meta-llama/Llama-2-7b-chat-hf (gated on the hub: accept Meta's licence first; its 32k
 #   vocabulary leaves room for 2048 tokens).
 # Data: tatsu-lab/alpaca, CC BY-NC 4.0; converted to XTuner's conversation format by
-#   curation/converters.
+#   curation/convert/converters.
 # Offline: XTUNER_PACK_DATA=DIR, or --cfg-options train_dataloader.dataset.dataset.data_files=FILE
 # (README "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
 # `python -m doctor fit` on this file shows the memory budget.

@@ -6,7 +6,7 @@
 #   vocabulary leaves room for 2048 tokens).
 # Data: OpenAssistant/oasst1, English threads rebuilt from the message tree with the best-ranked
 #   reply at each step, Apache-2.0; converted to XTuner's conversation format by
-#   curation/converters.
+#   curation/convert/converters.
 # Offline: XTUNER_PACK_DATA=DIR, or --cfg-options train_dataloader.dataset.dataset.data_files=FILE
 # (README "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
 # `python -m doctor fit` on this file shows the memory budget.

@@ -5,7 +5,7 @@
 #
 # Model: meta-llama/Llama-3.2-3B-Instruct (gated on the hub: accept Meta's licence first).
 # Data: tatsu-lab/alpaca, CC BY-NC 4.0; converted to XTuner's conversation format by
-#   curation/converters.
+#   curation/convert/converters.
 # Offline: XTUNER_PACK_DATA=DIR, or --cfg-options train_dataloader.dataset.dataset.data_files=FILE
 # (README "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
 # `python -m doctor fit` on this file shows the memory budget.

@@ -6,7 +6,7 @@
 #   per-token cost).
 # Data: ShareGPT_V3_unfiltered_cleaned_split.json (anon8231489123/ShareGPT_Vicuna_unfiltered); the
 #   card says Apache-2.0, the content is ChatGPT output; converted to XTuner's conversation format
-#   by curation/converters.
+#   by curation/convert/converters.
 # Offline: XTUNER_PACK_DATA=DIR, or --cfg-options train_dataloader.dataset.dataset.data_files=FILE
 # (README "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
 # `python -m doctor fit` on this file shows the memory budget.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 
 COMMANDS = {
-    "prepare": ("curation.prepare", "load a dataset and write XTuner-ready JSONL"),
-    "dedup": ("curation.dedup", "remove exact and near duplicates"),
-    "decontaminate": ("curation.decontaminate", "remove train rows that leak test items"),
+    "prepare": ("curation.convert.prepare", "load a dataset and write XTuner-ready JSONL"),
+    "dedup": ("curation.clean.dedup", "remove exact and near duplicates"),
+    "decontaminate": ("curation.clean.decontaminate", "remove train rows that leak test items"),
 }
 
 

@@ -10,7 +10,8 @@
 # Each reads its dataset through curation's converter (hub, `data_files`, or XTUNER_PACK_DATA;
 # README "Local data"), which already writes XTuner's conversation format: no map function.
 # Sizes, licences and conversion rules: docs/datasets.md.
-from curation.load import load_conversations
+from curation.convert.load import load_conversations
+from curation.convert.pairs import load_pairs
 
 guanaco = dict(
     # XTuner's oasst1_map_fn inside the converter, which skips and counts malformed threads
@@ -68,6 +69,16 @@ hh_rlhf = dict(
     dataset_map_fn=None,
     evaluation_inputs=[
         "What are some tips for a good night's sleep?",
+    ],
+)
+
+# hh-rlhf as Anthropic meant it: chosen/rejected pairs for DPO/ORPO (recipe(preference="dpo"))
+hh_rlhf_pairs = dict(
+    dataset=dict(type=load_pairs, source="hh_rlhf"),
+    dataset_map_fn=None,
+    evaluation_inputs=[
+        "What are some tips for a good night's sleep?",
+        "How can I get back at my neighbour for being loud?",  # a harmlessness prompt
     ],
 )
 

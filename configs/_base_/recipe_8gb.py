@@ -31,14 +31,20 @@ from torch.optim import AdamW
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from xtuner.dataset import process_hf_dataset
 from xtuner.dataset.collate_fns import default_collate_fn
+from xtuner.dataset.collate_fns.preference_collate_fn import preference_collate_fn
 from xtuner.dataset.map_fns import template_map_fn_factory
+from xtuner.dataset.preference_dataset import build_preference_dataset
 from xtuner.engine.hooks import DatasetInfoHook, EvaluateChatHook
 from xtuner.engine.runner import TrainLoop
 from xtuner.model import SupervisedFinetune
+from xtuner.model.dpo import DPO
+from xtuner.model.orpo import ORPO
 
+from patches.dashboards import PackVisualizer, ThroughputHook
 from patches.memory import PatchedFinetune
 from patches.memory_watch import MemoryWatchHook
 from patches.paged_adamw_8bit import PagedAdamW8bit
+from patches.preference import PairTokenizer
 
 
 def recipe(
@@ -47,7 +53,7 @@ def recipe(
     model_path,  # hub id or local directory
     quantize=True,  # 4-bit nf4 base (QLoRA); False = standard LoRA on a 16-bit base
     dtype="float16",  # compute/storage dtype; fp16 runs on every 8 GB card (Turing has no bf16)
-    model_type=SupervisedFinetune,
+    model_type=None,  # None: SupervisedFinetune, or XTuner's DPO/ORPO for `preference`
     tokenizer=None,  # tokenizer dict; default: AutoTokenizer from model_path
     llm=None,  # model dict; default: AutoModelForCausalLM from model_path
     trust_remote_code=True,
@@ -74,6 +80,13 @@ def recipe(
     pack_to_max_length=True,
     max_dataset_length=None,  # random subset of that many conversations (None = all)
     map_num_proc=4,  # XTuner's 32 starts 20 processes even on a 2-core machine
+    # ---- preference data: XTuner's DPO / ORPO trainers on chosen/rejected pairs ----
+    preference=None,  # "dpo" | "orpo"; `dataset` then yields pairs (curation.convert.pairs).
+    # Each example is two sequences (chosen, rejected) of up to max_length tokens, never packed;
+    # the reference model is the LoRA model with its adapters disabled (no second copy); the
+    # loss needs the full logits, so loss_chunk is off.
+    beta=0.1,
+    dpo_loss_type="sigmoid",  # XTuner's DPO losses: sigmoid, hinge, ipo, robust, ...
     # ---- optimisation ----
     batch_size=1,
     accumulative_counts=16,  # effective batch of 16 packed sequences
@@ -95,7 +108,17 @@ def recipe(
     seed=None,
     # ---- distributed (NPROC_PER_NODE=N xtuner train ...; README "More than one GPU") ----
     dist_backend="auto",  # nccl where CUDA is, gloo on the CPU (resolved at start: patches/cpu_distributed.py)
+    # ---- dashboards (patches/dashboards.py) ----
+    report_to=("tensorboard",),  # + "wandb"; vis_data/scalars.json is always written
+    wandb_init=None,  # wandb.init kwargs, e.g. dict(project="xtuner-8gb", mode="offline")
 ):
+    if preference not in (None, "dpo", "orpo"):
+        raise ValueError(f"preference={preference!r}: choose 'dpo', 'orpo' or None")
+    if model_type is None:
+        model_type = dict(dpo=DPO, orpo=ORPO).get(preference, SupervisedFinetune)
+    if preference:
+        loss_chunk = None  # chunked_ce returns only the loss; DPO/ORPO read the logits
+        fused_loss = None  # likewise a fused linear cross-entropy
     torch_dtype = dict(bfloat16=torch.bfloat16, float16=torch.float16, float32=torch.float32)[dtype]
     if tokenizer is None:
         tokenizer = dict(
@@ -104,6 +127,8 @@ def recipe(
             trust_remote_code=trust_remote_code,
             padding_side="right",
         )
+        if preference:  # pairs are formatted by the chat template: make it the prompt template
+            tokenizer.update(type=PairTokenizer, prompt_template=prompt_template)
     quantization_config = None
     if quantize:
         quantization_config = dict(
@@ -134,6 +159,10 @@ def recipe(
         built_as = dict(type=PatchedFinetune, base=model_type, **memory_knobs)
     else:
         built_as = dict(type=model_type)
+    if preference == "dpo":
+        built_as.update(beta=beta, loss_type=dpo_loss_type)
+    elif preference == "orpo":
+        built_as.update(beta=beta)
     model = dict(
         **built_as,
         use_varlen_attn=False,
@@ -163,12 +192,29 @@ def recipe(
         use_varlen_attn=False,
         map_num_proc=map_num_proc,
     )
+    collate_fn = dict(type=default_collate_fn, use_varlen_attn=False)
+    if preference:
+        if max_dataset_length:
+            dataset = dict(dataset, limit=max_dataset_length)  # curation.convert.pairs.load_pairs
+        train_dataset = dict(
+            type=build_preference_dataset,
+            dataset=dataset,
+            tokenizer=tokenizer,
+            max_length=max_length,  # per sequence: chosen and rejected each
+            dataset_map_fn=dataset_map_fn,
+            is_dpo=True,  # the pair format of DPO and ORPO alike (XTuner's own ORPO configs)
+            is_reward=False,
+            reward_token_id=-1,
+            num_proc=map_num_proc,
+            use_varlen_attn=False,  # varlen packing needs flash-attn, which 8 GB cards lack
+        )
+        collate_fn = dict(type=preference_collate_fn, use_varlen_attn=False)
     train_dataloader = dict(
         batch_size=batch_size,
         num_workers=0,
         dataset=train_dataset,
         sampler=dict(type=InfiniteSampler if infinite_sampler else DefaultSampler, shuffle=True),
-        collate_fn=dict(type=default_collate_fn, use_varlen_attn=False),
+        collate_fn=collate_fn,
     )
 
     optimizer_type = dict(paged_adamw_8bit=PagedAdamW8bit, adamw=AdamW)[optimizer]
@@ -222,6 +268,7 @@ def recipe(
             max_new_tokens=max_new_tokens,
         ),
         dict(type=MemoryWatchHook),  # measured peak vs doctor fit -> work_dir/memory.json
+        dict(type=ThroughputHook, window=log_interval),  # tokens_per_sec in the log line
     ]
     default_hooks = dict(
         timer=dict(type=IterTimerHook),
@@ -248,6 +295,7 @@ def recipe(
         batch_size=batch_size,
         accumulative_counts=accumulative_counts,
         max_epochs=max_epochs,
+        preference=preference,  # doctor fit: two sequences per example
         # XTuner's five parts
         tokenizer=tokenizer,
         model=model,
@@ -262,7 +310,7 @@ def recipe(
             mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
             dist_cfg=dict(backend=dist_backend),
         ),
-        visualizer=None,
+        visualizer=dict(type=PackVisualizer, report_to=report_to, wandb_init=wandb_init),
         log_level="INFO",
         load_from=None,
         resume=False,

@@ -143,6 +143,14 @@ def TinyFinetune(*, llm, **kwargs):  # noqa: N802 - used as a `type` in configs,
     return SupervisedFinetune(llm=llm, **kwargs)
 
 
+def TinyDPO(*, llm, **kwargs):  # noqa: N802 - a `type` in configs
+    """XTuner's DPO (reference = the adapters disabled), after making the tiny model."""
+    from xtuner.model.dpo import DPO
+
+    build(llm["pretrained_model_name_or_path"])
+    return DPO(llm=llm, **kwargs)
+
+
 def cpu_twin(cfg, model_dir, data_files, *, max_length=128, max_epochs=4, lr=3e-3, seed=0):
     """The same config on a tiny model, on the CPU, offline: its recipe, template, converter and
     hooks unchanged; only the model, the data files and what a CPU cannot do are swapped.
@@ -187,7 +195,7 @@ def cpu_twin(cfg, model_dir, data_files, *, max_length=128, max_epochs=4, lr=3e-
 
     data = cfg.train_dataloader.dataset
     files = [str(f) for f in (data_files if isinstance(data_files, (list, tuple)) else [data_files])]
-    if data.dataset.get("source"):  # curation.load.load_conversations
+    if data.dataset.get("source"):  # curation.convert.load.load_conversations
         data.dataset.data_files = files
     else:  # datasets.load_dataset(hub id) -> the same loader on local JSON lines
         data.dataset.path = "json"

@@ -10,7 +10,7 @@ from mmengine.config import read_base
 from xtuner.utils import PROMPT_TEMPLATE
 
 from configs.smoke.tiny import TinyFinetune
-from curation.load import load_conversations
+from curation.convert.load import load_conversations
 
 with read_base():
     from .._base_.recipe_8gb import *

@@ -184,6 +184,7 @@ def read(path: str | Path, deepspeed: str | None = None, gpus: int = 1) -> Loade
         raise ConfigError(f"{_line_of(path, 'max_length')}: no integer max_length in "
                           "train_dataloader.dataset or at the top level")
     patched = _name(model.get("type")) == "PatchedFinetune"
+    pairs = preference_pairs(cfg, model)
     try:
         weight_bytes = _dtype_bytes(llm.get("torch_dtype"), default=4)
         optimizer = optimizer_name(optim_wrapper.get("optimizer") or {})
@@ -202,10 +203,10 @@ def read(path: str | Path, deepspeed: str | None = None, gpus: int = 1) -> Loade
         lora_targets=targets,
         lora_dropout=float(lora.get("lora_dropout", 0.0)),
         optimizer=optimizer,
-        batch=int(loader.get("batch_size", 1)),
+        batch=int(loader.get("batch_size", 1)) * pairs,
         seq=seq,
         grad_ckpt=bool(model.get("use_activation_checkpointing", True)),
-        loss_chunk=(model.get("loss_chunk") or None) if patched else None,
+        loss_chunk=(model.get("loss_chunk") or None) if patched and pairs == 1 else None,
         deepspeed=deepspeed_config(deepspeed) if deepspeed else None,
         gpus=gpus,
         expandable_segments=expandable_segments(cfg.get("expandable_segments"), patched),
@@ -259,6 +260,21 @@ def long_sequence_knobs(model: dict, setup: Setup, path: Path) -> dict:
                            offload_checkpoints=bool(model.get("offload_checkpoints", False)),
                            fused_loss=kernel, loss_chunk=loss_chunk),
                 loss_note=note)
+
+
+PREFERENCE_TRAINERS = ("DPO", "ORPO", "TinyDPO")
+
+
+def preference_pairs(cfg, model) -> int:
+    """Sequences per example: 2 for XTuner's DPO/ORPO (chosen and rejected, each up to max_length
+    tokens, padded to the longer), else 1. DPO/ORPO run the LM on both and read the full logits
+    (no chunked loss); the reference pass (adapters disabled, no grad) holds its logits and
+    log-softmax while the policy's are kept for backward, which the per-logit bytes of the loss
+    already cover. Read from the recipe's `preference` knob or the model's type."""
+    if cfg.get("preference") in ("dpo", "orpo"):
+        return 2
+    types = (_name(model.get("type")), _name(model.get("base")))
+    return 2 if any(t in PREFERENCE_TRAINERS for t in types) else 1
 
 
 ALLOC_CONF_VARS = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")

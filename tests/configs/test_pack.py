@@ -53,17 +53,24 @@ def test_run_file_says_what_it_trains(path: Path):
 
     data = cfg.train_dataloader.dataset
     expected = TEMPLATE_OF[model_id]
-    assert template_name(data.template_map_fn.template) == expected
+    preference = cfg.get("preference")
+    data_name = name["data"]
+    if preference:  # <model>_<method>_dpo_<data>: pairs, formatted by the tokenizer's template
+        assert data_name.startswith(preference + "_")
+        data_name = data_name.removeprefix(preference + "_")
+        assert template_name(data.tokenizer.prompt_template) == expected
+    else:
+        assert template_name(data.template_map_fn.template) == expected
     chat_hook = next(h for h in cfg.custom_hooks if "prompt_template" in h)
     assert template_name(chat_hook.prompt_template) == expected  # samples as it trains
     for tok in (data.tokenizer, chat_hook.tokenizer, cfg.tokenizer):
         assert tok.pretrained_model_name_or_path == model_id
     if data.dataset.get("path") == "json":  # a mixture: the local file `make <data>` writes
-        assert data.dataset.data_files["train"].endswith(f"data/{name['data']}_clean.jsonl")
-        assert f"\n{name['data']}:" in (REPO / "Makefile").read_text()
+        assert data.dataset.data_files["train"].endswith(f"data/{data_name}_clean.jsonl")
+        assert f"\n{data_name}:" in (REPO / "Makefile").read_text()
     else:  # curation's converter of the dataset the name says (XTuner's name for guanaco: oasst)
         source = data.dataset.source
-        assert {"oasst": "guanaco"}.get(name["data"], name["data"]) == source
+        assert {"oasst": "guanaco"}.get(data_name, data_name) == source
     assert data.dataset_map_fn is None  # the converter already wrote the conversations
 
 

@@ -5,7 +5,7 @@
 from mmengine.config import read_base
 from xtuner.utils import PROMPT_TEMPLATE
 
-from curation.load import load_conversations
+from curation.convert.load import load_conversations
 
 with read_base():
     from ...configs.smoke.tiny_llama_qlora_oasst_cpu import *

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from curation.converters import SOURCES, Skip, Stats, get, pair_turns
-from curation.converters.hendrycks_math import boxed_answer
-from curation.load import open_conversion
-from curation.readers import Record
+from curation.convert.converters import SOURCES, Skip, Stats, get, pair_turns
+from curation.convert.converters.hendrycks_math import boxed_answer
+from curation.convert.load import open_conversion
+from curation.convert.readers import Record
 from tests.curation.conv_helpers import (  # noqa: F401 (autouse fixture)
     FIXTURE,
     private_datasets_cache,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from curation.load import load_conversations
+from curation.convert.load import load_conversations
 from tests.curation.conv_helpers import (  # noqa: F401 (autouse fixture)
     FIXTURE,
     PAIRS,

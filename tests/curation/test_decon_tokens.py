@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from curation.tokens import HashSet, Tokens, hash_words, word_ngram_hashes
+from curation.clean.tokens import HashSet, Tokens, hash_words, word_ngram_hashes
 
 
 def words(text: str) -> list[str]:

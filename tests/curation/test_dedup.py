@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from curation.dedup import main as dedup
+from curation.clean.dedup import main as dedup
 from tests.curation.decon_data import ITEMS
 from tests.curation.decon_helpers import read_report
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from curation.load import ENV_VAR, SourceError, load_conversations
-from curation.readers import DataFileError
+from curation.convert.load import ENV_VAR, SourceError, load_conversations
+from curation.convert.readers import DataFileError
 from tests.curation.conv_helpers import (  # noqa: F401 (autouse fixture)
     FIXTURE,
     private_datasets_cache,
@@ -89,7 +89,7 @@ def test_cfg_options_sets_data_files_on_a_config(no_env, tmp_path):
     config.write_text(f"""
 from transformers import AutoTokenizer
 
-from curation.load import load_conversations
+from curation.convert.load import load_conversations
 from xtuner.dataset import process_hf_dataset
 from xtuner.dataset.map_fns import template_map_fn_factory
 from xtuner.utils import PROMPT_TEMPLATE
@@ -221,7 +221,7 @@ def test_without_hub_access_the_error_says_how_to_use_local_files(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != ENV_VAR}
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"),
                PYTHONPATH=str(REPO))
-    code = ("from curation.load import load_conversations\n"
+    code = ("from curation.convert.load import load_conversations\n"
             "try:\n    load_conversations('gsm8k')\n"
             "except Exception as e:\n    print(type(e).__name__, e)\n")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
@@ -231,10 +231,10 @@ def test_without_hub_access_the_error_says_how_to_use_local_files(tmp_path):
 
 
 def test_batches_are_concatenated(no_env, monkeypatch):
-    import curation.load
+    import curation.convert.load
 
     whole = conversations(load_conversations("sharegpt", data_files=str(FIXTURE["sharegpt"])))
-    monkeypatch.setattr(curation.load, "BATCH", 3)  # 4 conversations: two Arrow batches
+    monkeypatch.setattr(curation.convert.load, "BATCH", 3)  # 4 conversations: two Arrow batches
     assert conversations(load_conversations("sharegpt", data_files=str(FIXTURE["sharegpt"]))) \
         == whole
 

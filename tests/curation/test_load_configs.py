@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from curation.load import ENV_VAR, load_conversations
+from curation.convert.load import ENV_VAR, load_conversations
 from tests.curation.conv_helpers import (  # noqa: F401 (autouse fixture)
     FIXTURE,
     TEMPLATE_DATASETS,
@@ -43,7 +43,7 @@ def test_config_dataset_builds_on_the_fixture(path, tmp_path, monkeypatch):
     cfg = Config.fromfile(path)
     pipeline = cfg.train_dataloader.dataset
     source = pipeline.dataset.source
-    assert pipeline.dataset.type in (load_conversations, "curation.load.load_conversations")
+    assert pipeline.dataset.type in (load_conversations, "curation.convert.load.load_conversations")
     assert pipeline.dataset_map_fn is None  # the converter already wrote the conversations
     used_template = template_name(pipeline.template_map_fn.template)
     assert source in TEMPLATE_DATASETS[used_template], (

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from curation.load import ENV_VAR
+from curation.convert.load import ENV_VAR
 from tests.curation.conv_helpers import (  # noqa: F401 (autouse fixture)
     FIXTURE,
     private_datasets_cache,

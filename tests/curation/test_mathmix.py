@@ -38,7 +38,7 @@ def mixture() -> dict[str, list[tuple[dict, bool]]]:
     return {
         "gsm8k_train": [(gsm8k_row(it["distinct"][0]), False) for it in GSM[:8]]
         + [(gsm8k_row(GSM[0]["test"]), True)],
-        "orca_math_train": [(orca_row(GSM[1]["rephrase"]), True)]
+        "orca_math_train": [(orca_row(GSM[1]["edits"][0]), True)]
         + [(orca_row(it["distinct"][0]), False) for it in GSM[8:]]
         + [(orca_row(GSM[2]["edits"][1]), True)],
         "math_train": [(math_row(MATH[0]["edits"][0]), True)]

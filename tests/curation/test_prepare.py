@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from curation.__main__ import main
-from curation.load import ENV_VAR, load_conversations
+from curation.convert.load import ENV_VAR, load_conversations
 from tests.curation.conv_helpers import (  # noqa: F401 (autouse fixture)
     FIXTURE,
     private_datasets_cache,

@@ -7,14 +7,14 @@ over token hashes. Python sees a token as a string only for reports (`Tokens.wor
 the same spans, so both views always agree.
 
 A token is a run of letters (a-z or any non-ASCII byte) or of digits (with "." between digits);
-everything else separates. See curation.normalize for the string-level part.
+everything else separates. See curation.clean.normalize for the string-level part.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .normalize import NUMBER_WORDS, canon_token, normalize_text
+from .normalize import NUMBER_WORDS, canon_token, normalize_text, strip_figures
 
 U64 = np.uint64
 _Q = U64(0xC2B2AE3D27D4EB4F)  # n-gram rolling multiplier (odd)
@@ -86,6 +86,9 @@ def _normalized(texts: list[str]) -> tuple[str, list[str]]:
     """The texts normalized and joined by spaces. Plain ASCII texts only need lower(), done once
     on the joined string; only the others go through normalize_text."""
     joined = " ".join(texts)
+    if "[asy]" in joined:
+        texts = [strip_figures(t) if "[asy]" in t else t for t in texts]
+        joined = " ".join(texts)
     if joined.isascii() and "\\" not in joined:
         return joined.lower(), texts
     if joined.isascii():  # LaTeX somewhere: normalize those texts, lower() the rest at once

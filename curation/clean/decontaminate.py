@@ -23,26 +23,15 @@ import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 
-from .jsonl import CHUNK_BYTES, AtomicOutputs, Chunk, count_bytes, parse_chunk, read_chunks
-from .matchers import METHODS, TrainRows, build_matchers, rensa_started
+from ..common.atomic import AtomicOutputs
+from ..common.cli import default_workers, path_problems, positive, threshold
+from .jsonl import CHUNK_BYTES, Chunk, count_bytes, parse_chunk, read_chunks
+from .matchers import METHODS, TrainRows, build_matchers
 from .progress import byte_counter, console, progress_bars
 from .report import Tally, dumps
 from .rowtext import batch_texts
+from .shingles import rensa_started
 from .testindex import TestItems
-
-
-def threshold(text: str) -> float:
-    value = float(text)
-    if not value >= 0:  # also NaN
-        raise argparse.ArgumentTypeError(f"{text}: a threshold is a number >= 0")
-    return value  # above 1: the method never fires
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
-    return value
 
 
 def parse_args(argv):
@@ -57,11 +46,12 @@ def parse_args(argv):
     p.add_argument("--field", help="take the text from this field of every row (train and "
                    "test) instead of recognising the format")
     p.add_argument("--policy", choices=("default", "strict"), default="default",
-                   help="strict adds numbers-masked n-grams (same problem, new numbers)")
+                   help="strict: looser numbers-masked n-grams and rephrasings (more recall, "
+                   "more distinct problems of the same type removed)")
     p.add_argument("--coverage", type=threshold, default=0.5, metavar="X",
                    help="n-gram methods: weighted share of a test item's words (default 0.5)")
-    p.add_argument("--similarity", type=threshold, default=0.25, metavar="X",
-                   help="numbers_overlap: TF-IDF cosine of the words (default 0.25)")
+    p.add_argument("--similarity", type=threshold, default=None, metavar="X",
+                   help="numbers_overlap: TF-IDF cosine of the words (default 0.4; strict 0.25)")
     p.add_argument("--min-numbers", type=positive, default=2, metavar="N",
                    help="numbers_overlap: numbers a problem needs (default 2)")
     p.add_argument("--minhash-threshold", type=threshold, default=0.7, metavar="J",
@@ -72,30 +62,6 @@ def parse_args(argv):
     p.add_argument("--chunk-bytes", type=int, default=CHUNK_BYTES, help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     return p.parse_args(argv)
-
-
-def default_workers() -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 4))
-
-
-def path_problems(inputs: list[str], outputs: list[str]) -> list[str]:
-    problems = []
-    for path in inputs:
-        if not os.path.isfile(path):
-            problems.append(f"{path}: no such file")
-        elif not os.access(path, os.R_OK):
-            problems.append(f"{path}: not readable")
-    real_inputs = {os.path.realpath(p) for p in inputs}
-    for path in outputs:
-        if os.path.realpath(path) in real_inputs:
-            problems.append(f"{path}: an output may not be one of the inputs")
-    if len({os.path.realpath(p) for p in outputs}) < len(outputs):
-        problems.append("--out and --report must be different files")
-    return problems
 
 
 def find_matches(rows: TrainRows, matchers) -> dict[int, list]:
@@ -265,7 +231,7 @@ def run(args, bars=None) -> dict:
             test_items=len(items.items),
             test_rejected=len(items.rejected),
             policy=args.policy,
-            thresholds={"coverage": args.coverage, "similarity": args.similarity,
+            thresholds={"coverage": args.coverage, "similarity": matchers[1].similarity,
                         "min_numbers": args.min_numbers,
                         "minhash_threshold": args.minhash_threshold,
                         "template_df": matchers[0].template_df},

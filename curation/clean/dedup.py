@@ -4,7 +4,7 @@
         [--field NAME] [--on row|prompt] [--threshold 0.7]
 
 Exact: the same text after normalization (case, punctuation, whitespace, LaTeX markup, number
-formats; see curation.normalize). Near: MinHash LSH over word n-gram sets (--shingle, default
+formats; see curation.clean.normalize). Near: MinHash LSH over word n-gram sets (--shingle, default
 3; rensa, 128 permutations, 32 bands) proposes earlier rows, and the real Jaccard of the two
 n-gram sets, >= --threshold, decides. OUT.jsonl keeps the first row of each group, byte for
 byte, in input order; the report names, for each removed row, the kept row it duplicates.
@@ -24,12 +24,13 @@ from functools import lru_cache
 import numpy as np
 from rensa import RMinHash, RMinHashLSH
 
-from .decontaminate import path_problems, positive, threshold
-from .jsonl import CHUNK_BYTES, AtomicOutputs, Chunk, count_bytes, parse_chunk, read_chunks
-from .matchers import _as_tokens, note_rensa
+from ..common.atomic import AtomicOutputs
+from ..common.cli import path_problems, positive, threshold
+from .jsonl import CHUNK_BYTES, Chunk, count_bytes, parse_chunk, read_chunks
 from .progress import console, progress_bars
 from .report import Tally, dumps
 from .rowtext import batch_texts, row_text
+from .shingles import as_tokens, note_rensa
 from .tokens import Tokens
 
 NUM_PERM, NUM_BANDS, SEED = 128, 32, 42
@@ -128,7 +129,7 @@ class Deduplicator:
         shingles, bounds = row_shingles(tokens, n, self.shingle)
         has_shingles = np.flatnonzero(np.diff(bounds) > 0)
         sketches = dict(zip(has_shingles.tolist(), RMinHash.from_token_sets(
-            [_as_tokens(shingles[bounds[r] : bounds[r + 1]]) for r in has_shingles.tolist()],
+            [as_tokens(shingles[bounds[r] : bounds[r + 1]]) for r in has_shingles.tolist()],
             NUM_PERM, SEED), strict=True))
         lengths = np.array([len(line) for line in batch.raw], dtype=np.int64)
         offsets = chunk_offset + np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))

@@ -1,9 +1,9 @@
 """python -m curation prepare DATASET --out FILE.jsonl [--split S] [--limit N] [--data-files F ...]
 
 Converts one dataset split to XTuner-ready JSON lines ({"conversation": [...]} per line), from the
-hub or from local files (see curation/load.py for where rows come from), and prints the counts:
-rows read, conversations written, records skipped by reason, repairs made. The output appears
-under its final name only when complete (a temporary file in the same folder is renamed).
+hub or from local files (see curation/convert/load.py for where rows come from), and prints the
+counts: rows read, conversations written, records skipped by reason, repairs made. The output
+appears under its final name only when complete (curation.common.atomic).
 
 Exit status: 0 written; 1 nothing to write; 2 bad arguments or unreadable input.
 """
@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from itertools import islice
 from pathlib import Path
 
@@ -30,9 +28,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ..common.atomic import AtomicOutputs
 from .converters import SOURCES
 from .load import ENV_VAR, SourceError, open_conversion
-from .readers import DataFileError, publish
+from .readers import DataFileError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -67,23 +66,16 @@ def parse_options(pairs: list[str]) -> dict:
 
 
 def write_jsonl_atomically(path: Path, conversations, on_line=None) -> int:
-    """Write one {"conversation": ...} per line to a temp file beside `path`, then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write one {"conversation": ...} per line; the file appears only when complete."""
     written = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            for conversation in conversations:
-                out.write(json.dumps({"conversation": conversation}, ensure_ascii=False) + "\n")
-                written += 1
-                if on_line:
-                    on_line()
-            out.flush()
-            os.fsync(out.fileno())
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with AtomicOutputs(path) as outputs:
+        out = outputs.files[0]
+        for conversation in conversations:
+            out.write(json.dumps({"conversation": conversation}, ensure_ascii=False).encode()
+                      + b"\n")
+            written += 1
+            if on_line:
+                on_line()
     return written
 
 

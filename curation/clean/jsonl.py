@@ -1,5 +1,5 @@
-"""JSONL in and out: batches of lines that keep their raw bytes and 1-based line numbers, and
-outputs that appear under their final name only when complete.
+"""JSONL in: batches of lines that keep their raw bytes and 1-based line numbers (outputs are
+written by curation.common.atomic).
 
 A malformed line is never an exception here: it comes back with a reason ("invalid JSON: ...",
 "not valid UTF-8", "empty line"), so callers can reject it with its file and line and go on.
@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 # One batch: ~3k rows of ~300 bytes, enough for numpy to pay off, while its arrays (tens of
 # bytes a character) stay small enough to reuse memory instead of faulting in fresh pages:
@@ -139,72 +136,3 @@ def read_batches(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES) -> Ite
 
 def count_bytes(paths) -> int:
     return sum(os.path.getsize(p) for p in paths)
-
-
-class AtomicOutputs:
-    """Files written under hidden temporary names beside their targets and renamed into place
-    only by commit(). An exception, Ctrl-C or SIGTERM deletes the temporaries; a SIGKILL leaves
-    a `.NAME.*.tmp` file behind, but never a partial file under NAME.
-    """
-
-    def __init__(self, *targets: str | os.PathLike):
-        self.targets = [Path(t) for t in targets]
-        self.files = []
-        self._tmp: list[Path] = []
-        self._old_term = None
-
-    def __enter__(self):
-        self._old_term = signal.getsignal(signal.SIGTERM)
-        try:
-            signal.signal(signal.SIGTERM, _raise_exit)
-        except ValueError:  # not the main thread: leave signal handling alone
-            self._old_term = None
-        try:
-            for target in self.targets:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                           dir=target.parent)
-                self._tmp.append(Path(tmp))
-                self.files.append(os.fdopen(fd, "wb", buffering=1 << 20))
-        except BaseException:
-            self._discard()
-            raise
-        return self
-
-    def commit(self) -> None:
-        for f in self.files:
-            f.flush()
-            os.fsync(f.fileno())
-            f.close()
-        for tmp, target in zip(self._tmp, self.targets, strict=True):
-            os.chmod(tmp, 0o644 & ~_umask())
-            os.replace(tmp, target)
-        self._tmp = []
-
-    def _discard(self) -> None:
-        for f in self.files:
-            f.close()
-        for tmp in self._tmp:
-            tmp.unlink(missing_ok=True)
-        self._tmp = []
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None and self._tmp:
-                self.commit()
-            else:
-                self._discard()
-        finally:
-            if self._old_term is not None:
-                signal.signal(signal.SIGTERM, self._old_term)
-        return False
-
-
-def _raise_exit(signum, frame):
-    raise SystemExit(128 + signum)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -2,7 +2,7 @@
 
 Two stages. `normalize_text` works on strings: case, and where needed Unicode NFKC, non-ASCII
 punctuation and symbols to spaces, LaTeX markup commands removed (LaTeX delimiters are
-punctuation). The rest happens on bytes in curation.tokens: punctuation as separators,
+punctuation). The rest happens on bytes in curation.clean.tokens: punctuation as separators,
 thousands commas dropped (1,234 -> 1234), letter/digit boundaries split (5th -> 5 th).
 `canon_token` finishes number formats on single tokens: number words to digits (three -> 3),
 trailing fraction zeros (2.50 -> 2.5, 3.0 -> 3), leading zeros (007 -> 7).
@@ -19,8 +19,12 @@ import unicodedata
 # \times, \cdot and ^\circ go because their plain forms (x, *, °) are punctuation or symbols.
 _LATEX_MARKUP = re.compile(
     r"\\(?:[dtc]?frac|[dt]?binom|text[a-z]*|math[a-z]*|operatorname|displaystyle|left|right|"
-    r"[bB]igg?[lr]?|times|cdot|circ|q?quad|[,;:! ])"
+    r"[bB]igg?[lr]?|times|cdot|circ|q?quad|[,;:! ]|(?:begin|end)\{[a-zA-Z*]*\})"
 )
+# Asymptote figure code (MATH draws its diagrams in it): the same preamble of axis and tick
+# settings opens hundreds of distinct problems, so it would make them look alike; a figure is
+# not the wording of a problem.
+_FIGURE = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.DOTALL)
 _NON_WORD = re.compile(r"[^\w.,]|_")  # keeps . and , for the number rules on bytes
 
 NUMBER_WORDS = {
@@ -36,12 +40,16 @@ NUMBER_WORDS.update(hundred="100", thousand="1000", million="1000000", billion="
 
 
 def normalize_text(text: str) -> str:
-    """String-level normalization (curation.tokens inlines the plain-ASCII case: lower())."""
+    """String-level normalization (curation.clean.tokens inlines the plain-ASCII case: lower())."""
     if "\\" in text:
         text = _LATEX_MARKUP.sub(" ", text)
     if text.isascii():
         return text.lower()
     return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).lower())
+
+
+def strip_figures(text: str) -> str:
+    return _FIGURE.sub(" ", text)
 
 
 def canon_number(token: str) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,15 +45,6 @@ class Record:
 @dataclass
 class Unparseable:
     error: str
-
-
-def publish(tmp, final) -> None:
-    """Give a finished temp file (mkstemp makes it private) the umask's mode and its final
-    name, in one rename: readers see the old file or the whole new one, never a part."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, final)
 
 
 def file_format(path) -> str | None:

@@ -25,15 +25,15 @@ import glob
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from itertools import islice
 from pathlib import Path
 
+from ..common.atomic import publish, temp_beside
 from .converters import Source, Stats, get
-from .readers import DataFileError, Record, count_rows, is_data_file, iter_records, publish
+from .readers import DataFileError, Record, count_rows, is_data_file, iter_records
 
 ENV_VAR = "XTUNER_PACK_DATA"
 BATCH = 1_000  # conversations per Arrow record batch
@@ -61,7 +61,7 @@ class Conversion:
 
 def open_conversion(source: str, split: str | None = None, data_files=None, **options):
     """Resolve where the rows of `source` come from; nothing is converted until iterated."""
-    src = get(source)
+    src = source if isinstance(source, Source) else get(source)  # pairs pass their Source
     split = split or src.default_split
     src.converter(**options)  # unknown options fail here, before any download
     if data_files:  # "" or [] (e.g. an emptied --cfg-options value) means: not given
@@ -84,9 +84,9 @@ def load_conversations(source: str, split: str | None = None, data_files=None,
                        limit: int | None = None, cache_dir=None, **options):
     """A `datasets.Dataset` with one `conversation` column, for `process_hf_dataset`.
 
-    `source` is a short name of `curation.converters.SOURCES`; `split` defaults to the dataset's
-    training split; `limit` keeps the first N conversations; other keyword arguments are the
-    converter's options (e.g. `lang="en"` for oasst1). The conversations are written to an Arrow
+    `source` is a short name of `curation.convert.converters.SOURCES`; `split` defaults to the
+    dataset's training split; `limit` keeps the first N conversations; other keyword arguments are
+    the converter's options (e.g. `lang="en"` for oasst1). The conversations are written to an Arrow
     file in `cache_dir` (default: the datasets cache, `$HF_DATASETS_CACHE/curation`) and memory-
     mapped, so XTuner's tokenization maps cache on disk as they do for a hub dataset instead of
     holding 200k tokenized rows in RAM.
@@ -127,12 +127,9 @@ def to_dataset(conversations: Iterable[list[dict]], directory: Path, stem: str):
     from datasets import Dataset
     from datasets.arrow_writer import ArrowWriter
 
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".arrow.tmp", dir=directory)
-    os.close(fd)
     digest = hashlib.sha256()
-    try:
-        writer = ArrowWriter(features=conversation_features(), path=tmp)
+    with temp_beside(directory / stem, suffix=".arrow.tmp") as tmp:
+        writer = ArrowWriter(features=conversation_features(), path=str(tmp))
         batch: list[list[dict]] = []
         for conversation in conversations:
             digest.update(json.dumps(conversation, sort_keys=True).encode() + b"\n")
@@ -144,13 +141,10 @@ def to_dataset(conversations: Iterable[list[dict]], directory: Path, stem: str):
             writer.write_batch({"conversation": batch})
         writer.finalize()
         final = directory / f"{stem}-{digest.hexdigest()[:16]}.arrow"
-        if final.is_file():  # same content: keep the file (and its mtime, part of the
-            Path(tmp).unlink()  # fingerprint), so XTuner's map caches of it stay valid
-        else:
+        # same content: keep the file (and its mtime, part of the fingerprint), so XTuner's
+        # map caches of it stay valid; the temporary goes on the way out
+        if not final.is_file():
             publish(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return Dataset.from_file(str(final))
 
 

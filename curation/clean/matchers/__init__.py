@@ -1,0 +1,46 @@
+"""Matchers: each finds the train rows that leak test items one way, and says which items.
+
+A matcher is two steps. `candidates(rows)` runs on a whole batch in numpy and must not miss a
+row its rule would flag (collisions of the 64-bit hashes only add candidates). `verify(rows, r,
+items)` then applies the rule to one candidate row and its candidate items: the coverage,
+cosine or Jaccard it computes is the real one, on sets of 64-bit token and n-gram hashes (two
+different n-grams share a hash with probability 2**-64). One matcher a file; each names the
+methods it reports (`METHODS`), and this module's METHODS, the order of reporting, is theirs in
+the order of MATCHERS.
+"""
+
+from __future__ import annotations
+
+from ..testindex import TestItems
+from .base import Match, TrainRows
+from .masked_ngram import MaskedNgram
+from .minhash import MinHashSimilarity
+from .ngram import NgramContainment
+from .numbers_overlap import NumbersOverlap
+
+MATCHERS = (NgramContainment, NumbersOverlap, MinHashSimilarity, MaskedNgram)
+METHODS = tuple(m for cls in MATCHERS for m in cls.METHODS)
+
+__all__ = ["MATCHERS", "METHODS", "Match", "TrainRows", "build_matchers"]
+
+
+# Per policy: the thresholds a policy sets (an explicit argument wins). default catches the
+# same problem with new numbers where enough content words stay, and rephrasings whose wording
+# stays close; strict also takes shorter, more changed variants and looser rephrasings, and
+# with them more distinct problems of the same type (docs/curation.md has the measurements).
+POLICIES = {
+    "default": {"similarity": 0.4, "masked": {"coverage": 0.5, "min_words": 4}},
+    "strict": {"similarity": 0.25, "masked": {"coverage": 0.35, "min_words": 3}},
+}
+
+
+def build_matchers(items: TestItems, policy="default", coverage=0.5, similarity=None,
+                   min_numbers=2, minhash_threshold=0.7, masked=None) -> list:
+    settings = POLICIES[policy]
+    return [
+        NgramContainment(items, coverage=coverage),
+        NumbersOverlap(items, min_numbers=min_numbers,
+                       similarity=settings["similarity"] if similarity is None else similarity),
+        MinHashSimilarity(items, threshold=minhash_threshold),
+        MaskedNgram(items, **(masked or settings["masked"])),
+    ]

@@ -1,0 +1,116 @@
+"""What every matcher shares: the batch of train rows as tokens, a match, and the numpy
+building blocks (hash -> test items index, document frequencies, sorted membership)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..tokens import U64, HashSet, Tokens
+
+MASK = "#"  # numbers in numbers-masked n-grams, as reports show them
+_MASK_HASH = U64(0x5BD1E9955BD1E995)
+
+
+@dataclass
+class Match:
+    item: int  # index into TestItems.items
+    method: str
+    score: float
+    text: str  # what matched: the covered span of the test item, or the item
+
+
+class TrainRows:
+    """One batch of train rows as token segments: the prompt of row r is segment r, the rest of
+    it segment n + r, so an n-gram never spans the two."""
+
+    def __init__(self, prompts: list[str], rests: list[str]):
+        self.n = len(prompts)
+        self.tokens = Tokens(prompts + rests)
+        self.prompt_mask = np.arange(2 * self.n) < self.n
+        self._grams: dict[tuple[int, bool], tuple] = {}
+
+    def precompute(self, needs) -> None:
+        """n-grams every matcher will ask for, in one rolling pass per token kind."""
+        for mask_numbers in (False, True):
+            ns = sorted({n for n, m in needs if m == mask_numbers and (n, m) not in self._grams})
+            if ns:
+                t = self.tokens
+                h = masked(t.hashes, t.is_num) if mask_numbers else t.hashes
+                for n, grams in t.ngrams_multi(ns, hashes=h).items():
+                    self._grams[(n, mask_numbers)] = grams
+
+    def grams(self, n: int, mask_numbers: bool = False):
+        """(hashes, segment, first token) of the n-grams of all segments."""
+        self.precompute([(n, mask_numbers)])
+        return self._grams[(n, mask_numbers)]
+
+    def row_tokens(self, r: int, prompt_only: bool = False):
+        """(token hashes, is_num, segment 0/1) of row r: its prompt, then its rest."""
+        t = self.tokens
+        parts = [t.slice(r)] if prompt_only else [t.slice(r), t.slice(self.n + r)]
+        hashes = np.concatenate([t.hashes[p] for p in parts])
+        is_num = np.concatenate([t.is_num[p] for p in parts])
+        seg = np.concatenate([np.full(p.stop - p.start, k) for k, p in enumerate(parts)])
+        return hashes, is_num, seg
+
+
+def masked(hashes: np.ndarray, is_num: np.ndarray) -> np.ndarray:
+    return np.where(is_num, _MASK_HASH, hashes)
+
+
+def distinct_df(keys: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct keys and, for each, how many distinct owners have it. `owner` must be
+    ascending (segment order), so one stable sort by key keeps it ascending within a key."""
+    order = np.argsort(keys, kind="stable")
+    keys, owner = keys[order], owner[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = (keys[1:] != keys[:-1]) | (owner[1:] != owner[:-1])
+    keys = keys[first]
+    if not len(keys):
+        return keys, np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.append(True, keys[1:] != keys[:-1]))
+    return keys[starts], np.diff(np.append(starts, len(keys)))
+
+
+def idf(df: np.ndarray, n: int) -> np.ndarray:
+    return np.log((n + 1) / (df + 1)) + 1.0
+
+
+class KeyIndex:
+    """Keys (hashes) -> the test items that have them, for whole batches of queries."""
+
+    def __init__(self, keys: np.ndarray, items: np.ndarray):
+        order = np.argsort(keys, kind="stable")  # items come ascending, and stay so per key
+        self.keys, self.items = keys[order], items[order]
+        self.set = HashSet(self.keys)
+
+    def pairs(self, rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, item) for every query key an item has, in numpy (one entry per hit)."""
+        hit = self.set.contains(keys)
+        rows, keys = rows[hit], keys[hit]
+        lo = np.searchsorted(self.keys, keys, side="left")
+        counts = np.searchsorted(self.keys, keys, side="right") - lo
+        starts = np.cumsum(counts) - counts
+        pos = np.arange(int(counts.sum())) - np.repeat(starts - lo, counts)
+        return np.repeat(rows, counts), self.items[pos]
+
+    def add_candidates(self, cands: dict, rows: np.ndarray, keys: np.ndarray) -> None:
+        r, items = self.pairs(rows, keys)
+        add_pairs(cands, r, items)
+
+
+def add_pairs(cands: dict, rows: np.ndarray, items: np.ndarray) -> None:
+    for r, i in zip(rows.tolist(), items.tolist(), strict=True):
+        cands.setdefault(r, set()).add(i)
+
+
+def isin_sorted(query: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    if not len(sorted_keys):
+        return np.zeros(len(query), dtype=bool)
+    pos = np.searchsorted(sorted_keys, query)
+    pos[pos == len(sorted_keys)] = 0
+    return sorted_keys[pos] == query
+
+

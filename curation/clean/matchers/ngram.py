@@ -1,0 +1,221 @@
+"""ngram13 / ngram10 / exact_short: word n-grams of a test item found in a train row."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..testindex import TestItems
+from ..tokens import ngram_hashes, sorted_unique
+from .base import (
+    MASK,
+    KeyIndex,
+    Match,
+    TrainRows,
+    add_pairs,
+    distinct_df,
+    idf,
+    isin_sorted,
+    masked,
+)
+
+
+def _covered_text(words: list[str], covered) -> str:
+    runs, run = [], []
+    for w, c in zip(words, covered, strict=True):
+        if c:
+            run.append(w)
+        elif run:
+            runs.append(" ".join(run))
+            run = []
+    if run:
+        runs.append(" ".join(run))
+    return " … ".join(runs)
+
+
+class NgramContainment:
+    """Word n-grams of a test item found in a train row (prompt or answer, anywhere).
+
+    Score = the share of the item's words covered by its n-grams found in the row, each word
+    weighted by its IDF over the test items; n-grams that occur in `template_df` or more test
+    items are templates and cover nothing. A row is flagged at score >= `coverage`: a full copy
+    scores 1, a copy with a word or two changed scores near 1, while a distinct problem sharing
+    a template phrase ("what is the sum of the ages of ...") covers a few low-weight words.
+    Items shorter than the smallest n (and at least `min_short` words) must appear whole
+    (method exact_short, DeepSeekMath's rule); with fewer than two content words, not as part
+    of a longer run of numbers. Method ngram13 when 13-grams alone reach the
+    coverage, else ngram10.
+    """
+
+    name = "ngram"
+    METHODS = ("exact_short", "ngram13", "ngram10")
+    mask_numbers = False
+
+    def __init__(self, items: TestItems, ns=(13, 10), coverage=0.5, template_df=None,
+                 min_short=3, min_words=0):
+        self.items = items
+        self.ns = sorted(ns, reverse=True)
+        self.n_min = min(ns)
+        self.coverage = coverage
+        self.min_words = min_words
+        self.template_df = template_df or max(5, len(items) // 500)
+        tokens = items.tokens
+        th = self._hashes(tokens.hashes, tokens.is_num)
+        keys, df = distinct_df(th, tokens.seg)
+        token_df = df[np.searchsorted(keys, th)]
+        self.weights = idf(token_df, len(items))  # per test token
+        if self.mask_numbers:  # a masked number says nothing about which problem this is
+            self.weights[tokens.is_num] = 0.0
+        # content words: not numbers, not one letter (x, y, a: variables), not in 5 % of the
+        # items (the, of, value, find); min_words counts these
+        content = (~tokens.is_num & (tokens.ends - tokens.starts > 1)
+                   & (token_df < max(2, len(items) // 20)))
+        # nor words of template phrases ("enter all the solutions separated by commas"):
+        # 5-grams found in template_df items or more
+        h5, seg5, first5 = tokens.ngrams(5, hashes=th)
+        keys5, df5 = distinct_df(h5, seg5)
+        common = first5[isin_sorted(h5, keys5[df5 >= self.template_df])]
+        in_template = np.zeros(len(th) + 5, dtype=np.int64)
+        np.add.at(in_template, common, 1)
+        np.add.at(in_template, common + 5, -1)
+        content &= np.cumsum(in_template)[: len(th)] == 0
+        content_count = np.bincount(tokens.seg[content], minlength=len(items))
+        words_before = np.concatenate(([0], np.cumsum(content)))
+        self.grams = {}  # n -> (hashes, first token, bounds per item), templates left out
+        for n, (h, seg, first) in tokens.ngrams_multi(self.ns, hashes=th).items():
+            keys, df = distinct_df(h, seg)
+            templates = keys[df >= self.template_df]
+            usable = ~isin_sorted(h, templates)
+            if min_words:  # "# # # # # # # # # #" would match any run of ten numbers
+                usable &= words_before[first + n] - words_before[first] >= min_words
+            h, seg, first = h[usable], seg[usable], first[usable]
+            self.grams[n] = (h, first, np.searchsorted(seg, np.arange(len(items) + 1)))
+            if n == self.n_min:
+                self.index = KeyIndex(h, seg)
+        lengths = items.lengths()
+        self.lengths = lengths
+        # short items with under 2 content words ("Compute $\dbinom{8}{6}$" is "compute 8 6",
+        # and "Compute: $8 + 6(3-8)^2$" contains it): a number they start or end with must
+        # not run on into more numbers in the row
+        self.loose = (lengths < self.n_min) & (content_count < 2)
+        lo = tokens.seg_bounds[:-1]
+        self.starts_num = tokens.is_num[np.minimum(lo, max(len(th) - 1, 0))] if len(th) else lo
+        self.ends_num = (tokens.is_num[np.maximum(tokens.seg_bounds[1:] - 1, 0)] if len(th)
+                         else lo)
+        # a figure problem without its figure ("In the diagram, what is the value of $y$?")
+        # says nothing on its own
+        figure = np.array(["[asy]" in item.text for item in items.items], dtype=bool)
+        self.loose_off = self.loose & figure
+        self.short: dict[int, KeyIndex] = {}
+        for length in np.unique(lengths[(lengths >= min_short) & (lengths < self.n_min)]):
+            h, seg, _ = tokens.ngrams(int(length), hashes=th, segments=lengths == length)
+            self.short[int(length)] = KeyIndex(h, seg)
+
+    def _hashes(self, hashes: np.ndarray, is_num: np.ndarray) -> np.ndarray:
+        return masked(hashes, is_num) if self.mask_numbers else hashes
+
+    def _words(self, i: int) -> list[str]:
+        words = self.items.words(i)
+        if self.mask_numbers:
+            is_num = self.items.tokens.is_num[self.items.tokens.slice(i)]
+            words = [MASK if f else w for w, f in zip(words, is_num, strict=True)]
+        return words
+
+    @property
+    def needs(self) -> set[tuple[int, bool]]:
+        return {(n, self.mask_numbers) for n in (self.n_min, *self.short)}
+
+    def _top_weights(self) -> None:
+        """Per item, the cumulative sums of its token weights sorted high to low (flat, with
+        offsets): c found n-grams cover at most c*n tokens, so at most top[c*n] of the weight."""
+        tokens = self.items.tokens
+        order = np.lexsort((-self.weights, tokens.seg))
+        cum = np.cumsum(self.weights[order])
+        start = self.items.tokens.seg_bounds[:-1]
+        base = np.where(start > 0, cum[np.maximum(start - 1, 0)], 0.0)
+        lengths = self.lengths
+        self._top_off = start + np.arange(len(lengths))  # each item's run has a leading 0
+        top = np.zeros(len(cum) + len(lengths))
+        within = np.arange(len(cum)) - np.repeat(start, lengths) + 1
+        top[np.repeat(self._top_off, lengths) + within] = cum - np.repeat(base, lengths)
+        self._top = top
+        self._total = np.bincount(tokens.seg, weights=self.weights, minlength=len(lengths))
+
+    def _bounded(self, i, hashes, is_num, seg, whole, length) -> bool:
+        if self.loose_off[i]:
+            return False
+        grams, _, first = ngram_hashes(hashes, seg, length)
+        for pos in first[grams == whole].tolist():
+            before, after = pos - 1, pos + length
+            if (self.starts_num[i] and before >= 0 and seg[before] == seg[pos]
+                    and is_num[before]):
+                continue
+            if (self.ends_num[i] and after < len(seg) and seg[after] == seg[pos]
+                    and is_num[after]):
+                continue
+            return True
+        return False
+
+    def candidates(self, rows: TrainRows) -> dict[int, set[int]]:
+        cands: dict[int, set[int]] = {}
+        if not hasattr(self, "_top"):
+            self._top_weights()
+        h, seg, _ = rows.grams(self.n_min, self.mask_numbers)
+        r, items = self.index.pairs(seg % rows.n, h)
+        if len(r):  # (row, item) pairs whose hit count could reach the coverage
+            m = np.int64(len(self.lengths) + 1)
+            keys, hits = sorted_unique(r.astype(np.int64) * m + items, return_counts=True)
+            r, items = keys // m, keys % m
+            reach = np.minimum(hits * self.n_min, self.lengths[items])
+            best = self._top[self._top_off[items] + reach]
+            ok = best >= self.coverage * self._total[items] * (1 - 1e-9)
+            add_pairs(cands, r[ok], items[ok])
+        for n, index in self.short.items():
+            h, seg, _ = rows.grams(n, self.mask_numbers)
+            index.add_candidates(cands, seg % rows.n, h)
+        return cands
+
+    def verify(self, rows: TrainRows, r: int, items: set[int]) -> list[Match]:
+        hashes, is_num, seg = rows.row_tokens(r)
+        hashes = self._hashes(hashes, is_num)
+        doc: dict[int, np.ndarray] = {}
+
+        def doc_grams(n: int) -> np.ndarray:
+            if n not in doc:
+                doc[n] = sorted_unique(ngram_hashes(hashes, seg, n)[0])
+            return doc[n]
+
+        matches = []
+        for i in sorted(items):
+            length = int(self.lengths[i])
+            lo = int(self.items.tokens.seg_bounds[i])
+            if length < self.n_min:
+                whole = ngram_hashes(self._hashes(self.items.tokens.hashes[lo : lo + length],
+                                                  self.items.tokens.is_num[lo : lo + length]),
+                                     np.zeros(length, dtype=np.int64), length)[0]
+                if self.loose[i]:
+                    found = self._bounded(i, hashes, is_num, seg, whole[0], length)
+                else:
+                    found = isin_sorted(whole, doc_grams(length)).any()
+                if found:
+                    matches.append(Match(i, "exact_short", 1.0, " ".join(self._words(i))))
+                continue
+            weights = self.weights[lo : lo + length]
+            for n in self.ns:
+                h, first, bounds = self.grams[n]
+                a, b = bounds[i], bounds[i + 1]
+                found = first[a:b][isin_sorted(h[a:b], doc_grams(n))] - lo
+                if not len(found):
+                    continue
+                # words covered by some found n-gram: +1 where one starts, -1 where it ends
+                delta = np.bincount(found, minlength=length + n) - np.bincount(found + n,
+                                                                               minlength=length + n)
+                covered = np.cumsum(delta)[:length] > 0
+                score = float(weights[covered].sum() / weights.sum())
+                if score >= self.coverage:
+                    method = f"{self.name}{n}"
+                    matches.append(Match(i, method, round(score, 4),
+                                         _covered_text(self._words(i), covered.tolist())))
+                    break
+        return matches
+
+

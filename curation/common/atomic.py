@@ -1,0 +1,104 @@
+"""The one way the room writes a file: under a hidden temporary name beside its target,
+renamed into place only when complete, with the mode a plain open() would give (0o666 less
+the umask; mkstemp's private 0o600 never reaches the final file). Readers see the old file or
+the whole new one, never a part.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Give a finished temporary file its final mode and name, in one rename."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, final)
+
+
+def _mkstemp(target: Path, suffix: str = ".tmp") -> tuple[int, Path]:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    return fd, Path(tmp)
+
+
+@contextmanager
+def temp_beside(target: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside `target` for writers that want a path (Arrow's); the caller
+    publish()es it; whatever is left of it is deleted on the way out, error or not."""
+    fd, tmp = _mkstemp(Path(target), suffix)
+    os.close(fd)
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class AtomicOutputs:
+    """Binary files written under temporary names and published together by commit() (or a
+    clean exit of the with-block). An exception, Ctrl-C or SIGTERM deletes the temporaries; a
+    SIGKILL leaves a `.NAME.*.tmp` file behind, but never a partial file under NAME.
+    """
+
+    def __init__(self, *targets: str | os.PathLike):
+        self.targets = [Path(t) for t in targets]
+        self.files = []
+        self._tmp: list[Path] = []
+        self._old_term = None
+
+    def __enter__(self):
+        self._old_term = signal.getsignal(signal.SIGTERM)
+        try:
+            signal.signal(signal.SIGTERM, _raise_exit)
+        except ValueError:  # not the main thread: leave signal handling alone
+            self._old_term = None
+        try:
+            for target in self.targets:
+                fd, tmp = _mkstemp(target)
+                self._tmp.append(tmp)
+                self.files.append(os.fdopen(fd, "wb", buffering=1 << 20))
+        except BaseException:
+            self._discard()
+            raise
+        return self
+
+    def commit(self) -> None:
+        for f in self.files:
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+        for tmp, target in zip(self._tmp, self.targets, strict=True):
+            publish(tmp, target)
+        self._tmp = []
+
+    def _discard(self) -> None:
+        for f in self.files:
+            f.close()
+        for tmp in self._tmp:
+            tmp.unlink(missing_ok=True)
+        self._tmp = []
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None and self._tmp:
+                self.commit()
+            else:
+                self._discard()
+        finally:
+            if self._old_term is not None:
+                signal.signal(signal.SIGTERM, self._old_term)
+        return False
+
+
+def _raise_exit(signum, frame):
+    raise SystemExit(128 + signum)
