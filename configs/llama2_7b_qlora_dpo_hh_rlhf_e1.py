@@ -23,7 +23,7 @@ with read_base():
 # ---- knobs ----
 max_epochs = 1
 max_dataset_length = 20000  # the first 20k pairs of 161k: a full pass is days on 8 GB
-max_length = 1024  # per sequence (chosen, rejected): 2048 tokens a step; hh-rlhf rarely needs more
+max_length = 2048  # per sequence (chosen, rejected): 4096 tokens a step, as the SFT configs of this model
 lr = 5e-6  # DPO moves the policy away from the reference; SFT's 2e-4 overshoots (alignment
 # handbook: 5e-7 full, ~5e-6 LoRA)
 

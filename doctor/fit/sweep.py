@@ -6,8 +6,9 @@ the longest max_length (in steps of 128 tokens) whose estimate at the top of its
 the recipe as it was before the long-sequence patches (fp16 autocast, keep_16bit, 128-token loss
 chunks, paged 8-bit AdamW, LoRA r=16, dropout 0.05, batch 1, expandable segments), with each
 long-sequence patch alone on top of it, and with all of them. The 7B/8B models are QLoRA (nf4 +
-double quant), Llama-3.2-3B is LoRA on a 16-bit base. Where a patch does not apply (SDPA on a
-model that already has it, offloading a tied embedding) its column repeats the recipe's.
+double quant); Llama-3.2-3B is shown both ways, QLoRA (its configs) and LoRA on a 16-bit base.
+Where a patch does not apply (SDPA on a model that already has it, offloading a tied embedding)
+its column repeats the recipe's.
 `--grid` also prints the estimate at 1024/2048/4096 tokens x r 8/16/32 with every patch on.
 """
 
@@ -28,7 +29,8 @@ MODELS = [  # (hub id, 4-bit base?, LoRA targets of the pack's configs)
     ("internlm/internlm2-math-plus-7b", True, ("wqkv", "wo", "w1", "w2", "w3")),
     ("Qwen/Qwen2.5-7B-Instruct", True, None),
     ("meta-llama/Llama-2-7b-chat-hf", True, None),
-    ("meta-llama/Llama-3.2-3B-Instruct", False, None),
+    ("meta-llama/Llama-3.2-3B-Instruct", True, None),
+    ("meta-llama/Llama-3.2-3B-Instruct", False, None),  # 16-bit LoRA, as the configs once were
     ("meta-llama/Llama-3.1-8B-Instruct", True, None),
 ]
 # Unsloth's published longest sequence for Llama-3.1-8B QLoRA on an 8 GB card (its README's
@@ -70,6 +72,10 @@ def longest(setup: Setup, budget: int) -> int:
     return lo * STEP
 
 
+def label(model_id: str, quantized: bool) -> str:
+    return model_id if quantized else f"{model_id.split('/')[-1]} 16-bit"
+
+
 def table(gpu_mem: float) -> list[str]:
     budget = int(usable_gib(gpu_mem) * GiB)
     lines = [f"longest max_length within {usable_gib(gpu_mem):.2f} GiB ({gpu_mem:g} GiB card) at "
@@ -78,7 +84,7 @@ def table(gpu_mem: float) -> list[str]:
     for model_id, quantized, targets in MODELS:
         cells = [longest(recipe_setup(model_id, quantized, STEP, targets=targets, **ch), budget)
                  for ch in PATCHES.values()]
-        lines.append(f"{model_id:<34}" + "".join(f"{n:>11}" for n in cells))
+        lines.append(f"{label(model_id, quantized):<34}" + "".join(f"{n:>11}" for n in cells))
     lines.append(f"{'Unsloth, Llama-3.1-8B QLoRA, 8 GB':<34}{UNSLOTH_LLAMA31_8B_8GB:>11}"
                  "  (published; its own kernels, not this estimator)")
     return lines
@@ -94,7 +100,7 @@ def grid(limit: float) -> list[str]:
             s = recipe_setup(model_id, quantized, n, r, targets, **PATCHES["all"])
             up = upper_bytes(s) / GiB
             cells.append(f"{up:>11.2f}{'*' if up <= limit else ' '}")
-        lines.append(f"{model_id:<34}" + "".join(cells))
+        lines.append(f"{label(model_id, quantized):<34}" + "".join(cells))
     return lines
 
 

@@ -79,7 +79,7 @@ ONE_PER_TEMPLATE = {
     "internlm2_chat": ("internlm2_math_plus_7b_qlora_gsm8k_e3.py", "gsm8k"),
     "qwen_chat": ("qwen2_5_7b_qlora_alpaca_e2.py", "alpaca"),
     "llama2_chat": ("llama2_7b_qlora_oasst1_e3.py", "oasst1"),
-    "llama3_chat": ("llama3_2_3b_lora_gsm8k_e3.py", "gsm8k"),
+    "llama3_chat": ("llama3_2_3b_qlora_gsm8k_e3.py", "gsm8k"),
 }
 
 

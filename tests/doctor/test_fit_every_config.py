@@ -12,14 +12,6 @@ from doctor.fit import main, usable_gib
 from tests.helpers import REPO
 
 LIMIT_GIB = usable_gib(8)
-# Over the limit at the top of the calibrated band (doctor fit CONFIG --gpu-mem 8, 2026-12-01):
-# issue 10's memory patches (sdpa_attention, offload_embeddings, offload_checkpoints, fused_loss)
-# take the memory back. Strict: a config that fits again must leave this list.
-# (The 7B configs left it with issue 10's patches; a 16-bit 3B base is over at any length.)
-OVER_UNTIL_ISSUE_10 = {
-    "llama3_2_3b_lora_alpaca_e2.py", "llama3_2_3b_lora_blended_skill_talk_e3.py",
-    "llama3_2_3b_lora_empathetic_dialogues_e3.py", "llama3_2_3b_lora_gsm8k_e3.py",
-}
 # The same rule as tests/configs/test_configs_load.py: a new run file is covered automatically.
 RUN_FILES = sorted(
     p for p in (REPO / "configs").rglob("*.py")
@@ -42,14 +34,7 @@ def estimate(path, capsys) -> tuple[int, dict]:
     return rc, json.loads(capsys.readouterr().out)
 
 
-def _marked(path):
-    if path.name in OVER_UNTIL_ISSUE_10:
-        return pytest.param(path, marks=pytest.mark.xfail(
-            strict=True, reason="issue 10: over 7.6 GiB at the top of the calibrated band"))
-    return path
-
-
-@pytest.mark.parametrize("path", [_marked(p) for p in RUN_FILES],
+@pytest.mark.parametrize("path", RUN_FILES,
                          ids=lambda p: str(p.relative_to(REPO / "configs")))
 def test_config_fits_8gb_at_the_top_of_its_band(path, capsys):
     rc, data = estimate(path, capsys)

@@ -1,7 +1,7 @@
-# Llama-3.2-3B-Instruct, standard LoRA (16-bit base, no quantization), on Blended Skill Talk, 3
+# Llama-3.2-3B-Instruct, QLoRA (nf4 4-bit base), on Blended Skill Talk, 3
 #   epochs, on one 8 GB GPU.
 #
-#   xtuner train configs/llama3_2_3b_lora_blended_skill_talk_e3.py
+#   xtuner train configs/llama3_2_3b_qlora_blended_skill_talk_e3.py
 #
 # Model: meta-llama/Llama-3.2-3B-Instruct (gated on the hub: accept Meta's licence first).
 # Data: ParlAI/blended_skill_talk; its card states no licence; converted to XTuner's conversation
