@@ -78,8 +78,9 @@ def _data_files(cfg) -> list[str]:
 
 def ensure_model(spec: ModelSpec) -> None:
     """The smoke config's tiny model is written on first use (configs/smoke/tiny.py)."""
-    model_type = spec.cfg.model.get("type")
-    if getattr(model_type, "__name__", str(model_type)).endswith("TinyFinetune"):
+    model = spec.cfg.model  # the recipe wraps the model type: PatchedFinetune(base=TinyFinetune)
+    names = [getattr(t, "__name__", str(t)) for t in (model.get("type"), model.get("base"))]
+    if any(name.endswith("TinyFinetune") for name in names):
         from configs.smoke import tiny
 
         tiny.build(spec.model_path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from doctor.fit import config as fit_config
-from doctor.fit import estimate as fit_estimate
+from doctor.fit.estimate import CUDA_CONTEXT_GIB, lora_numel, weight_terms
 
 GiB = 1024**3
 MAX_BATCH = 64  # beyond this the CPU-side tokenization and padding dominate
@@ -37,9 +37,9 @@ def plan(config_path, *, seq_tokens: int, gpu_gib: float = 8.0, adapter: bool = 
     loaded = fit_config.read(config_path)
     setup = replace(loaded.setup, upcast=False, batch=1, seq=seq_tokens)
     arch = setup.arch
-    weights = sum(fit_estimate.weight_terms(setup).values())
-    lora = fit_estimate.lora_numel(setup) * 4 if adapter else 0  # PEFT keeps adapters fp32
-    fixed = weights + lora + fit_estimate.CUDA_CONTEXT_GIB * GiB
+    weights = sum(weight_terms(setup).values())
+    lora = lora_numel(setup) * 4 if adapter else 0  # PEFT keeps adapters fp32
+    fixed = weights + lora + CUDA_CONTEXT_GIB * GiB
     act = 2  # 16-bit compute
     kv = 2 * arch.layers * arch.kv_heads * arch.head_dim * act * seq_tokens
     prefill = seq_tokens * (4 * arch.hidden + 3 * arch.intermediate) * act

@@ -32,14 +32,15 @@ def build_tokenizer(spec: ModelSpec):
 
 
 def build_model(spec: ModelSpec):
-    """The base model exactly as the config loads it for training (quantization included)."""
-    from mmengine.config import ConfigDict
+    """The base model exactly as XTuner builds the config's `model.llm` for training (its
+    traverse_dict builds the nested quantization config), without the LoRA wrapping."""
+    import copy
+
+    from xtuner.model.utils import traverse_dict
     from xtuner.registry import BUILDER
 
-    llm = ConfigDict(spec.cfg.model.llm)
-    quant = llm.get("quantization_config")
-    if isinstance(quant, dict):
-        llm.quantization_config = BUILDER.build(quant)
+    llm = copy.deepcopy(spec.cfg.model.llm)
+    traverse_dict(llm)
     model = BUILDER.build(llm)
     model.eval()
     return model
