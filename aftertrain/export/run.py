@@ -79,7 +79,9 @@ def export(args) -> dict:
         text = llamacpp.modelfile(Path(path).name, spec.template, bos_token=meta["bos_token"],
                                   eos_token=meta["eos_token"], stop=staged.stop,
                                   system=spec.system)
-        (out / ("Modelfile" if label != "f16" else "Modelfile.f16")).write_text(text)
+        # `Modelfile` for the smallest file; the f16 one beside it when there is a quantized one
+        name = "Modelfile.f16" if label == "f16" and len(files) > 1 else "Modelfile"
+        (out / name).write_text(text)
     shutil.rmtree(staged.path)
     result = dict(config=str(spec.config), merged=str(merged), gguf=files,
                   modelfile=str(out / "Modelfile"), chat_template=meta["chat_template"],
