@@ -4,6 +4,8 @@
 # make test   every test, the smoke run included
 # make bench  the benchmarks (figures as ratios against anchors measured in the same run)
 # make fit    doctor fit's memory estimate of every run file against an 8 GB card
+# make eval   CONFIG=... [ADAPTER=...]: GSM8K/MATH accuracy before and after the adapter
+# make export CONFIG=... ADAPTER=...: GGUF (f16, Q4_K_M) + Ollama Modelfile in the training template
 SHELL := /bin/bash
 PY := $(firstword $(wildcard .venv/bin/python .conda/bin/python) python3)
 export HF_HUB_OFFLINE ?= 1
@@ -122,3 +124,20 @@ mathmix-clean:
 .PHONY: bench-curation-quality
 bench-curation-quality:
 	$(PY) bench/curation_quality.py $(if $(DATA),--data $(DATA)) $(if $(SAMPLE),--sample $(SAMPLE))
+
+# ---- after training (aftertrain/): did the fine-tune help, and the model as GGUF ----
+# make eval CONFIG=configs/X.py [ADAPTER=dir] [GSM8K=file] [MATH=file] [LIMIT=N] [EVAL_ARGS=...]
+# Test files: what `python -m curation prepare gsm8k|math --split test` writes, or the public
+# schema; default data/gsm8k_test.jsonl and data/math_test.jsonl (`make mathmix-prepare`).
+# make export CONFIG=configs/X.py ADAPTER=dir [QUANT=Q4_K_M] [CHECK=1]
+.PHONY: eval export
+eval:
+	$(if $(CONFIG),,$(error CONFIG=configs/<name>.py is required))
+	$(PY) -m aftertrain eval $(CONFIG) $(if $(ADAPTER),--adapter $(ADAPTER)) \
+	  $(if $(GSM8K),--gsm8k $(GSM8K)) $(if $(MATH),--math $(MATH)) $(if $(LIMIT),--limit $(LIMIT)) $(EVAL_ARGS)
+
+export:
+	$(if $(CONFIG),,$(error CONFIG=configs/<name>.py is required))
+	$(if $(ADAPTER)$(MERGED),,$(error ADAPTER=<xtuner convert pth_to_hf output> is required))
+	$(PY) -m aftertrain export $(CONFIG) $(if $(ADAPTER),--adapter $(ADAPTER)) \
+	  $(if $(MERGED),--merged $(MERGED)) $(if $(QUANT),--quant $(QUANT)) $(if $(CHECK),--check)

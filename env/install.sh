@@ -84,6 +84,21 @@ if [ "${DEEPSPEED:-0}" = 1 ]; then
   DS_BUILD_OPS=0 pip install -c "$stack" --no-build-isolation $(group deepspeed)
 fi
 
+# llama.cpp's HF -> GGUF converter is a script inside the llama-cpp-python sdist, not in the wheel
+# the stack built from it: unpack it (and its license) once per version for `make export`.
+llama_v=$(sed -n 's/^llama-cpp-python==//p' "$stack")
+conv_dir="$root/.cache/llama.cpp/$llama_v"
+if [ -n "$llama_v" ] && [ ! -f "$conv_dir/convert_hf_to_gguf.py" ]; then
+  say "llama.cpp's convert_hf_to_gguf.py from the llama-cpp-python $llama_v sdist -> $conv_dir"
+  tmp=$(mktemp -d)
+  pip download -q --no-deps --no-binary llama-cpp-python -d "$tmp" "llama-cpp-python==$llama_v"
+  tar -xzf "$tmp"/llama_cpp_python-"$llama_v".tar.gz -C "$tmp" --wildcards \
+    '*/vendor/llama.cpp/convert_hf_to_gguf.py' '*/vendor/llama.cpp/conversion/*' '*/vendor/llama.cpp/LICENSE'
+  mkdir -p "$(dirname "$conv_dir")"
+  rm -rf "$conv_dir.tmp" && mv "$tmp"/llama_cpp_python-"$llama_v"/vendor/llama.cpp "$conv_dir.tmp"
+  mv "$conv_dir.tmp" "$conv_dir" && rm -rf "$tmp"
+fi
+
 say "the pack (editable) and its startup patches"
 pip install -c "$stack" -e "$root"
 "$py" -m patches install

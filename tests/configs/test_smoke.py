@@ -41,7 +41,16 @@ def test_make_smoke_trains_converts_merges_and_answers(tmp_path):
     assert (tmp_path / "smoke" / "hf_adapter" / "adapter_config.json").is_file()
     merged = tmp_path / "smoke" / "merged"
     assert json.loads((merged / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
-    assert "[5/5] merged model, asked 'What is the capital of France?':" in out.stdout
+    assert "[5/7] merged model, asked 'What is the capital of France?':" in out.stdout
+    # aftertrain: a base-vs-tuned table, then a GGUF that llama.cpp runs like the merged model
+    assert "[6/7] python -m aftertrain eval" in out.stdout
+    assert "base+adapter" in out.stdout.split("[6/7]")[1]
+    evaluated = json.loads((tmp_path / "smoke" / "eval.json").read_text())
+    assert {r["model"] for r in evaluated["items"]} == {"base", "base+adapter"}
+    exported = json.loads((tmp_path / "smoke" / "gguf" / "export.json").read_text())
+    assert exported["roundtrip"]["ok"] is True
+    assert Path(exported["gguf"]["Q4_K_M"]).is_file()
+    assert f"[7/7] python -m aftertrain export: {exported['gguf']['Q4_K_M']}" in out.stdout
 
 
 @pytest.mark.slow

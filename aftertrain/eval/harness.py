@@ -1,0 +1,116 @@
+"""GSM8K / MATH accuracy of a config's model through lm-evaluation-harness, offline.
+
+The model is built from the config as XTuner trains it (its `model.llm` and `tokenizer` dicts:
+the 4-bit base with its quantization, the same dtype), the tokenizer's chat_template is the
+config's XTuner template (aftertrain.templates.jinja: the text training saw), and the items
+come from local files (aftertrain.eval.data). lm-eval runs the generation (HFLM, greedy, its
+batching and stop strings); this module grades each reply with aftertrain.eval.answers.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .. import templates
+from ..config import ModelSpec
+from . import answers
+from .data import Item
+
+
+class EvalError(RuntimeError):
+    """The evaluation cannot run as asked; the message says why and what to do."""
+
+
+def build_tokenizer(spec: ModelSpec):
+    from xtuner.registry import BUILDER
+
+    tokenizer = BUILDER.build(spec.cfg.tokenizer)
+    tokenizer.chat_template = templates.jinja(spec.template)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def build_model(spec: ModelSpec):
+    """The base model exactly as XTuner builds the config's `model.llm` for training (its
+    traverse_dict builds the nested quantization config), without the LoRA wrapping."""
+    import copy
+
+    from xtuner.model.utils import traverse_dict
+    from xtuner.registry import BUILDER
+
+    llm = copy.deepcopy(spec.cfg.model.llm)
+    traverse_dict(llm)
+    model = BUILDER.build(llm)
+    model.eval()
+    return model
+
+
+def stop_strings(spec: ModelSpec, tokenizer) -> list[str]:
+    return templates.stop_words(spec.template, tokenizer.eos_token)
+
+
+def _grade(task: str, reply: str, gold: str) -> tuple[str | None, str, bool]:
+    if task == "gsm8k":
+        extracted, how = answers.gsm8k_extract(reply)
+        return extracted, how, answers.gsm8k_correct(gold, extracted)
+    extracted, how = answers.math_extract(reply)
+    return extracted, how, answers.math_correct(gold, reply)
+
+
+def run_task(lm, task: str, items: list[Item], *, until: list[str], max_new_tokens: int,
+             system: str = "") -> list[dict]:
+    """Greedy answers of `lm` (an lm-eval LM) to `items`, graded; one dict per item, in order."""
+    import datasets
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    docs = [dict(idx=i, question=it.question, gold=it.gold) for i, it in enumerate(items)]
+
+    def dataset(**_):
+        return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+
+    def process(doc, results):
+        return {"acc": float(_grade(task, results[0], doc["gold"])[2])}
+
+    config = dict(
+        task=f"aftertrain_{task}",
+        custom_dataset=dataset,
+        test_split="test",
+        output_type="generate_until",
+        doc_to_text=lambda doc: doc["question"],
+        doc_to_target=lambda doc: doc["gold"],
+        target_delimiter="",
+        generation_kwargs=dict(until=list(until), do_sample=False, max_gen_toks=max_new_tokens),
+        process_results=process,
+        metric_list=[dict(metric="acc", aggregation="mean", higher_is_better=True)],
+        num_fewshot=0,
+        metadata=dict(version=1),
+    )
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    out = simple_evaluate(
+        model=lm,
+        tasks=[config],
+        task_manager=TaskManager(include_defaults=False),
+        apply_chat_template=True,
+        system_instruction=system or None,
+        log_samples=True,
+        bootstrap_iters=0,
+        use_cache=None,
+    )
+    samples = sorted(out["samples"][config["task"]], key=lambda s: s["doc"]["idx"])
+    rows = []
+    for sample, item in zip(samples, items, strict=True):
+        reply = sample["resps"][0][0]
+        extracted, how, correct = _grade(task, reply, item.gold)
+        rows.append(dict(
+            task=task, where=item.where, prompt=sample["arguments"][0][0], reply=reply,
+            answer=item.gold, extracted=extracted, extracted_by=how, correct=correct))
+    return rows
+
+
+def make_lm(model, tokenizer, *, batch_size: int, max_length: int | None = None):
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size,
+                max_length=max_length)

@@ -1,0 +1,77 @@
+"""Run llama.cpp's own convert_hf_to_gguf.py (from the llama-cpp-python sdist) one or more times
+in one process: `python -m aftertrain.export.convert_hf CONVERTER_DIR JOBS.json`, each job the
+argument list of one converter run.
+
+Two adjustments, each only where the converter would otherwise stop:
+- the sdist ships the converter without its gguf-py, so the `gguf` release from PyPI is used; that
+  release predates `gguf.LazyChunkedTensor`, which the converter only creates for one sharded
+  architecture (qwen4exp) and otherwise only tests with isinstance. A stand-in class nothing is an
+  instance of keeps that test false, which is what it is for every other model.
+- a byte-level BPE tokenizer the converter has no hash for (the smoke run's tiny tokenizer, or a
+  new model) stops it with "BPE pre-tokenizer was not recognized". When the tokenizer.json's
+  pre-tokenizer is exactly GPT-2's (ByteLevel with its regex, nothing else), the pre-tokenizer is
+  GPT-2's and the converter is told so ("gpt-2"); anything else still stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+
+def gpt2_pretokenizer(model_dir: Path) -> bool:
+    try:
+        spec = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    pre = spec.get("pre_tokenizer") or {}
+    return (pre.get("type") == "ByteLevel" and pre.get("use_regex", True)
+            and not pre.get("add_prefix_space", False)
+            and (spec.get("model") or {}).get("type") == "BPE")
+
+
+def install_adjustments(model_dirs: list[Path]) -> None:
+    import gguf
+
+    if not hasattr(gguf, "LazyChunkedTensor"):
+        class LazyChunkedTensor:  # noqa: D401 - see the module docstring
+            """Stand-in: never instantiated outside qwen4exp."""
+
+        gguf.LazyChunkedTensor = LazyChunkedTensor
+
+    from conversion import base
+
+    original = base.TextModel.get_vocab_base_pre
+
+    def get_vocab_base_pre(self, tokenizer):
+        try:
+            return original(self, tokenizer)
+        except NotImplementedError:
+            if Path(self.dir_model) in model_dirs and gpt2_pretokenizer(Path(self.dir_model)):
+                return "gpt-2"
+            raise
+
+    base.TextModel.get_vocab_base_pre = get_vocab_base_pre
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    converter_dir, jobs_file = Path(argv[0]), Path(argv[1])
+    jobs = json.loads(jobs_file.read_text())
+    sys.path.insert(0, str(converter_dir))
+    install_adjustments([Path(job[0]).resolve() for job in jobs] + [Path(job[0]) for job in jobs])
+    script = str(converter_dir / "convert_hf_to_gguf.py")
+    for job in jobs:
+        sys.argv = [script, *job]
+        try:
+            runpy.run_path(script, run_name="__main__")
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                return int(exc.code) if isinstance(exc.code, int) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""A merged HF model -> GGUF (f16, then Q4_K_M) with llama.cpp's own tools, carrying the chat
+template and stop tokens the model was trained with, and an Ollama Modelfile beside it.
+
+- convert: llama.cpp's convert_hf_to_gguf.py, taken from the llama-cpp-python sdist pinned in
+  env/stack.txt (`make env` unpacks it into .cache/llama.cpp/<version>/), run by
+  aftertrain.export.convert_hf in a subprocess;
+- quantize: llama.cpp's llama_model_quantize through llama-cpp-python (the same library build);
+- template: the converter writes tokenizer_config.json's `chat_template` as the GGUF's
+  `tokenizer.chat_template`, so the model directory is staged (weights linked, not copied) with
+  XTuner's template rendered as Jinja, and, for a template whose SUFFIX ends the turn
+  (SUFFIX_AS_EOS: <|im_end|>, <|eot_id|>), that token as EOS, which is where llama.cpp and
+  llama-cpp-python's chat handler stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import templates
+
+REPO = Path(__file__).resolve().parents[2]
+CONVERTER_FILES = ("convert_hf_to_gguf.py", "conversion")  # what install.sh unpacks
+ENV_DIR = "LLAMA_CPP_CONVERTER"  # a llama.cpp checkout (its convert_hf_to_gguf.py) instead
+
+
+class ExportError(RuntimeError):
+    """The export cannot go on; the message says why and what to do."""
+
+
+def llama_cpp_pin() -> str:
+    from doctor.facts import STACK, parse_stack
+
+    for pin in parse_stack(STACK, STACK.read_text()).pins:
+        if pin.name == "llama-cpp-python":
+            return pin.version
+    raise ExportError(f"{STACK}: no llama-cpp-python pin")
+
+
+def converter_dir() -> Path:
+    given = os.environ.get(ENV_DIR)
+    where = Path(given) if given else REPO / ".cache" / "llama.cpp" / llama_cpp_pin()
+    if not (where / "convert_hf_to_gguf.py").is_file():
+        raise ExportError(f"{where}: no convert_hf_to_gguf.py: run `make env` (it unpacks "
+                          "llama.cpp's converter from the llama-cpp-python sdist), or set "
+                          f"{ENV_DIR}=<a llama.cpp checkout>")
+    return where
+
+
+@dataclass
+class Staged:
+    path: Path
+    eos_token: str
+    bos_token: str | None
+    chat_template: str
+    stop: list[str]
+
+
+def stage(model_dir, template, out_dir) -> Staged:
+    """`model_dir` as the converter should see it: the same files (linked) with the training
+    template as its chat_template and the end-of-turn token as EOS."""
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    cfg_path = model_dir / "tokenizer_config.json"
+    try:
+        tok_cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{cfg_path}: cannot read the tokenizer config ({exc})") from None
+    t = templates.as_dict(template)
+
+    def content(tok):
+        return tok.get("content") if isinstance(tok, dict) else tok
+
+    eos, bos = content(tok_cfg.get("eos_token")), content(tok_cfg.get("bos_token"))
+    if t.get("SUFFIX_AS_EOS") and t.get("SUFFIX"):
+        eos = t["SUFFIX"].strip()
+        added = {v.get("content") for v in (tok_cfg.get("added_tokens_decoder") or {}).values()}
+        if added and eos not in added:
+            raise ExportError(f"{cfg_path}: the template ends a turn with {eos!r}, which is "
+                              "not a special token of this tokenizer: the model cannot have "
+                              "learnt to stop")
+        tok_cfg["eos_token"] = eos
+    chat_template = templates.jinja(t)
+    tok_cfg["chat_template"] = chat_template
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    for f in model_dir.iterdir():
+        if f.name in ("tokenizer_config.json", "chat_template.jinja", "chat_template.json"):
+            continue  # a template file beside the config would win over ours in the converter
+        (out_dir / f.name).symlink_to(f.resolve())
+    (out_dir / "tokenizer_config.json").write_text(
+        json.dumps(tok_cfg, indent=1, ensure_ascii=False))
+    return Staged(out_dir, eos, bos, chat_template, templates.stop_words(t, eos))
+
+
+def convert(jobs: list[list[str]], log: Path) -> None:
+    """Run the converter on each argument list (one process: torch is imported once)."""
+    conv = converter_dir()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(jobs, f)
+    env = dict(os.environ, NO_LOCAL_GGUF="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    try:
+        with open(log, "w") as out:
+            rc = subprocess.run([sys.executable, "-m", "aftertrain.export.convert_hf", str(conv),
+                                 f.name], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                cwd=REPO).returncode
+    finally:
+        os.unlink(f.name)
+    if rc != 0:
+        tail = "".join(log.read_text(errors="replace").splitlines(True)[-12:])
+        raise ExportError(f"llama.cpp's convert_hf_to_gguf.py exited {rc}; end of {log}:\n{tail}")
+
+
+QUANT_TYPES = {"Q4_K_M": 15, "Q5_K_M": 17, "Q8_0": 7}  # llama_ftype values (llama.h)
+
+
+def quantize(src: Path, dst: Path, kind: str = "Q4_K_M") -> Path:
+    """llama.cpp's llama_model_quantize, through llama-cpp-python's bindings."""
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ExportError(f"llama-cpp-python is not installed ({exc}): `make env` "
+                          "builds it") from None
+    ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind}", QUANT_TYPES.get(kind))
+    if ftype is None:
+        raise ExportError(f"unknown quantization {kind!r}: one of {sorted(QUANT_TYPES)}")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = os.cpu_count() or 1
+    tmp = dst.with_name(dst.name + ".tmp")
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
+    if rc != 0 or not tmp.is_file():
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"llama_model_quantize({src} -> {kind}) failed with {rc}")
+    os.replace(tmp, dst)
+    return dst
+
+
+def gguf_metadata(path: Path) -> dict:
+    """The GGUF's chat template, special tokens and their text, read with gguf-py."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+
+    def field(name):
+        f = reader.fields.get(name)
+        return None if f is None else f.contents()
+
+    tokens = field("tokenizer.ggml.tokens") or []
+    out = dict(chat_template=field("tokenizer.chat_template"),
+               architecture=field("general.architecture"),
+               file_type=field("general.file_type"))
+    for kind in ("bos", "eos", "eot", "pad"):
+        idx = field(f"tokenizer.ggml.{kind}_token_id")
+        out[f"{kind}_token_id"] = idx
+        out[f"{kind}_token"] = tokens[idx] if idx is not None and idx < len(tokens) else None
+    return out
+
+
+def modelfile(gguf_name: str, template, *, bos_token: str | None, eos_token: str,
+              stop: list[str], system: str = "") -> str:
+    """An Ollama Modelfile: FROM the GGUF, the training template, its stop strings, greedy-ish
+    defaults left to Ollama, and the system prompt the config trains with (if any)."""
+    lines = [f"FROM ./{gguf_name}",
+             'TEMPLATE """' + templates.ollama_template(template, bos_token=bos_token or "",
+                                                        eos_token=eos_token) + '"""']
+    lines += [f"PARAMETER stop {json.dumps(s)}" for s in stop]
+    if system:
+        lines.append('SYSTEM """' + system + '"""')
+    return "\n".join(lines) + "\n"

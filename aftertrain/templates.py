@@ -1,0 +1,188 @@
+"""XTuner's prompt templates as the runtimes outside XTuner need them.
+
+A model answers well only in the format it was trained in. XTuner builds that format in two steps:
+`template_map_fn` wraps each turn (SYSTEM + INSTRUCTION before the input, SUFFIX after the
+output, SEP between turns) and `encode_fn` adds BOS before a turn and EOS after it unless the
+template's SUFFIX is its end-of-turn marker (SUFFIX_AS_EOS). This module turns one template dict
+into the same string for other renderers:
+
+- `jinja(template)`: a Hugging Face `chat_template` (what lm-eval's `apply_chat_template`, the
+  GGUF key `tokenizer.chat_template` and llama.cpp use);
+- `ollama_template(template)`: the Go template of an Ollama Modelfile;
+- `stop_words(template, eos)`: where generation must stop.
+
+`xtuner_render` is the reference: it runs XTuner's own `template_map_fn` and `encode_fn` and
+decodes the ids, so the tests compare the other renderings with what training really saw.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+
+ROLES = ("system", "user", "assistant")
+
+
+class TemplateError(ValueError):
+    """A template this module cannot translate (a field other than {input}/{round}/{system})."""
+
+
+def as_dict(template) -> dict:
+    """A plain dict of a template (XTuner's ConfigDict, an mmengine Config node, or a dict)."""
+    return {k: template[k] for k in template.keys()}
+
+
+def _pieces(fmt: str, allowed: set[str]) -> list[tuple[str, str | None]]:
+    """`str.format` parts of `fmt`: (literal, field or None); the fields must be in `allowed`."""
+    out = []
+    for literal, field, spec, conv in string.Formatter().parse(fmt):
+        if field is not None and (field not in allowed or spec or conv):
+            raise TemplateError(f"template field {{{field}}} in {fmt!r} is not one of "
+                                f"{sorted(allowed)}")
+        out.append((literal, field))
+    return out
+
+
+# ---- Jinja (Hugging Face chat_template) --------------------------------------------------------
+
+def _jinja_literal(text: str) -> str:
+    return "{{ " + json.dumps(text) + " }}" if text else ""
+
+
+def _jinja_fmt(fmt: str, values: dict[str, str]) -> str:
+    out = []
+    for literal, field in _pieces(fmt, set(values)):
+        out.append(_jinja_literal(literal))
+        if field is not None:
+            out.append("{{ " + values[field] + " }}")
+    return "".join(out)
+
+
+def jinja(template) -> str:
+    """The template as a Jinja chat_template over messages [{role, content}], rendering exactly the
+    text XTuner trains on: a system message goes before the next user turn (as XTuner's `system`
+    field of a turn), and a conversation ending in a user turn ends with the assistant's cue (the
+    INSTRUCTION already holds it, so add_generation_prompt adds nothing)."""
+    t = as_dict(template)
+    need_eos = not t.get("SUFFIX_AS_EOS", False)
+    system = (_jinja_fmt(t["SYSTEM"], {"system": "ns.system"}) if t.get("SYSTEM")
+              else "{{ ns.system }}")
+    instruction = _jinja_fmt(t["INSTRUCTION"], {"input": "m.content", "round": "ns.round"})
+    after = _jinja_literal(t.get("SUFFIX", "") or "")
+    if need_eos:
+        after += "{{ eos_token }}"
+    after += _jinja_literal(t.get("SEP", "") or "")
+    return (
+        "{%- set ns = namespace(bos=true, system='', round=0) -%}"
+        "{%- for m in messages -%}"
+        "{%- if m.role == 'system' -%}{%- set ns.system = m.content -%}"
+        "{%- elif m.role == 'user' -%}"
+        "{%- set ns.round = ns.round + 1 -%}"
+        # XTuner adds no BOS for tokenizers without one (Qwen's): neither does this
+        "{%- if ns.bos and bos_token -%}{{ bos_token }}{%- endif -%}"
+        "{%- if ns.system -%}" + system + "{%- set ns.system = '' -%}{%- endif -%}"
+        + instruction +
+        "{%- elif m.role == 'assistant' -%}"
+        "{{ m.content }}" + after +
+        "{%- set ns.bos = " + ("true" if need_eos else "false") + " -%}"
+        "{%- endif -%}"
+        "{%- endfor -%}"
+    )
+
+
+# ---- Ollama (Go text/template) -----------------------------------------------------------------
+
+def _go_literal(text: str) -> str:
+    # Go's template string literal takes the escapes of Go source; json.dumps' are a subset of them
+    return "{{ " + json.dumps(text) + " }}" if text else ""
+
+
+def _go_fmt(fmt: str, values: dict[str, str]) -> str:
+    out = []
+    for literal, field in _pieces(fmt, set(values)):
+        out.append(_go_literal(literal))
+        if field is not None:
+            out.append("{{ " + values[field] + " }}")
+    return "".join(out)
+
+
+def ollama_template(template, *, bos_token: str, eos_token: str) -> str:
+    """The Modelfile TEMPLATE: the same text over Ollama's .Messages. Ollama adds the model's BOS
+    itself when it tokenizes, so the first turn's BOS is left to it; BOS/EOS between turns are
+    written out (Ollama parses special tokens in the prompt)."""
+    t = as_dict(template)
+    need_eos = not t.get("SUFFIX_AS_EOS", False)
+    system = _go_fmt(t["SYSTEM"], {"system": "$system"}) if t.get("SYSTEM") else "{{ $system }}"
+    if uses_round(t):
+        raise TemplateError(f"INSTRUCTION {t['INSTRUCTION']!r} numbers its rounds: Ollama's "
+                            "templates have no arithmetic to count them")
+    instruction = _go_fmt(t["INSTRUCTION"], {"input": ".Content"})
+    after = _go_literal(t.get("SUFFIX", "") or "")
+    if need_eos:
+        after += _go_literal(eos_token)
+    after += _go_literal(t.get("SEP", "") or "")
+    return (
+        "{{- $bos := false }}{{- $system := \"\" }}"
+        "{{- range .Messages }}"
+        "{{- if eq .Role \"system\" }}{{- $system = .Content }}"
+        "{{- else if eq .Role \"user\" }}"
+        "{{- if $bos }}" + _go_literal(bos_token) + "{{- end }}"
+        "{{- if $system }}" + system + "{{- $system = \"\" }}{{- end }}"
+        + instruction +
+        "{{- else if eq .Role \"assistant\" }}"
+        "{{ .Content }}" + after +
+        "{{- $bos = " + ("true" if need_eos else "false") + " }}"
+        "{{- end }}"
+        "{{- end }}"
+    )
+
+
+def uses_round(template) -> bool:
+    t = as_dict(template)
+    return any(f == "round" for _, f in _pieces(t["INSTRUCTION"], {"input", "round"}))
+
+
+# ---- stop words and the reference rendering ----------------------------------------------------
+
+def stop_words(template, eos_token: str | None) -> list[str]:
+    """Strings that end an answer: the template's STOP_WORDS, its SUFFIX when that is the
+    end-of-turn marker, the tokenizer's EOS; in that order, without repeats."""
+    t = as_dict(template)
+    words = list(t.get("STOP_WORDS", []) or [])
+    if t.get("SUFFIX_AS_EOS") and t.get("SUFFIX"):
+        words.append(t["SUFFIX"])
+    if eos_token:
+        words.append(eos_token)
+    return list(dict.fromkeys(w for w in words if w))
+
+
+def to_conversation(messages: list[dict]) -> list[dict]:
+    """[{role, content}] -> XTuner's [{"system", "input", "output"}] turns."""
+    turns, system = [], ""
+    for m in messages:
+        role, content = m["role"], m["content"]
+        if role not in ROLES:
+            raise TemplateError(f"message role {role!r} is not one of {ROLES}")
+        if role == "system":
+            system = content
+        elif role == "user":
+            turns.append({"system": system, "input": content, "output": ""})
+            system = ""
+        elif not turns:
+            raise TemplateError("an assistant message before any user message")
+        else:
+            turns[-1]["output"] = content
+    return turns
+
+
+def xtuner_render(template, messages: list[dict], tokenizer) -> str:
+    """The text XTuner trains on for `messages` (all turns answered): XTuner's template_map_fn and
+    encode_fn, the ids decoded back with their special tokens."""
+    from xtuner.dataset.map_fns.template_map_fn import template_map_fn
+    from xtuner.dataset.utils import encode_fn
+    from xtuner.utils import PROMPT_TEMPLATE
+
+    example = template_map_fn({"conversation": to_conversation(messages)},
+                              template=type(PROMPT_TEMPLATE.default)(as_dict(template)))
+    ids = encode_fn(example, tokenizer, max_length=10**9)["input_ids"]
+    return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
