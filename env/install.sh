@@ -57,6 +57,11 @@ say "xtuner without its own pins: $(group no-deps | tr '\n' ' ')"
 pip install --no-deps $(group no-deps)
 
 say "the stack (env/stack.txt)"
+# llama-cpp-python has no Linux wheel on PyPI: pip builds it from its sdist once and keeps the
+# wheel in its cache (a second `make env` reuses it). Only the library `make export` loads is
+# built: no llava/mtmd library (imported lazily, for images only), no tests, examples or tools.
+export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF}"
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}"
 pip install -c "$stack" -r "$stack"
 
 # torchvision only where a matching build exists: beside a CUDA torch (PyPI's are CUDA builds),

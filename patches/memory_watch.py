@@ -15,9 +15,7 @@ date; and cpu_rss_peak_gb.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -66,20 +64,14 @@ def nvml_used_gib(device_index: int) -> float | None:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """All or nothing: a reader never sees half a file."""
-    try:
-        from curation.convert.readers import publish
-    except ImportError:  # before curation's two wings
-        from curation.readers import publish
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    publish(tmp, path)
+    """All or nothing: a reader never sees half a file (curation's one atomic writer)."""
+    from curation.common.atomic import write_json as write
+
+    write(path, data)
 
 
 class MemoryWatchHook(Hook):
-    priority = "VERY_LOW"  # after the optimizer step and the logger
+    priority = "NORMAL"  # before the LoggerHook (BELOW_NORMAL), whose log line resets the peaks
 
     def __init__(self, after_steps: int = 2, warn_below_pct: float = 5.0):
         self.after_steps = after_steps
@@ -88,6 +80,10 @@ class MemoryWatchHook(Hook):
         self.seq = 0
         self.report: dict | None = None
         self.written_steps = 0
+        # mmengine's log processor calls torch.cuda.reset_peak_memory_stats at every log line
+        # (its `memory:` field), so the hook keeps its own running peaks, read every iteration
+        # before the LoggerHook runs.
+        self.peak_allocated = self.peak_reserved = 0
 
     # ---- mmengine's hook points ----
     def before_train(self, runner) -> None:
@@ -104,6 +100,8 @@ class MemoryWatchHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         self.seq = max(self.seq, self._tokens(data_batch))
+        if self.cuda:
+            self._track_peaks()
         if (runner.iter + 1) % self.accumulate == 0:  # an optimizer step was just taken
             self.steps += 1
             if self.steps == self.after_steps:
@@ -114,6 +112,12 @@ class MemoryWatchHook(Hook):
             self._measure(runner, log=self.written_steps == 0)
 
     # ---- the measurement ----
+    def _track_peaks(self) -> None:
+        import torch
+
+        self.peak_allocated = max(self.peak_allocated, torch.cuda.max_memory_allocated(self.device))
+        self.peak_reserved = max(self.peak_reserved, torch.cuda.max_memory_reserved(self.device))
+
     def _measure(self, runner, log: bool) -> None:
         data = self.measurement()
         write_json(Path(runner.work_dir) / FILENAME, data)
@@ -136,8 +140,8 @@ class MemoryWatchHook(Hook):
         if self.cuda:
             props = torch.cuda.get_device_properties(self.device)
             gpu, total = props.name, props.total_memory / GiB
-            allocated = torch.cuda.max_memory_allocated(self.device) / GiB
-            reserved = torch.cuda.max_memory_reserved(self.device) / GiB
+            self._track_peaks()
+            allocated, reserved = self.peak_allocated / GiB, self.peak_reserved / GiB
             nvml = nvml_used_gib(self.device)
             used = nvml if nvml is not None else reserved
             headroom = 100 * (total - used) / total

@@ -254,13 +254,9 @@ def cache_problems(cfg: dict, config: str) -> list[Problem]:
 
 def _pack_dataset_problem(data: dict):
     """A dataset of the pack (curation's load_conversations): XTUNER_PACK_DATA, else the hub."""
-    try:
-        from curation.convert.converters import get
-        from curation.convert.load import ENV_VAR, SourceError, env_files
-    except ImportError:  # before curation's two wings
-        from curation.converters import get
-        from curation.load import ENV_VAR, SourceError, env_files
-    from curation.readers import DataFileError
+    from curation.convert.converters import get
+    from curation.convert.load import ENV_VAR, SourceError, env_files
+    from curation.convert.readers import DataFileError
 
     source = get(str(data.get("source")))
     split = data.get("split") or source.default_split

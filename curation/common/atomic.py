@@ -32,6 +32,17 @@ def _mkstemp(target: Path, suffix: str = ".tmp") -> tuple[int, Path]:
     return fd, Path(tmp)
 
 
+def write_json(target: str | os.PathLike, obj, indent: int | None = 1) -> Path:
+    """One JSON document, written whole or not at all (memory.json, eval.json, export.json)."""
+    import json
+
+    target = Path(target)
+    with temp_beside(target) as tmp:
+        tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=indent) + "\n", encoding="utf-8")
+        publish(tmp, target)
+    return target
+
+
 @contextmanager
 def temp_beside(target: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside `target` for writers that want a path (Arrow's); the caller
