@@ -31,7 +31,10 @@ def test_cpu_tiny_run_of_two_configs(tmp_path):
         assert 0.75 < ratio < 1.33, row
     table = result.stdout
     assert "peak alloc" in table and "internlm_7b_qlora_oasst_e3.py" in table
-    assert rows[0]["tokens"] == 1024  # the config's max_length x batch size
+    from doctor.fit.config import read
+
+    setup = read(CONFIGS[0]).setup
+    assert rows[0]["tokens"] == setup.seq * setup.batch  # the config's max_length x batch size
 
 
 def test_cuda_without_a_gpu_says_so():
