@@ -60,7 +60,9 @@ def test_doctor_fit_models_two_sequences_per_pair_and_fits_8gib():
 
     dpo, sft = read(DPO_7B).setup, read(SFT_7B).setup
     assert dpo.batch == 2 and sft.batch == 1  # chosen + rejected, each up to max_length
-    assert dpo.loss_chunk is None and dpo.seq == 1024
+    from mmengine.config import Config
+
+    assert dpo.loss_chunk is None and dpo.seq == Config.fromfile(DPO_7B).max_length
     report = fit_report(str(DPO_7B), gpu_mem=8)
     assert report["fits"], report
     assert report["upper_gb"] <= 7.6
