@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 
 from . import checks, report
@@ -57,6 +56,8 @@ def run_one(c, facts: Facts) -> Finding:
         if not isinstance(result, Finding):
             raise TypeError(f"check returned {type(result).__name__}, not a Finding")
     except Exception as exc:
+        import traceback
+
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return Finding(c.id, c.category, "crash", f"the check itself failed: {exc!r}",
                        [f"at {Path(where.filename).name}:{where.lineno} ({where.name})"],

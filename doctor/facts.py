@@ -14,7 +14,6 @@ import functools
 import importlib.util
 import json
 import os
-import platform
 import re
 import sys
 import sysconfig
@@ -218,7 +217,7 @@ class Facts:
             distro=osr.get("ID", "").lower(), release=osr.get("VERSION_ID", ""),
             pretty=osr.get("PRETTY_NAME", ""), wsl=self.wsl,
             conda_prefix=self.m.getenv("CONDA_PREFIX") or None,
-            arch=platform.machine() or "x86_64", python=self.m.python,
+            arch=os.uname().machine or "x86_64", python=self.m.python,
             container=virt["container"], vm=virt["vm"], apt_sources=self.apt_sources)
 
     @fact
@@ -446,58 +445,71 @@ class Facts:
             self.kernel_driver if self.kernel_driver != "unreadable" else None)
 
     # packages --------------------------------------------------------------------------------
-    def _dist_index(self) -> dict[str, str]:
-        """canonical name -> version of every `name-version.dist-info` on sys.path, first one
-        wins (importlib.metadata's order): one listing per path entry instead of parsing ~40
-        METADATA files with the email parser (a third of the doctor's run time)."""
+    def _dist_index(self) -> dict[str, tuple[str, str]]:
+        """canonical name -> (version, metadata directory) of every distribution on sys.path,
+        first one wins (importlib.metadata's order): one listing per path entry instead of
+        importlib.metadata, whose import and email parser cost a third of a doctor run. Wheels
+        and PEP 660 installs leave `name-version.dist-info`; setuptools' develop installs leave
+        `name.egg-info` (its version in PKG-INFO), eggs `name-version-pyX.egg-info`."""
 
         def build():
             index: dict[str, tuple[str, str]] = {}
             for entry in sys.path:
                 for n in self.m.listdir(entry or ".", host=False):
+                    where = os.path.join(entry or ".", n)
                     if n.endswith(".dist-info") and "-" in n:
                         name, _, version = n[: -len(".dist-info")].partition("-")
-                        index.setdefault(canonical(name),
-                                         (version, os.path.join(entry or ".", n)))
+                    elif n.endswith(".egg-info"):
+                        name, _, version = n[: -len(".egg-info")].partition("-")
+                        version = version.split("-py", 1)[0] or self._pkg_info_version(where)
+                    else:
+                        continue
+                    index.setdefault(canonical(name), (version or "unknown", where))
             return index
 
         return self._memo(("_dist_index",), build, lambda v: None)
 
+    def _pkg_info_version(self, egg_info: str) -> str | None:
+        path = egg_info if self.m.exists(egg_info, host=False, kind="file") else os.path.join(
+            egg_info, "PKG-INFO")
+        text = self.m.read(path, host=False) or ""
+        m = re.search(r"^Version: *(\S+)", text, re.M)
+        return m.group(1) if m else None
+
+    def _dist_file(self, name: str, filename: str) -> str | None:
+        """A file of an installed distribution's metadata (METADATA, RECORD), as text."""
+        hit = self._dist_index().get(canonical(name))
+        if not hit:
+            return None
+        where = hit[1]
+        if where.endswith(".egg-info"):
+            filename = {"METADATA": "PKG-INFO", "RECORD": "installed-files.txt"}.get(filename,
+                                                                                     filename)
+            if self.m.exists(where, host=False, kind="file"):  # a single-file egg-info
+                return self.m.read(where, host=False) if filename == "PKG-INFO" else None
+        return self.m.read(os.path.join(where, filename), host=False)
+
     def dist_metadata(self, name: str) -> dict[str, list[str]]:
         """The METADATA headers of an installed distribution ({"Requires-Python": [...],
-        "Requires-Dist": [...]}), read as the file it is: importlib.metadata's email parser
-        and its import cost more than the rest of a doctor run."""
-        hit = self._dist_index().get(canonical(name))
-        text = self.m.read(os.path.join(hit[1], "METADATA"), host=False) if hit else None
-        if text is None:
-            import importlib.metadata as md
-
-            try:
-                meta = md.metadata(name)
-            except md.PackageNotFoundError:
-                return {}
-            return {k: meta.get_all(k) or [] for k in ("Requires-Python", "Requires-Dist")}
+        "Requires-Dist": [...]}), read as the file it is (its first block of headers)."""
+        text = self._dist_file(name, "METADATA")
         out: dict[str, list[str]] = {}
-        for line in text.split("\n\n", 1)[0].splitlines():
+        for line in (text or "").split("\n\n", 1)[0].splitlines():
             key, sep, value = line.partition(": ")
             if sep and not line.startswith((" ", "\t")):
                 out.setdefault(key, []).append(value.strip())
         return out
 
+    def dist_files(self, name: str) -> list[str]:
+        """The files an installed distribution lists (RECORD), relative to its path entry."""
+        text = self._dist_file(name, "RECORD") or ""
+        return [line.split(",", 1)[0] for line in text.splitlines() if line.strip()]
+
     @keyed("distributions")
     def dist_version(self, name: str) -> str | None:
-        """Installed version of a distribution: the dist-info directory's name, else its
-        metadata (egg-info, unusual layouts)."""
-        if (hit := self._dist_index().get(canonical(name))) is not None:
-            return hit[0]
-        import importlib.metadata as md  # egg-info and unusual layouts only
-
-        try:
-            return md.version(name)
-        except md.PackageNotFoundError:
-            return None
-        except Exception as exc:  # broken METADATA
-            return f"unreadable ({type(exc).__name__})"
+        """Installed version of a distribution, None when it is not installed."""
+        hit = self._dist_index().get(canonical(name))
+        return hit[0] if hit else None
 
     @keyed("packages")
     def package_dir(self, name: str) -> str | None:
@@ -754,7 +766,7 @@ class Facts:
 
     @fact
     def python_version(self) -> str:
-        return platform.python_version()
+        return ".".join(map(str, sys.version_info[:3]))
 
     # resources -------------------------------------------------------------------------------
     @fact

@@ -55,21 +55,32 @@ class _Finder:  # a meta path finder (importlib.abc would cost ~10 ms of start-u
     def find_spec(self, name, path, target=None):
         if name not in _after and name not in _instead and name not in _before:
             return None
-        with _lock:
-            early = _before.pop(name, [])
-        for hook in early:
-            hook()
-        factory = _instead.pop(name, None)
+        factory = _instead.get(name)
         if factory is not None:
+            with _lock:
+                early = _before.pop(name, [])
+            for hook in early:
+                hook()
+            _instead.pop(name, None)
             module = factory()
             if module is not None:
                 return importlib.util.spec_from_loader(name, _Ready(module))
         spec = _find_elsewhere(self, name, path, target)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            with _lock:
+                early = _before.pop(name, [])
+            for hook in early:  # no loader to wrap: run them now rather than never
+                hook()
             return spec
         real_exec = spec.loader.exec_module
 
         def exec_module(module):
+            # Hooks run when the module executes, not when it is found: importlib.util.find_spec
+            # (the doctor locates packages with it) imports nothing and must trigger nothing.
+            with _lock:
+                early = _before.pop(name, [])
+            for hook in early:
+                hook()
             real_exec(module)
             with _lock:
                 hooks = _after.pop(name, [])

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 TARGET = "xtuner.entry_point"
@@ -33,13 +32,15 @@ PREFIX = "xtuner-8gb-pack preflight"
 # ---- what the run is ----------------------------------------------------------------------
 
 
-@dataclass
 class Run:
-    """`xtuner train`'s arguments, as its tool (xtuner/tools/train.py) reads them."""
+    """`xtuner train`'s arguments, as its tool (xtuner/tools/train.py) reads them. (Plain
+    classes here: this module is imported at every interpreter start, dataclasses costs 16 ms.)"""
 
-    config: str  # resolved as the tool resolves it (a path, or a name of XTuner's configs)
-    cfg_options: dict = field(default_factory=dict)
-    deepspeed: str | None = None
+    def __init__(self, config: str, cfg_options: dict | None = None,
+                 deepspeed: str | None = None):
+        self.config = config  # resolved as the tool resolves it (a path, or a config's name)
+        self.cfg_options = dict(cfg_options or {})
+        self.deepspeed = deepspeed
 
 
 def parse_train_args(argv: list[str]) -> Run | None:
@@ -138,10 +139,10 @@ def knob_lines(report: dict, limit: int = 5, indent: str = "    ") -> list[str]:
 # ---- the machine ----------------------------------------------------------------------------
 
 
-@dataclass
 class Problem:
-    summary: str
-    fix: list[str] = field(default_factory=list)  # lines shown under it, indented
+    def __init__(self, summary: str, fix: list[str] | None = None):
+        self.summary = summary
+        self.fix = list(fix or [])  # lines shown under it, indented
 
 
 def doctor_findings(facts, ids: tuple[str, ...]) -> list[Problem]:

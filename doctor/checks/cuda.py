@@ -199,10 +199,8 @@ def pip_nvcc(f):
             found[name] = f.dist_version(name)
     if not found:
         return ok("no pip nvcc wheel installed")
-    import importlib.metadata as md
-
     for name, version in found.items():
-        files = [str(p) for p in (md.files(name) or [])]
+        files = f.dist_files(name)
         has_nvcc = any(p.endswith("bin/nvcc") for p in files)
         if not has_nvcc:
             return (warn if f.torch.cuda and not f.nvcc.release else info)(

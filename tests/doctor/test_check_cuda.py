@@ -225,3 +225,17 @@ def test_ubuntu_2404_cuda_12_0_is_ubuntus_own_package():
     assert fix.commands == ["sudo apt-get update", "sudo apt-get -y install nvidia-cuda-toolkit",
                             "export CUDA_HOME=/usr"]
     assert "NVIDIA's ubuntu2404 repository has no CUDA 12.0" in fix.text
+
+
+@pytest.mark.parametrize("layout", ["develop", "egg"])
+def test_an_egg_info_install_is_seen_with_its_version(fake, layout):
+    """`pip install -e` with an old setuptools (or `setup.py develop`) leaves `name.egg-info`,
+    whose version is only in PKG-INFO; an egg leaves it in the directory's name."""
+    fake.gpu_box().env.pop("CUDA_HOME")
+    name = "deepspeed.egg-info" if layout == "develop" else "deepspeed-0.14.0-py3.11.egg-info"
+    (fake.site / name).mkdir()
+    (fake.site / name / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: deepspeed\n"
+                                               "Version: 0.14.0\n")
+    r = fake.run("cuda.home")
+    f = r.find("cuda.home")
+    assert "deepspeed 0.14.0" in " ".join(f["details"]), f

@@ -47,3 +47,20 @@ def test_instead_of_import_uses_the_factory_module_or_falls_back(tmp_path):
 
     assert pk_target_c.REAL is False
     assert pk_target_d.REAL is True
+
+
+def test_before_import_runs_when_the_module_executes_not_when_it_is_found(tmp_path):
+    import importlib.util
+
+    _write_module(tmp_path, "pk_target_e", "import builtins\nSEEN_BEFORE = builtins._pk_seen[:]\n")
+    import builtins
+
+    builtins._pk_seen = []
+    _hooks.before_import("pk_target_e", lambda: builtins._pk_seen.append("hook"))
+    # the doctor locates packages with find_spec: that imports nothing, so it runs no hook
+    assert importlib.util.find_spec("pk_target_e") is not None
+    assert builtins._pk_seen == []
+    import pk_target_e
+
+    assert pk_target_e.SEEN_BEFORE == ["hook"] and builtins._pk_seen == ["hook"]
+    del builtins._pk_seen
