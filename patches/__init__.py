@@ -2,8 +2,8 @@
 
 Each patch is one module here with a docstring saying what breaks without it, a `TARGET` (the
 module, or tuple of modules, whose import triggers it) and `apply(target_module)` (with
-`BEFORE = True`, `apply(None)` runs just before the target is first imported). Startup
-patches are registered in every interpreter of the environment by the `.pth` file that
+`BEFORE = True`, `apply(None)` runs just before the target is first imported, and `after(module)`,
+if the patch has one, once it has been). Startup patches are registered in every interpreter of the environment by the `.pth` file that
 `python -m patches install` writes (`make env` runs it): mmengine reads XTuner configs in
 lazy-import mode, so code in a config cannot reach the real modules, and `xtuner train` runs its
 tool in a child `python`.
@@ -35,6 +35,7 @@ STARTUP = (
     "oom_advice",
     "bnb_quiet",
     "mmengine_quiet",
+    "sklearn_lazy",
 )
 
 # Memory patches, opt-in per config: a config turns them on through a type it builds
@@ -91,6 +92,8 @@ def enable(name: str) -> None:
     for target in targets:
         if getattr(patch, "BEFORE", False):  # must act before the target's code runs
             before_import(target, before)
+            if hasattr(patch, "after"):  # and, optionally, once that code has run
+                after_import(target, patch.after)
         elif getattr(patch, "REPLACES", False):
             instead_of_import(target, replace)
         else:

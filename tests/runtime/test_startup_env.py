@@ -75,3 +75,22 @@ def test_mmengine_s_own_deprecation_notices_are_dropped():
     assert quiet.returncode == 0, quiet.stdout
     assert "deprecated" not in quiet.stdout and "alias" not in quiet.stdout
     assert "another mmengine warning" in quiet.stdout
+
+
+SKLEARN = """
+import sys
+from transformers.generation import candidate_generator as cg
+from transformers.utils import is_sklearn_available
+loaded = 'sklearn' in sys.modules
+fpr, tpr, thresholds = cg.roc_curve([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+print(loaded, is_sklearn_available(), [round(float(x), 2) for x in tpr], 'sklearn' in sys.modules)
+"""
+
+
+def test_scikit_learn_is_imported_when_transformers_uses_it_not_when_it_loads():
+    eager, lazy = python(SKLEARN, XTUNER_PACK_PATCHES="-sklearn_lazy"), python(SKLEARN)
+    assert eager.returncode == 0 and lazy.returncode == 0, eager.stdout + lazy.stdout
+    # transformers as shipped loads it at import; patched, on the first call, with the same
+    # availability flag and scikit-learn's own roc_curve answering the same
+    assert eager.stdout.strip().splitlines()[-1] == "True True [0.0, 0.5, 0.5, 1.0, 1.0] True"
+    assert lazy.stdout.strip().splitlines()[-1] == "False True [0.0, 0.5, 0.5, 1.0, 1.0] True"
