@@ -22,6 +22,7 @@ from ._hooks import after_import, before_import, instead_of_import
 # Compatibility patches, in force in every interpreter of the environment.
 STARTUP = (
     "xtuner_cli_exit",
+    "xtuner_cli_tool_path",
     "cpu_bf16",
     "resume_safe_globals",
     "torchvision_optional",
@@ -36,6 +37,7 @@ STARTUP = (
     "bnb_quiet",
     "mmengine_quiet",
     "sklearn_lazy",
+    "bnb_lazy_compile",
 )
 
 # Memory patches, opt-in per config: a config turns them on through a type it builds

@@ -71,3 +71,26 @@ def test_cli_runs_the_tool_with_its_own_interpreter_not_python_on_path(tmp_path)
     out = xtuner("list-cfg", "-p", "internlm_7b_qlora_oasst1_e3", PATH=path)
     assert "WRONG-PYTHON" not in out.stdout and out.returncode == 0
     assert "internlm_7b_qlora_oasst1_e3" in out.stdout
+
+
+TOOL_FILES = """
+import sys
+from xtuner import entry_point as e
+files = [e.modes["train"](), e.modes["convert"]["pth_to_hf"](), e.modes["convert"]["merge"]()]
+print([f.split("site-packages/")[-1] for f in files])
+print("torch" in sys.modules, any(m.startswith("xtuner.tools") for m in sys.modules))
+"""
+
+
+def test_cli_finds_its_tool_without_importing_it():
+    broken = python(TOOL_FILES, XTUNER_PACK_PATCHES="-xtuner_cli_tool_path")
+    fixed = python(TOOL_FILES)
+    assert broken.returncode == 0 and fixed.returncode == 0, broken.stdout + fixed.stdout
+    files = ("['xtuner/tools/train.py', 'xtuner/tools/model_converters/pth_to_hf.py', "
+             "'xtuner/tools/model_converters/merge.py']")
+    # as released: the CLI process imports torch and every tool only to name its file
+    assert broken.stdout.strip().splitlines()[-2:] == [files, "True True"]
+    assert fixed.stdout.strip().splitlines()[-2:] == [files, "False False"]
+    # and the child still runs the real tool
+    out = xtuner("convert", "merge", "--help")
+    assert out.returncode == 0 and "--max-shard-size" in out.stdout

@@ -94,3 +94,25 @@ def test_scikit_learn_is_imported_when_transformers_uses_it_not_when_it_loads():
     # availability flag and scikit-learn's own roc_curve answering the same
     assert eager.stdout.strip().splitlines()[-1] == "True True [0.0, 0.5, 0.5, 1.0, 1.0] True"
     assert lazy.stdout.strip().splitlines()[-1] == "False True [0.0, 0.5, 0.5, 1.0, 1.0] True"
+
+
+BNB_COMPILE = """
+import sys, torch
+import bitsandbytes.functional as F
+set_up = 'torch._inductor.compile_fx' in sys.modules
+torch.manual_seed(0)
+w = torch.randn(64, 64)
+q, state = F.quantize_4bit(w, quant_type='nf4')
+back = F.dequantize_4bit(q, state)
+print(set_up, torch.compile.__module__, round(float((back - w).abs().mean()), 6))
+"""
+
+
+def test_bitsandbytes_sets_up_torch_compile_when_a_kernel_needs_it_not_at_import():
+    eager = python(BNB_COMPILE, XTUNER_PACK_PATCHES="-bnb_lazy_compile")
+    lazy = python(BNB_COMPILE)
+    assert eager.returncode == 0 and lazy.returncode == 0, eager.stdout + lazy.stdout
+    e, z = eager.stdout.strip().splitlines()[-1].split(), lazy.stdout.strip().splitlines()[-1].split()
+    assert e[:2] == ["True", "torch"]  # as shipped: Inductor loaded by `import bitsandbytes`
+    assert z[:2] == ["False", "torch"]  # patched: not yet, and torch.compile is torch's again
+    assert z[2] == e[2]  # the same nf4 round trip
