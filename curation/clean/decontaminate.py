@@ -5,7 +5,8 @@
         [--field NAME] [--policy default|strict]
 
 The test side is read whole and indexed in memory; the train side is streamed in batches, so
-memory is bounded by the test sets and one batch. CLEAN.jsonl is every train row that was not
+memory is bounded by the test sets, one batch a worker and the verdicts of up to 64 MiB of
+distinct lines (a repeated line is matched once). CLEAN.jsonl is every train row that was not
 flagged, in input order, byte for byte (train files one after another). The report names, for
 each removed row, every test item it matched and how; and every rejected line with its reason.
 """
@@ -114,6 +115,69 @@ def scan_chunk(chunk: Chunk) -> tuple[dict[int, str], dict[int, list]]:
     return reasons, find_matches(TrainRows(prompts, rests), _STATE["matchers"])
 
 
+_PENDING = object()
+_CLEAN = (None, None)  # the verdict of most lines: neither rejected nor matched
+
+
+class Verdicts:
+    """Verdicts of the lines already sent to be matched, keyed by the line's bytes (exact: no
+    digest to collide). A mix that repeats a dataset (upsampling, the same rows in two sources)
+    is parsed and matched once per distinct line, whichever worker had it: only the parent
+    sees every line, and it writes chunks in input order, so a repeat's verdict is known by the
+    time its chunk is written. Bounded: past `limit` bytes of remembered lines, new lines are
+    matched but not remembered."""
+
+    def __init__(self, limit: int = 64 << 20):
+        self.known: dict[bytes, object] = {}
+        self.size, self.limit = 0, limit
+
+    def new_lines(self, chunk: Chunk) -> tuple[list[bytes], list[int], Chunk | None]:
+        """(the chunk's lines, indices of those to match, a chunk of just those, or None)."""
+        lines = chunk.data.split(b"\n")
+        todo = []
+        for i, line in enumerate(lines):
+            if i == 0 and chunk.first_line == 1:  # may carry a byte order mark: on its own
+                todo.append(i)
+            elif line not in self.known:
+                if self.size < self.limit:
+                    self.known[line] = _PENDING
+                    self.size += len(line) + 64
+                todo.append(i)
+        if not todo:
+            return lines, todo, None
+        sub = Chunk(chunk.path, chunk.first_line if todo[0] == 0 else 0,
+                    b"\n".join(lines[i] for i in todo), chunk.end_offset)
+        return lines, todo, sub
+
+    def resolve(self, chunk: Chunk, lines, todo, result) -> tuple[dict, dict]:
+        """The chunk's (reasons, matches) by line index: its new lines' from `result`, the
+        repeats' from the lines they repeat."""
+        sub_reasons, sub_flagged = result
+        reasons, flagged = {}, {}
+        known = self.known
+        for j, i in enumerate(todo):
+            verdict = (sub_reasons.get(j), sub_flagged.get(j)) if (
+                j in sub_reasons or j in sub_flagged) else _CLEAN
+            if not (i == 0 and chunk.first_line == 1) and known.get(lines[i]) is _PENDING:
+                known[lines[i]] = verdict
+            if verdict is not _CLEAN:
+                _put(i, verdict, reasons, flagged)
+        if len(todo) < len(lines):
+            done = set(todo)
+            for i, line in enumerate(lines):
+                if i not in done and (verdict := known[line]) is not _CLEAN:
+                    _put(i, verdict, reasons, flagged)
+        return reasons, flagged
+
+
+def _put(i: int, verdict, reasons: dict, flagged: dict) -> None:
+    reason, matches = verdict
+    if reason is not None:
+        reasons[i] = reason
+    elif matches:
+        flagged[i] = matches
+
+
 def _worker_init(matchers, field, parent: int) -> None:
     # SIGTERM ends a worker at once: a Python handler's exception would be caught by the
     # executor as the current task's result, and the worker would go on waiting for work.
@@ -127,11 +191,17 @@ def _worker_init(matchers, field, parent: int) -> None:
 
 
 def scan(chunks, workers: int):
-    """(chunk, reasons, matches) in input order; with workers, at most 2 chunks a worker in
-    flight, so memory stays bounded whatever the input size."""
+    """(chunk, its lines, reasons, matches) in input order; with workers, at most 2 chunks a
+    worker in flight, so memory stays bounded whatever the input size."""
+    verdicts = Verdicts()
+
+    def result_of(sub):
+        return ({}, {}) if sub is None else scan_chunk(sub)
+
     if workers <= 1:
         for chunk in chunks:
-            yield (chunk, *scan_chunk(chunk))
+            lines, todo, sub = verdicts.new_lines(chunk)
+            yield (chunk, lines, *verdicts.resolve(chunk, lines, todo, result_of(sub)))
         return
     # ProcessPoolExecutor, not Pool: a worker that dies raises BrokenProcessPool here instead
     # of leaving its task waiting forever. Fork starts workers in milliseconds with the
@@ -150,14 +220,20 @@ def scan(chunks, workers: int):
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
                              initargs=initargs) as pool:
         pending: deque = deque()
+
+        def finish():
+            chunk, lines, todo, future = pending.popleft()
+            result = future.result() if future is not None else ({}, {})
+            return (chunk, lines, *verdicts.resolve(chunk, lines, todo, result))
+
         for chunk in chunks:
-            pending.append((chunk, pool.submit(scan_chunk, chunk)))
+            lines, todo, sub = verdicts.new_lines(chunk)
+            pending.append((chunk, lines, todo,
+                            pool.submit(scan_chunk, sub) if sub is not None else None))
             if len(pending) >= 2 * workers:
-                chunk, result = pending.popleft()
-                yield (chunk, *result.result())
+                yield finish()
         while pending:
-            chunk, result = pending.popleft()
-            yield (chunk, *result.result())
+            yield finish()
 
 
 def run(args, bars=None) -> dict:
@@ -190,9 +266,8 @@ def run(args, bars=None) -> dict:
             report.write(dumps({"test_file": rej.file, "test_line": rej.line,
                                 "rejected": rej.reason}))
         chunks = itertools.chain.from_iterable(read_chunks(p, args.chunk_bytes) for p in args.train)
-        for chunk, reasons, flagged in scan(chunks, args.workers):
+        for chunk, raw, reasons, flagged in scan(chunks, args.workers):
             path, counts = chunk.path, per_train_file[chunk.path]
-            raw = chunk.data.split(b"\n")
             kept = []
             for i, line in enumerate(raw):
                 if i in reasons:

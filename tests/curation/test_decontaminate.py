@@ -272,13 +272,48 @@ def test_worker_processes_give_the_same_output(tmp_path):
     assert outputs["1"] == outputs["2"]
 
 
+def test_repeated_rows_are_matched_once_and_each_is_reported(tmp_path, monkeypatch):
+    """A mix that repeats its data: each copy of a row gets the verdict of the first, with its
+    own line in the report, whichever worker matched the first; a run that remembers nothing
+    (the memory bound reached at once) writes the same files."""
+    from curation.clean import decontaminate as module
+
+    tests = write_test_files(tmp_path)
+    one = tmp_path / "one.jsonl"
+    write_train_file(one)
+    copy = one.read_bytes()
+    train = tmp_path / "train.jsonl"
+    train.write_bytes(copy * 3)
+    n = copy.count(b"\n")
+    outputs = {}
+    for name, workers, limit in (("1", "1", 64 << 20), ("2", "2", 64 << 20), ("none", "1", 0)):
+        d = tmp_path / name
+        d.mkdir()
+        monkeypatch.setattr(module.Verdicts.__init__, "__defaults__", (limit,))
+        rc, out, report = run(d, [train], tests, "--workers", workers, "--chunk-bytes", "2000")
+        assert rc == 0
+        records, summary = read_report(report)
+        outputs[name] = (out.read_bytes(), records, summary["removed"])
+    assert outputs["1"] == outputs["2"] == outputs["none"]
+    clean, records, removed = outputs["1"]
+    flagged = {r["train_line"]: r for r in records if "method" in r}
+    assert removed == len(flagged) and removed % 3 == 0 and removed > 0
+    for line, record in flagged.items():  # the same verdict in every copy, on its own line
+        for k in (1, 2):
+            other = flagged[(line - 1 + k * n) % (3 * n) + 1]
+            assert (other["method"], other["test_matches"]) == (record["method"],
+                                                               record["test_matches"])
+    rc, once, _ = run(tmp_path, [one], tests, "--workers", "1")
+    assert clean == once.read_bytes() * 3
+
+
 def big_train_file(path: Path, rows: int) -> None:
-    line = json.dumps({"question": "Lena has 4 red pens and 9 blue pens in her bag. She buys "
-                                   "a pack of pens. How many pens are in the bag now?",
-                       "answer": "It depends on the pack."}) + "\n"
+    """Distinct rows (repeats would be matched once: a run long enough to interrupt)."""
     with open(path, "w") as f:
-        for _ in range(rows // 1000):
-            f.write(line * 1000)
+        for i in range(rows):
+            f.write(json.dumps({"question": f"Lena has {i} red pens and 9 blue pens in her bag. "
+                                "She buys a pack of pens. How many pens are in the bag now?",
+                                "answer": "It depends on the pack."}) + "\n")
 
 
 def start(tmp_path: Path, train: Path, tests, workers: str) -> subprocess.Popen:
