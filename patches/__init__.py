@@ -3,10 +3,10 @@
 Each patch is one module here with a docstring saying what breaks without it, a `TARGET` (the
 module, or tuple of modules, whose import triggers it) and `apply(target_module)` (with
 `BEFORE = True`, `apply(None)` runs just before the target is first imported, and `after(module)`,
-if the patch has one, once it has been). Startup patches are registered in every interpreter of the environment by the `.pth` file that
-`python -m patches install` writes (`make env` runs it): mmengine reads XTuner configs in
-lazy-import mode, so code in a config cannot reach the real modules, and `xtuner train` runs its
-tool in a child `python`.
+if the patch has one, once it has been). Startup patches are registered in every interpreter of
+the environment by the `.pth` file that `python -m patches install` writes (`make env` runs
+it): mmengine reads XTuner configs in lazy-import mode, so code in a config cannot reach the
+real modules, and `xtuner train` runs its tool in a child `python`.
 
 XTUNER_PACK_PATCHES selects them: unset or "all" = every startup patch, "none" = none,
 "-name,-other" = all but those, "name,other" = only those.

@@ -112,7 +112,7 @@ def test_bitsandbytes_sets_up_torch_compile_when_a_kernel_needs_it_not_at_import
     eager = python(BNB_COMPILE, XTUNER_PACK_PATCHES="-bnb_lazy_compile")
     lazy = python(BNB_COMPILE)
     assert eager.returncode == 0 and lazy.returncode == 0, eager.stdout + lazy.stdout
-    e, z = eager.stdout.strip().splitlines()[-1].split(), lazy.stdout.strip().splitlines()[-1].split()
+    e, z = (out.stdout.strip().splitlines()[-1].split() for out in (eager, lazy))
     assert e[:2] == ["True", "torch"]  # as shipped: Inductor loaded by `import bitsandbytes`
     assert z[:2] == ["False", "torch"]  # patched: not yet, and torch.compile is torch's again
     assert z[2] == e[2]  # the same nf4 round trip
