@@ -1,7 +1,8 @@
 """The only place the doctor touches the machine: file reads, directory listings, commands, NVML.
 
-Every operation has a timeout and never raises for what it finds: a missing, unreadable or
-non-UTF-8 file reads as None or as text with U+FFFD, a command that hangs is killed with its
+No operation raises for what it finds or hangs on it: a missing, unreadable or non-UTF-8 file
+reads as None or as text with U+FFFD, a FIFO as nothing; file operations have a timeout where
+this process sees a mount that can hang (network, FUSE); a command that hangs is killed with its
 process group, a command that cannot start says why. Everything the doctor reads can be pointed
 elsewhere, which is how the tests build whole machines from files:
 
