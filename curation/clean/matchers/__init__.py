@@ -36,11 +36,17 @@ POLICIES = {
 
 def build_matchers(items: TestItems, policy="default", coverage=0.5, similarity=None,
                    min_numbers=2, minhash_threshold=0.7, masked=None) -> list:
+    from concurrent.futures import ThreadPoolExecutor
+
     settings = POLICIES[policy]
-    return [
-        NgramContainment(items, coverage=coverage),
-        NumbersOverlap(items, min_numbers=min_numbers,
-                       similarity=settings["similarity"] if similarity is None else similarity),
-        MinHashSimilarity(items, threshold=minhash_threshold),
-        MaskedNgram(items, **(masked or settings["masked"])),
+    makers = [
+        lambda: NgramContainment(items, coverage=coverage),
+        lambda: NumbersOverlap(items, min_numbers=min_numbers, similarity=settings["similarity"]
+                               if similarity is None else similarity),
+        lambda: MinHashSimilarity(items, threshold=minhash_threshold),
+        lambda: MaskedNgram(items, **(masked or settings["masked"])),
     ]
+    # Two threads: the indexes are numpy sorts and hashing, which release the GIL (0.44 s ->
+    # 0.23 s for GSM8K-test + MATH-test on 2 cores). The threads end before any worker forks.
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(lambda make: make(), makers))
