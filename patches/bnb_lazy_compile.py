@@ -1,4 +1,4 @@
-"""Every process that imports bitsandbytes spends ~3 s (on 2 cores) setting up torch.compile.
+"""Every process that imports bitsandbytes spends ~5 s (on 2 cores) setting up torch.compile.
 
 bitsandbytes 0.50's default backend (backends/default/ops.py) wraps four of its kernels in
 `torch.compile(fn)` while it is imported; that call loads TorchDynamo's and Inductor's machinery
