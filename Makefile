@@ -1,5 +1,5 @@
 # make env    create .venv (or .conda) with the pinned stack, the pack and its patches
-# make smoke  train the embedded default on the CPU: tiny model, xtuner train, convert, merge, chat
+# make smoke  the embedded default on the CPU: tiny model, xtuner train, convert, merge, eval, GGUF export
 # make smoke-dist  the same model by 2 CPU processes (torchrun, gloo; DDP and DeepSpeed ZeRO-2)
 # make test   every test, the smoke run included
 # make bench  the benchmarks (figures as ratios against anchors measured in the same run)
