@@ -43,20 +43,26 @@ def _pieces(fmt: str, allowed: set[str]) -> list[tuple[str, str | None]]:
     return out
 
 
-# ---- Jinja (Hugging Face chat_template) --------------------------------------------------------
+# ---- the two template languages' common part -------------------------------------------------
+# Jinja and Go's text/template both print a string literal as {{ "..." }} and a value as
+# {{ expr }}; json.dumps' escapes are valid in both (Go's literals take Go source escapes, a
+# superset of JSON's).
 
-def _jinja_literal(text: str) -> str:
+def _literal(text: str) -> str:
     return "{{ " + json.dumps(text) + " }}" if text else ""
 
 
-def _jinja_fmt(fmt: str, values: dict[str, str]) -> str:
+def _fmt(fmt: str, values: dict[str, str]) -> str:
+    """An XTuner format string ("...{input}...") as template text, each field an expression."""
     out = []
     for literal, field in _pieces(fmt, set(values)):
-        out.append(_jinja_literal(literal))
+        out.append(_literal(literal))
         if field is not None:
             out.append("{{ " + values[field] + " }}")
     return "".join(out)
 
+
+# ---- Jinja (Hugging Face chat_template) --------------------------------------------------------
 
 def jinja(template) -> str:
     """The template as a Jinja chat_template over messages [{role, content}], rendering exactly the
@@ -65,13 +71,13 @@ def jinja(template) -> str:
     INSTRUCTION already holds it, so add_generation_prompt adds nothing)."""
     t = as_dict(template)
     need_eos = not t.get("SUFFIX_AS_EOS", False)
-    system = (_jinja_fmt(t["SYSTEM"], {"system": "ns.system"}) if t.get("SYSTEM")
+    system = (_fmt(t["SYSTEM"], {"system": "ns.system"}) if t.get("SYSTEM")
               else "{{ ns.system }}")
-    instruction = _jinja_fmt(t["INSTRUCTION"], {"input": "m.content", "round": "ns.round"})
-    after = _jinja_literal(t.get("SUFFIX", "") or "")
+    instruction = _fmt(t["INSTRUCTION"], {"input": "m.content", "round": "ns.round"})
+    after = _literal(t.get("SUFFIX", "") or "")
     if need_eos:
         after += "{{ eos_token }}"
-    after += _jinja_literal(t.get("SEP", "") or "")
+    after += _literal(t.get("SEP", "") or "")
     return (
         "{%- set ns = namespace(bos=true, system='', round=0) -%}"
         "{%- for m in messages -%}"
@@ -92,41 +98,27 @@ def jinja(template) -> str:
 
 # ---- Ollama (Go text/template) -----------------------------------------------------------------
 
-def _go_literal(text: str) -> str:
-    # Go's template string literal takes the escapes of Go source; json.dumps' are a subset of them
-    return "{{ " + json.dumps(text) + " }}" if text else ""
-
-
-def _go_fmt(fmt: str, values: dict[str, str]) -> str:
-    out = []
-    for literal, field in _pieces(fmt, set(values)):
-        out.append(_go_literal(literal))
-        if field is not None:
-            out.append("{{ " + values[field] + " }}")
-    return "".join(out)
-
-
 def ollama_template(template, *, bos_token: str, eos_token: str) -> str:
     """The Modelfile TEMPLATE: the same text over Ollama's .Messages. Ollama adds the model's BOS
     itself when it tokenizes, so the first turn's BOS is left to it; BOS/EOS between turns are
     written out (Ollama parses special tokens in the prompt)."""
     t = as_dict(template)
     need_eos = not t.get("SUFFIX_AS_EOS", False)
-    system = _go_fmt(t["SYSTEM"], {"system": "$system"}) if t.get("SYSTEM") else "{{ $system }}"
+    system = _fmt(t["SYSTEM"], {"system": "$system"}) if t.get("SYSTEM") else "{{ $system }}"
     if uses_round(t):
         raise TemplateError(f"INSTRUCTION {t['INSTRUCTION']!r} numbers its rounds: Ollama's "
                             "templates have no arithmetic to count them")
-    instruction = _go_fmt(t["INSTRUCTION"], {"input": ".Content"})
-    after = _go_literal(t.get("SUFFIX", "") or "")
+    instruction = _fmt(t["INSTRUCTION"], {"input": ".Content"})
+    after = _literal(t.get("SUFFIX", "") or "")
     if need_eos:
-        after += _go_literal(eos_token)
-    after += _go_literal(t.get("SEP", "") or "")
+        after += _literal(eos_token)
+    after += _literal(t.get("SEP", "") or "")
     return (
         "{{- $bos := false }}{{- $system := \"\" }}"
         "{{- range .Messages }}"
         "{{- if eq .Role \"system\" }}{{- $system = .Content }}"
         "{{- else if eq .Role \"user\" }}"
-        "{{- if $bos }}" + _go_literal(bos_token) + "{{- end }}"
+        "{{- if $bos }}" + _literal(bos_token) + "{{- end }}"
         "{{- if $system }}" + system + "{{- $system = \"\" }}{{- end }}"
         + instruction +
         "{{- else if eq .Role \"assistant\" }}"
