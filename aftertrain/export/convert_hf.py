@@ -1,6 +1,7 @@
-"""Run llama.cpp's own convert_hf_to_gguf.py (from the llama-cpp-python sdist) one or more times
-in one process: `python -m aftertrain.export.convert_hf CONVERTER_DIR JOBS.json`, each job the
-argument list of one converter run.
+"""Run llama.cpp's own convert_hf_to_gguf.py (from the llama-cpp-python sdist) one or more times,
+each job the argument list of one converter run: `run_jobs` in the calling process (the export
+has torch and transformers imported by then: a separate process imported them again, ~7 s on a
+2-core CPU), or `python -m aftertrain.export.convert_hf CONVERTER_DIR JOBS.json` on its own.
 
 Two adjustments, each only where the converter would otherwise stop:
 - the sdist ships the converter without its gguf-py, so the `gguf` release from PyPI is used; that
@@ -15,9 +16,13 @@ Two adjustments, each only where the converter would otherwise stop:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import runpy
 import sys
+import traceback
 from pathlib import Path
 
 
@@ -56,21 +61,50 @@ def install_adjustments(model_dirs: list[Path]) -> None:
     base.TextModel.get_vocab_base_pre = get_vocab_base_pre
 
 
+def run_jobs(converter_dir: Path, jobs: list[list[str]], log=None) -> int:
+    """Each job through the converter's `__main__`; its output (stdout, stderr, the logging it
+    sets up) goes to `log`, a text file object. The first job that fails ends the run: its exit
+    status, or 1 with the traceback in `log` when it raised. What the converter changes in this
+    process (sys.path, sys.argv, NO_LOCAL_GGUF, the root logger) is put back afterwards."""
+    log = log or sys.stdout
+    root = logging.getLogger()
+    saved = (list(sys.path), sys.argv, os.environ.get("NO_LOCAL_GGUF"), root.level,
+             list(root.handlers))
+    os.environ["NO_LOCAL_GGUF"] = "1"  # the gguf release from PyPI (see above), not gguf-py
+    sys.path.insert(0, str(converter_dir))
+    script = str(converter_dir / "convert_hf_to_gguf.py")
+    try:
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            install_adjustments([Path(job[0]).resolve() for job in jobs]
+                                + [Path(job[0]) for job in jobs])
+            for job in jobs:
+                sys.argv = [script, *job]
+                try:
+                    runpy.run_path(script, run_name="__main__")
+                except SystemExit as exc:
+                    if exc.code not in (None, 0):
+                        return int(exc.code) if isinstance(exc.code, int) else 1
+                except Exception:  # the converter's own failure: reported, not raised
+                    traceback.print_exc(file=log)
+                    return 1
+                finally:
+                    for handler in root.handlers[:]:  # its basicConfig: bound to `log`
+                        if handler not in saved[4]:
+                            root.removeHandler(handler)
+        return 0
+    finally:
+        sys.path[:], sys.argv = saved[0], saved[1]
+        if saved[2] is None:
+            os.environ.pop("NO_LOCAL_GGUF", None)
+        else:
+            os.environ["NO_LOCAL_GGUF"] = saved[2]
+        root.setLevel(saved[3])
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     converter_dir, jobs_file = Path(argv[0]), Path(argv[1])
-    jobs = json.loads(jobs_file.read_text())
-    sys.path.insert(0, str(converter_dir))
-    install_adjustments([Path(job[0]).resolve() for job in jobs] + [Path(job[0]) for job in jobs])
-    script = str(converter_dir / "convert_hf_to_gguf.py")
-    for job in jobs:
-        sys.argv = [script, *job]
-        try:
-            runpy.run_path(script, run_name="__main__")
-        except SystemExit as exc:
-            if exc.code not in (None, 0):
-                return int(exc.code) if isinstance(exc.code, int) else 1
-    return 0
+    return run_jobs(converter_dir, json.loads(jobs_file.read_text()))
 
 
 if __name__ == "__main__":

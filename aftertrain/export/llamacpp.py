@@ -2,8 +2,8 @@
 template and stop tokens the model was trained with, and an Ollama Modelfile beside it.
 
 - convert: llama.cpp's convert_hf_to_gguf.py, taken from the llama-cpp-python sdist pinned in
-  env/stack.txt (`make env` unpacks it into .cache/llama.cpp/<version>/), run by
-  aftertrain.export.convert_hf in a subprocess;
+  env/stack.txt (`make env` unpacks it into .cache/llama.cpp/<version>/), run in this process
+  by aftertrain.export.convert_hf;
 - quantize: llama.cpp's llama_model_quantize through llama-cpp-python (the same library build);
 - template: the converter writes tokenizer_config.json's `chat_template` as the GGUF's
   `tokenizer.chat_template`, so the model directory is staged (weights linked, not copied) with
@@ -17,9 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,19 +97,13 @@ def stage(model_dir, template, out_dir) -> Staged:
 
 
 def convert(jobs: list[list[str]], log: Path) -> None:
-    """Run the converter on each argument list (one process: torch is imported once)."""
+    """Run the converter on each argument list, in this process (torch is imported already)."""
+    from .convert_hf import run_jobs
+
     conv = converter_dir()
     log.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(jobs, f)
-    env = dict(os.environ, NO_LOCAL_GGUF="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    try:
-        with open(log, "w") as out:
-            rc = subprocess.run([sys.executable, "-m", "aftertrain.export.convert_hf", str(conv),
-                                 f.name], stdout=out, stderr=subprocess.STDOUT, env=env,
-                                cwd=REPO).returncode
-    finally:
-        os.unlink(f.name)
+    with open(log, "w") as out:
+        rc = run_jobs(conv, jobs, out)
     if rc != 0:
         tail = "".join(log.read_text(errors="replace").splitlines(True)[-12:])
         raise ExportError(f"llama.cpp's convert_hf_to_gguf.py exited {rc}; end of {log}:\n{tail}")

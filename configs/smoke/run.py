@@ -4,7 +4,9 @@ tiny model -> `xtuner train` (nf4 QLoRA) -> loss fell? -> `xtuner convert pth_to
 `xtuner convert merge` -> `python -m aftertrain eval` (base vs tuned on GSM8K-format items) ->
 `python -m aftertrain export --check` (GGUF; the merged model answers a question in HF and in
 llama.cpp, same prompt, same greedy tokens). Each step runs the real command in a subprocess,
-prints how long it took, and stops the run with its exit status if it fails.
+prints how long it took, and stops the run with its exit status if it fails. The evaluation
+needs only the adapter, so it runs beside merge and export (two cores: most of each of these
+steps is one core importing torch and transformers).
 """
 
 from __future__ import annotations
@@ -30,25 +32,45 @@ class SmokeFailure(RuntimeError):
     pass
 
 
-def xtuner(*args: str, log: Path) -> None:
-    """Run the real `xtuner` CLI of this environment; its output goes to `log`."""
+class Step:
+    """One command of the run, in a subprocess whose output goes to `log`."""
+
+    def __init__(self, argv: list[str], *, log: Path, name: str):
+        env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+                   TRANSFORMERS_OFFLINE="1")
+        self.log, self.name, self.started = log, name, time.monotonic()
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                         cwd=REPO)
+
+    def wait(self) -> str:
+        """Wait for it; raise SmokeFailure if it failed, else say how long it took."""
+        try:
+            rc = self.proc.wait()
+        except BaseException:  # Ctrl-C: the command goes with the run
+            self.stop()
+            raise
+        if rc != 0:
+            tail = "".join(self.log.read_text(errors="replace").splitlines(True)[-15:])
+            raise SmokeFailure(f"`{self.name}` exited {rc}; end of {self.log}:\n{tail}")
+        return f"({time.monotonic() - self.started:.0f} s)"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def xtuner(*args: str, log: Path) -> Step:
+    """The real `xtuner` CLI of this environment."""
     exe = shutil.which("xtuner", path=str(Path(sys.executable).parent)) or "xtuner"
-    command([exe, *args], log=log, name=f"xtuner {' '.join(args)}")
+    return Step([exe, *args], log=log, name=f"xtuner {' '.join(args)}")
 
 
-def command(argv: list[str], *, log: Path, name: str) -> None:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    with open(log, "w") as out:
-        rc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO).returncode
-    if rc != 0:
-        tail = "".join(log.read_text(errors="replace").splitlines(True)[-15:])
-        raise SmokeFailure(f"`{name}` exited {rc}; end of {log}:\n{tail}")
-
-
-def aftertrain(*args: str, log: Path) -> None:
+def aftertrain(*args: str, log: Path) -> Step:
     """`python -m aftertrain ...` (evaluation, export) of this environment."""
-    command([sys.executable, "-m", "aftertrain", *args], log=log,
-            name=f"python -m aftertrain {' '.join(args)}")
+    return Step([sys.executable, "-m", "aftertrain", *args], log=log,
+                name=f"python -m aftertrain {' '.join(args)}")
 
 
 def losses(work_dir: Path) -> list[tuple[int, float]]:
@@ -66,24 +88,19 @@ def last_checkpoint(work_dir: Path) -> Path:
 
 def run(work_dir: Path) -> dict:
     started = time.monotonic()
-    lap = [started]
-
-    def took() -> str:
-        now = time.monotonic()
-        seconds, lap[0] = now - lap[0], now
-        return f"({seconds:.0f} s)"
-
     work_dir = work_dir.resolve()
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
     model_dir = tiny.build(REPO / ".cache" / "tiny-llama")
-    print(f"[1/6] tiny Llama and tokenizer: {model_dir} {took()}", flush=True)
+    print(f"[1/6] tiny Llama and tokenizer: {model_dir} ({time.monotonic() - started:.0f} s)",
+          flush=True)
 
-    xtuner("train", str(CONFIG), "--work-dir", str(work_dir), log=work_dir / "train.log")
+    took = xtuner("train", str(CONFIG), "--work-dir", str(work_dir),
+                  log=work_dir / "train.log").wait()
     curve = losses(work_dir)
     first, last = curve[0][1], curve[-1][1]
     print(f"[2/6] xtuner train: {len(curve)} logged steps, loss {first:.3f} -> {last:.3f} "
-          f"{took()}", flush=True)
+          f"{took}", flush=True)
     if not last < first:
         raise SmokeFailure(f"loss did not fall: {first:.4f} -> {last:.4f}")
     memory = work_dir / "memory.json"  # patches.memory_watch, in the recipe's hooks
@@ -92,34 +109,39 @@ def run(work_dir: Path) -> dict:
 
     adapter = work_dir / "hf_adapter"
     ckpt = last_checkpoint(work_dir)
-    xtuner("convert", "pth_to_hf", str(CONFIG), str(ckpt), str(adapter), log=work_dir / "pth_to_hf.log")
-    print(f"[3/6] xtuner convert pth_to_hf: {ckpt.name} -> {adapter} {took()}", flush=True)
+    took = xtuner("convert", "pth_to_hf", str(CONFIG), str(ckpt), str(adapter),
+                  log=work_dir / "pth_to_hf.log").wait()
+    print(f"[3/6] xtuner convert pth_to_hf: {ckpt.name} -> {adapter} {took}", flush=True)
 
-    merged = work_dir / "merged"
-    xtuner("convert", "merge", str(model_dir), str(adapter), str(merged), "--device", "cpu",
-           log=work_dir / "merge.log")
-    print(f"[4/6] xtuner convert merge: {merged} {took()}", flush=True)
+    evaluation = aftertrain("eval", str(CONFIG), "--adapter", str(adapter), "--gsm8k",
+                            str(GSM8K_ITEMS), "--tasks", "gsm8k", "--max-new-tokens", "24",
+                            "--work-dir", str(work_dir), log=work_dir / "eval.log")
+    try:
+        merged = work_dir / "merged"
+        took = xtuner("convert", "merge", str(model_dir), str(adapter), str(merged),
+                      "--device", "cpu", log=work_dir / "merge.log").wait()
+        print(f"[4/6] xtuner convert merge: {merged} {took}", flush=True)
 
-    aftertrain("eval", str(CONFIG), "--adapter", str(adapter), "--gsm8k", str(GSM8K_ITEMS),
-               "--tasks", "gsm8k", "--max-new-tokens", "24", "--work-dir", str(work_dir),
-               log=work_dir / "eval.log")
+        gguf_dir = work_dir / "gguf"
+        took = aftertrain("export", str(CONFIG), "--merged", str(merged), "--out", str(gguf_dir),
+                          "--check", "--question", QUESTION, log=work_dir / "export.log").wait()
+        exported = json.loads((gguf_dir / "export.json").read_text())
+        rt = exported["roundtrip"]
+        answer = rt["greedy_hf"].split(exported["eos_token"])[0].strip()
+        print(f"[6/6] python -m aftertrain export: {exported['gguf']['Q4_K_M']} (+ f16, "
+              f"Modelfile) {took}\n      the merged model, asked {QUESTION!r}: {answer!r}, and "
+              "the same prompt and greedy tokens in llama.cpp", flush=True)
+
+        took = evaluation.wait()
+    finally:
+        evaluation.stop()
     table = json.loads((work_dir / "eval.json").read_text())["tasks"]["gsm8k"]["runs"]
-    print(f"[5/6] python -m aftertrain eval, GSM8K-format items (greedy, 95% Wilson interval) "
-          f"{took()}:")
+    print(f"[5/6] python -m aftertrain eval, GSM8K-format items (greedy, 95% Wilson interval), "
+          f"beside steps 4 and 6 {took}:")
     for label, r in table.items():
         lo, hi = r["ci95"]
         print(f"      {label:<13} {r['correct']}/{r['n']} = {100 * r['accuracy']:.0f} % "
               f"[{100 * lo:.0f}-{100 * hi:.0f} %]")
-
-    gguf_dir = work_dir / "gguf"
-    aftertrain("export", str(CONFIG), "--merged", str(merged), "--out", str(gguf_dir), "--check",
-               "--question", QUESTION, log=work_dir / "export.log")
-    exported = json.loads((gguf_dir / "export.json").read_text())
-    rt = exported["roundtrip"]
-    answer = rt["greedy_hf"].split(exported["eos_token"])[0].strip()
-    print(f"[6/6] python -m aftertrain export: {exported['gguf']['Q4_K_M']} (+ f16, Modelfile) "
-          f"{took()}\n      the merged model, asked {QUESTION!r}: {answer!r}, and the same "
-          "prompt and greedy tokens in llama.cpp")
     seconds = time.monotonic() - started
     print(f"smoke OK in {seconds:.0f} s")
     return dict(first_loss=first, last_loss=last, answer=answer, seconds=seconds,

@@ -36,8 +36,8 @@ globals().update(
         lora_alpha=64,
         lora_dropout=0.0,
         accumulative_counts=1,
-        max_epochs=60,  # 660 steps of a few ms: long enough for the answers to take shape
-        lr=3e-3,
+        max_epochs=40,  # 440 steps of a few ms: long enough for the answers to take shape
+        lr=4e-3,
         warmup_ratio=0.05,
         map_num_proc=1,  # CPU: no worker processes for 36 rows
         infinite_sampler=True,  # CPU: skips mmengine's 2 s pause at each of 60 epoch ends
