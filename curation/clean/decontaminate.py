@@ -105,6 +105,36 @@ def flagged_record(path, line, matches, items, seen_items, per_file) -> dict:
     }
 
 
+class Removals:
+    """The report records of removed rows. Repeats of a line share its verdict's list of
+    matches, so the record of a repeat is the first copy's with its own file and line: the rest
+    is described and serialized once (same bytes as dumps() of the whole record)."""
+
+    def __init__(self, items, seen_items: set, per_file: dict, limit: int = 1 << 16):
+        self.items, self.seen_items, self.per_file = items, seen_items, per_file
+        self._known: dict[int, tuple] = {}  # id(matches) -> (matches, method, methods, ...)
+        self._heads: dict[str, bytes] = {}
+        self.limit = limit
+
+    def record(self, path: str, line: int, matches: list) -> tuple[bytes, str, list]:
+        """(the report line, the method that reports the row, every method that matched)."""
+        known = self._known.get(id(matches))
+        if known is None or known[0] is not matches:  # `is`: the id of a list still held
+            rec = flagged_record(path, line, matches, self.items, self.seen_items, self.per_file)
+            rest = dumps({k: v for k, v in rec.items() if k not in ("train_file", "train_line")})
+            files = {t["test_file"] for t in rec["test_matches"]}
+            known = (matches, rec["method"], rec["methods"], files, rest[1:])
+            if len(self._known) < self.limit:
+                self._known[id(matches)] = known
+        else:
+            for f in known[3]:
+                self.per_file[f]["rows_removed"] += 1
+        head = self._heads.get(path)
+        if head is None:  # dumps()'s bytes up to the line number
+            head = self._heads[path] = dumps({"train_file": path, "train_line": 0})[:-3]
+        return b"%s%d, %s" % (head, line, known[4]), known[1], known[2]
+
+
 _STATE: dict = {}  # this process's matchers; workers get them from _worker_init
 
 
@@ -131,25 +161,29 @@ class Verdicts:
         self.known: dict[bytes, object] = {}
         self.size, self.limit = 0, limit
 
-    def new_lines(self, chunk: Chunk) -> tuple[list[bytes], list[int], Chunk | None]:
-        """(the chunk's lines, indices of those to match, a chunk of just those, or None)."""
+    def new_lines(self, chunk: Chunk):
+        """(the chunk's lines, what is known of each, indices of those to match, a chunk of
+        just those or None). One lookup a line: a repeat's verdict, or _PENDING while the line
+        it repeats is still being matched, or None for a line to match."""
         lines = chunk.data.split(b"\n")
-        todo = []
-        for i, line in enumerate(lines):
-            if i == 0 and chunk.first_line == 1:  # may carry a byte order mark: on its own
-                todo.append(i)
-            elif line not in self.known:
-                if self.size < self.limit:
-                    self.known[line] = _PENDING
-                    self.size += len(line) + 64
-                todo.append(i)
-        if not todo:
-            return lines, todo, None
+        known = self.known
+        got = list(map(known.get, lines))
+        if chunk.first_line == 1:  # its first line may carry a byte order mark: on its own
+            got[0] = None
+        if None not in got:  # a chunk of repeats (a repeated dataset): nothing to match
+            return lines, got, [], None
+        todo = [i for i, v in enumerate(got) if v is None]
+        for i in todo:
+            line = lines[i]
+            if not (i == 0 and chunk.first_line == 1) and line not in known and (
+                    self.size < self.limit):
+                known[line] = _PENDING
+                self.size += len(line) + 64
         sub = Chunk(chunk.path, chunk.first_line if todo[0] == 0 else 0,
-                    b"\n".join(lines[i] for i in todo), chunk.end_offset)
-        return lines, todo, sub
+                    b"\n".join([lines[i] for i in todo]), chunk.end_offset)
+        return lines, got, todo, sub
 
-    def resolve(self, chunk: Chunk, lines, todo, result) -> tuple[dict, dict]:
+    def resolve(self, chunk: Chunk, lines, got, todo, result) -> tuple[dict, dict]:
         """The chunk's (reasons, matches) by line index: its new lines' from `result`, the
         repeats' from the lines they repeat."""
         sub_reasons, sub_flagged = result
@@ -163,9 +197,9 @@ class Verdicts:
             if verdict is not _CLEAN:
                 _put(i, verdict, reasons, flagged)
         if len(todo) < len(lines):
-            done = set(todo)
-            for i, line in enumerate(lines):
-                if i not in done and (verdict := known[line]) is not _CLEAN:
+            for i in [i for i, v in enumerate(got) if v is not _CLEAN and v is not None]:
+                verdict = got[i] if got[i] is not _PENDING else known[lines[i]]
+                if verdict is not _CLEAN:
                     _put(i, verdict, reasons, flagged)
         return reasons, flagged
 
@@ -200,8 +234,8 @@ def scan(chunks, workers: int):
 
     if workers <= 1:
         for chunk in chunks:
-            lines, todo, sub = verdicts.new_lines(chunk)
-            yield (chunk, lines, *verdicts.resolve(chunk, lines, todo, result_of(sub)))
+            lines, got, todo, sub = verdicts.new_lines(chunk)
+            yield (chunk, lines, *verdicts.resolve(chunk, lines, got, todo, result_of(sub)))
         return
     # ProcessPoolExecutor, not Pool: a worker that dies raises BrokenProcessPool here instead
     # of leaving its task waiting forever. Fork starts workers in milliseconds with the
@@ -222,13 +256,13 @@ def scan(chunks, workers: int):
         pending: deque = deque()
 
         def finish():
-            chunk, lines, todo, future = pending.popleft()
+            chunk, lines, got, todo, future = pending.popleft()
             result = future.result() if future is not None else ({}, {})
-            return (chunk, lines, *verdicts.resolve(chunk, lines, todo, result))
+            return (chunk, lines, *verdicts.resolve(chunk, lines, got, todo, result))
 
         for chunk in chunks:
-            lines, todo, sub = verdicts.new_lines(chunk)
-            pending.append((chunk, lines, todo,
+            lines, got, todo, sub = verdicts.new_lines(chunk)
+            pending.append((chunk, lines, got, todo,
                             pool.submit(scan_chunk, sub) if sub is not None else None))
             if len(pending) >= 2 * workers:
                 yield finish()
@@ -257,6 +291,7 @@ def run(args, bars=None) -> dict:
         per_test_file[rej.file]["rejected"] += 1
     per_train_file: dict[str, Tally] = {path: Tally() for path in args.train}
     seen_items: set[int] = set()
+    removals = Removals(items, seen_items, per_test_file)
     if bars:
         train_task = bars.add_task("train rows", total=count_bytes(args.train))
 
@@ -268,24 +303,30 @@ def run(args, bars=None) -> dict:
         chunks = itertools.chain.from_iterable(read_chunks(p, args.chunk_bytes) for p in args.train)
         for chunk, raw, reasons, flagged in scan(chunks, args.workers):
             path, counts = chunk.path, per_train_file[chunk.path]
-            kept = []
-            for i, line in enumerate(raw):
+            dropped = sorted(reasons.keys() | flagged.keys())  # few: most lines are kept
+            for i in dropped:
                 if i in reasons:
                     counts.rejected += 1
                     report.write(dumps({"train_file": path, "train_line": chunk.first_line + i,
                                         "rejected": reasons[i]}))
-                elif i in flagged:
-                    counts.removed += 1
-                    record = flagged_record(path, chunk.first_line + i, flagged[i], items,
-                                            seen_items, per_test_file)
-                    counts.per_method[record["method"]] += 1
-                    counts.per_method_any.update(record["methods"])
-                    report.write(dumps(record))
                 else:
-                    counts.kept += 1
-                    kept.append(line)
+                    counts.removed += 1
+                    line, method, methods = removals.record(path, chunk.first_line + i,
+                                                            flagged[i])
+                    counts.per_method[method] += 1
+                    counts.per_method_any.update(methods)
+                    report.write(line)
             counts.read += len(raw)
-            if kept:  # a last line without "\n" gets one: the next file's rows follow
+            counts.kept += len(raw) - len(dropped)
+            # a last line without "\n" gets one: the next file's rows follow
+            if not dropped:
+                clean.write(chunk.data + b"\n")
+            elif len(dropped) < len(raw):
+                kept, start = [], 0
+                for i in dropped:
+                    kept += raw[start:i]
+                    start = i + 1
+                kept += raw[start:]
                 clean.write(b"\n".join(kept) + b"\n")
             if bars:
                 bars.advance(train_task, len(chunk.data) + 1)

@@ -97,7 +97,7 @@ def train(work_dir: Path, procs: int, *extra: str, steps: int = STEPS) -> tuple[
         xtuner("train", str(CONFIG), "--work-dir", str(work_dir), *extra, "--cfg-options",
                f"optim_wrapper.accumulative_counts={accumulation}",
                "train_cfg.max_epochs=None", f"train_cfg.max_iters={steps * accumulation}",
-               log=work_dir / "train.log")
+               log=work_dir / "train.log").wait()
     except SmokeFailure as exc:
         raise DistSmokeFailure(str(exc)) from None
     finally:
