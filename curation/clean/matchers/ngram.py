@@ -109,6 +109,7 @@ class NgramContainment:
         for length in np.unique(lengths[(lengths >= min_short) & (lengths < self.n_min)]):
             h, seg, _ = tokens.ngrams(int(length), hashes=th, segments=lengths == length)
             self.short[int(length)] = KeyIndex(h, seg)
+        self._top_weights()  # here, not in each worker on its first batch
 
     def _hashes(self, hashes: np.ndarray, is_num: np.ndarray) -> np.ndarray:
         return masked(hashes, is_num) if self.mask_numbers else hashes
@@ -157,8 +158,6 @@ class NgramContainment:
 
     def candidates(self, rows: TrainRows) -> dict[int, set[int]]:
         cands: dict[int, set[int]] = {}
-        if not hasattr(self, "_top"):
-            self._top_weights()
         h, seg, _ = rows.grams(self.n_min, self.mask_numbers)
         r, items = self.index.pairs(seg % rows.n, h)
         if len(r):  # (row, item) pairs whose hit count could reach the coverage
