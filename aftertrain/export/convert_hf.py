@@ -1,7 +1,7 @@
 """Run llama.cpp's own convert_hf_to_gguf.py (from the llama-cpp-python sdist) one or more times,
-each job the argument list of one converter run: `run_jobs` in the calling process (the export
-has torch and transformers imported by then: a separate process imported them again, ~7 s on a
-2-core CPU), or `python -m aftertrain.export.convert_hf CONVERTER_DIR JOBS.json` on its own.
+each job the argument list of one converter run, in the calling process (`run_jobs`: the export
+has torch and transformers imported by then; a separate process imported them again, ~7 s on a
+2-core CPU).
 
 Two adjustments, each only where the converter would otherwise stop:
 - the sdist ships the converter without its gguf-py, so the `gguf` release from PyPI is used; that
@@ -99,13 +99,3 @@ def run_jobs(converter_dir: Path, jobs: list[list[str]], log=None) -> int:
         else:
             os.environ["NO_LOCAL_GGUF"] = saved[2]
         root.setLevel(saved[3])
-
-
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    converter_dir, jobs_file = Path(argv[0]), Path(argv[1])
-    return run_jobs(converter_dir, json.loads(jobs_file.read_text()))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

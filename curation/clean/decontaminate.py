@@ -168,14 +168,14 @@ class Verdicts:
         lines = chunk.data.split(b"\n")
         known = self.known
         got = list(map(known.get, lines))
-        if chunk.first_line == 1:  # its first line may carry a byte order mark: on its own
+        if _bom_line(chunk):
             got[0] = None
         if None not in got:  # a chunk of repeats (a repeated dataset): nothing to match
             return lines, got, [], None
         todo = [i for i, v in enumerate(got) if v is None]
         for i in todo:
             line = lines[i]
-            if not (i == 0 and chunk.first_line == 1) and line not in known and (
+            if not (i == 0 and _bom_line(chunk)) and line not in known and (
                     self.size < self.limit):
                 known[line] = _PENDING
                 self.size += len(line) + 64
@@ -192,7 +192,7 @@ class Verdicts:
         for j, i in enumerate(todo):
             verdict = (sub_reasons.get(j), sub_flagged.get(j)) if (
                 j in sub_reasons or j in sub_flagged) else _CLEAN
-            if not (i == 0 and chunk.first_line == 1) and known.get(lines[i]) is _PENDING:
+            if not (i == 0 and _bom_line(chunk)) and known.get(lines[i]) is _PENDING:
                 known[lines[i]] = verdict
             if verdict is not _CLEAN:
                 _put(i, verdict, reasons, flagged)
@@ -202,6 +202,12 @@ class Verdicts:
                 if verdict is not _CLEAN:
                     _put(i, verdict, reasons, flagged)
         return reasons, flagged
+
+
+def _bom_line(chunk: Chunk) -> bool:
+    """Whether the chunk starts its file: that first line may carry a byte order mark, so it is
+    matched on its own and never remembered."""
+    return chunk.first_line == 1
 
 
 def _put(i: int, verdict, reasons: dict, flagged: dict) -> None:
