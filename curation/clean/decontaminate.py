@@ -66,18 +66,14 @@ def parse_args(argv):
 
 
 def find_matches(rows: TrainRows, matchers) -> dict[int, list]:
-    """Row -> matches, for the rows of a batch that some matcher verifies."""
+    """Row -> matches, for the rows of a batch that some matcher verifies (matchers in order,
+    each one's matches in item order)."""
     rows.precompute(set().union(*(m.needs for m in matchers)))
-    candidates = [m.candidates(rows) for m in matchers]
-    flagged = {}
-    for r in sorted(set().union(*candidates)):
-        matches = []
-        for matcher, cands in zip(matchers, candidates, strict=True):
-            if r in cands:
-                matches.extend(matcher.verify(rows, r, cands[r]))
-        if matches:
-            flagged[r] = matches
-    return flagged
+    flagged: dict[int, list] = {}
+    for matcher in matchers:
+        for r, matches in matcher.verify(rows, matcher.candidates(rows)).items():
+            flagged.setdefault(r, []).extend(matches)
+    return dict(sorted(flagged.items()))
 
 
 def flagged_record(path, line, matches, items, seen_items, per_file) -> dict:

@@ -132,9 +132,34 @@ def test_the_coverage_bound_drops_no_match():
             h, seg, _ = rows.grams(n, matcher.mask_numbers)
             index.add_candidates(every, seg % rows.n, h)
         assert set(pruned) <= set(every) and len(every) > 50
-        for r, cands in every.items():
-            want = {m.item for m in matcher.verify(rows, r, cands)}
-            got = {m.item for m in matcher.verify(rows, r, pruned.get(r, set()))}
-            assert got == want, (matcher.name, texts[r])
-            checked += bool(want)
+        want, got = matcher.verify(rows, every), matcher.verify(rows, pruned)
+        for r in every:
+            assert ({m.item for m in got.get(r, [])} == {m.item for m in want.get(r, [])}), (
+                matcher.name, texts[r])
+            checked += r in want
     assert checked > 50  # rows that some matcher flags: the check had something to drop
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_batch_verifies_as_its_rows_one_by_one(policy):
+    """Every matcher scores all candidate pairs of a batch at once; the matches, their scores
+    and texts are those of verifying each row alone (no row sees another's n-grams)."""
+    from curation.clean.matchers import TrainRows, build_matchers
+    from curation.clean.testindex import TestItems
+    from tests.curation.decon_data import ITEMS
+    from tests.curation.decon_helpers import train_rows
+
+    items = TestItems.build([("t", k + 1, it["test"]) for k, it in enumerate(ITEMS)])
+    texts = [text for _, _, text in train_rows()]
+    rows = TrainRows(texts, texts[1:] + texts[:1])  # each row's answer is another's text
+    rows.precompute({(n, m) for matcher in build_matchers(items, policy) for n, m in matcher.needs})
+    flagged = 0
+    for matcher in build_matchers(items, policy):
+        cands = matcher.candidates(rows)
+        batch = matcher.verify(rows, cands)
+        alone = {}
+        for r, c in cands.items():
+            alone.update(matcher.verify(rows, {r: c}))
+        assert batch == alone, matcher.name
+        flagged += len(batch)
+    assert flagged > 50

@@ -1,12 +1,13 @@
 """Matchers: each finds the train rows that leak test items one way, and says which items.
 
 A matcher is two steps. `candidates(rows)` runs on a whole batch in numpy and must not miss a
-row its rule would flag (collisions of the 64-bit hashes only add candidates). `verify(rows, r,
-items)` then applies the rule to one candidate row and its candidate items: the coverage,
-cosine or Jaccard it computes is the real one, on sets of 64-bit token and n-gram hashes (two
-different n-grams share a hash with probability 2**-64). One matcher a file; each names the
-methods it reports (`METHODS`), and this module's METHODS, the order of reporting, is theirs in
-the order of MATCHERS.
+row its rule would flag (collisions of the 64-bit hashes only add candidates) and gives
+{row: candidate items}. `verify(rows, candidates)` then applies the rule to every candidate
+pair of the batch at once and gives {row: matches}, each row's as if it were verified alone:
+the coverage, cosine or Jaccard it computes is the real one, on sets of 64-bit token and n-gram
+hashes (two different n-grams share a hash with probability 2**-64). One matcher a file;
+each names the methods it reports (`METHODS`), and this module's METHODS, the order of
+reporting, is theirs in the order of MATCHERS.
 """
 
 from __future__ import annotations

@@ -7,10 +7,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..tokens import U64, HashSet, Tokens
+from ..tokens import U64, HashSet, Tokens, mix64, ngram_hashes_multi
 
 MASK = "#"  # numbers in numbers-masked n-grams, as reports show them
 _MASK_HASH = U64(0x5BD1E9955BD1E995)
+_ROW_SALT = U64(0x2545F4914F6CDD1D)
+# Scores are computed for all candidate pairs at once (np.bincount adds in another order than
+# a slice's sum()); a pair this close to its threshold, or above, is scored again on its own,
+# so a verdict and a reported score never depend on the order of additions.
+NEAR = 1e-9
 
 
 @dataclass
@@ -45,6 +50,20 @@ class TrainRows:
         """(hashes, segment, first token) of the n-grams of all segments."""
         self.precompute([(n, mask_numbers)])
         return self._grams[(n, mask_numbers)]
+
+    def rows_grams(self, rows: np.ndarray, ns, mask_numbers: bool = False,
+                   prompt_only: bool = False) -> dict:
+        """{n: (hashes, row)} of the n-grams of some rows only (prompt and rest, or the prompt
+        alone; an n-gram never spans the two)."""
+        t = self.tokens
+        wanted = np.zeros(2 * self.n, dtype=bool)
+        wanted[rows] = True
+        if not prompt_only:
+            wanted[rows + self.n] = True
+        keep = wanted[t.seg]
+        h = masked(t.hashes[keep], t.is_num[keep]) if mask_numbers else t.hashes[keep]
+        return {n: (g, seg % self.n) for n, (g, seg, _) in
+                ngram_hashes_multi(h, t.seg[keep], ns).items()}
 
     def row_tokens(self, r: int, prompt_only: bool = False):
         """(token hashes, is_num, segment 0/1) of row r: its prompt, then its rest."""
@@ -91,14 +110,35 @@ class KeyIndex:
         hit = self.set.contains(keys)
         rows, keys = rows[hit], keys[hit]
         lo = np.searchsorted(self.keys, keys, side="left")
-        counts = np.searchsorted(self.keys, keys, side="right") - lo
-        starts = np.cumsum(counts) - counts
-        pos = np.arange(int(counts.sum())) - np.repeat(starts - lo, counts)
-        return np.repeat(rows, counts), self.items[pos]
+        pos, owner = ranges(lo, np.searchsorted(self.keys, keys, side="right") - lo)
+        return rows[owner], self.items[pos]
 
     def add_candidates(self, cands: dict, rows: np.ndarray, keys: np.ndarray) -> None:
         r, items = self.pairs(rows, keys)
         add_pairs(cands, r, items)
+
+
+def ranges(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ranges starts[k] .. starts[k]+counts[k]-1 one after another, and for each element
+    the k of its range."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    offsets = np.cumsum(counts) - counts
+    return np.arange(int(offsets[-1] + counts[-1]) if len(counts) else 0) - (
+        offsets - starts)[owner], owner
+
+
+def as_pairs(cands: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Candidates {row: items} as (rows, items) arrays, ordered by row then item."""
+    rows = sorted(cands)
+    items = [sorted(cands[r]) for r in rows]
+    r = np.repeat(np.array(rows, dtype=np.int64), [len(i) for i in items])
+    return r, np.fromiter((i for its in items for i in its), dtype=np.int64, count=len(r))
+
+
+def keyed(rows: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """One 64-bit key per (row, hash): a hash set of many rows' n-grams at once. Two different
+    pairs share a key with probability 2**-64, as two different n-grams share a hash."""
+    return hashes ^ mix64(rows.astype(U64) + _ROW_SALT)
 
 
 def add_pairs(cands: dict, rows: np.ndarray, items: np.ndarray) -> None:

@@ -7,7 +7,7 @@ from rensa import RMinHash, RMinHashLSH
 
 from ..shingles import as_tokens, note_rensa
 from ..testindex import TestItems
-from ..tokens import HashSet, ngram_hashes, sorted_unique
+from ..tokens import HashSet
 from .base import Match, TrainRows
 
 
@@ -80,22 +80,36 @@ class MinHashSimilarity:
         passed = np.flatnonzero((total > 0) & (found >= self.prefilter * total))
         return {int(r): set() for r in passed}
 
-    def verify(self, rows: TrainRows, r: int, items: set[int]) -> list[Match]:
-        hashes, _, seg = rows.row_tokens(r, prompt_only=True)
-        shingles = sorted_unique(ngram_hashes(hashes, seg, self.n)[0])
-        if not len(shingles):
-            return []
-        sketch = RMinHash(self.num_perm, self.seed)
-        sketch.update(as_tokens(shingles))
-        matches = []
-        for i in sorted(self.lsh.query(sketch)):
-            if self.figure_only[i]:
-                continue
-            other = self._set(i)
-            common = len(np.intersect1d(shingles, other, assume_unique=True))
-            score = common / (len(shingles) + len(other) - common)
-            if score >= self.threshold:
-                matches.append(Match(i, self.name, round(score, 4), self.items.items[i].text))
-        return matches
-
-
+    def verify(self, rows: TrainRows, cands: dict[int, set[int]]) -> dict[int, list[Match]]:
+        """{row: matches} for the candidate rows: their sketches made in one call, the items
+        the LSH proposes for each checked by the exact Jaccard."""
+        r = np.array(sorted(cands), dtype=np.int64)
+        if not len(r):
+            return {}
+        (grams, row_of), = rows.rows_grams(r, [self.n], prompt_only=True).values()
+        order = np.lexsort((grams, row_of))
+        grams, row_of = grams[order], row_of[order]
+        first = np.ones(len(grams), dtype=bool)
+        first[1:] = (grams[1:] != grams[:-1]) | (row_of[1:] != row_of[:-1])
+        grams, row_of = grams[first], row_of[first]
+        bounds = np.searchsorted(row_of, np.append(r, r[-1] + 1))
+        sets = [grams[a:b] for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(),
+                                           strict=True)]
+        with_sets = [k for k, shingles in enumerate(sets) if len(shingles)]
+        sketches = RMinHash.from_token_sets([as_tokens(sets[k]) for k in with_sets],
+                                            self.num_perm, self.seed) if with_sets else []
+        out: dict[int, list[Match]] = {}
+        lsh = self.lsh
+        for k, sketch in zip(with_sets, sketches, strict=True):
+            shingles, matches = sets[k], []
+            for i in sorted(lsh.query(sketch)):
+                if self.figure_only[i]:
+                    continue
+                other = self._set(i)
+                common = len(np.intersect1d(shingles, other, assume_unique=True))
+                score = common / (len(shingles) + len(other) - common)
+                if score >= self.threshold:
+                    matches.append(Match(i, self.name, round(score, 4), self.items.items[i].text))
+            if matches:
+                out[int(r[k])] = matches
+        return out

@@ -8,14 +8,18 @@ from ..testindex import TestItems
 from ..tokens import ngram_hashes, sorted_unique
 from .base import (
     MASK,
+    NEAR,
     KeyIndex,
     Match,
     TrainRows,
     add_pairs,
+    as_pairs,
     distinct_df,
     idf,
     isin_sorted,
+    keyed,
     masked,
+    ranges,
 )
 
 
@@ -106,9 +110,11 @@ class NgramContainment:
         figure = np.array(["[asy]" in item.text for item in items.items], dtype=bool)
         self.loose_off = self.loose & figure
         self.short: dict[int, KeyIndex] = {}
+        self._whole = np.zeros(len(items), dtype=np.uint64)  # a short item's one n-gram: itself
         for length in np.unique(lengths[(lengths >= min_short) & (lengths < self.n_min)]):
             h, seg, _ = tokens.ngrams(int(length), hashes=th, segments=lengths == length)
             self.short[int(length)] = KeyIndex(h, seg)
+            self._whole[seg] = h
         self._top_weights()  # here, not in each worker on its first batch
 
     def _hashes(self, hashes: np.ndarray, is_num: np.ndarray) -> np.ndarray:
@@ -173,48 +179,81 @@ class NgramContainment:
             index.add_candidates(cands, seg % rows.n, h)
         return cands
 
-    def verify(self, rows: TrainRows, r: int, items: set[int]) -> list[Match]:
-        hashes, is_num, seg = rows.row_tokens(r)
-        hashes = self._hashes(hashes, is_num)
-        doc: dict[int, np.ndarray] = {}
+    def verify(self, rows: TrainRows, cands: dict[int, set[int]]) -> dict[int, list[Match]]:
+        """{row: matches} for the candidates {row: items}, all pairs of a batch at once."""
+        r, i = as_pairs(cands)
+        found: list[tuple[int, int, Match]] = []
+        short = self.lengths[i] < self.n_min
+        if short.any():
+            found += self._verify_short(rows, r[short], i[short])
+        r, i = r[~short], i[~short]
+        grams = rows.rows_grams(np.unique(r), self.ns, self.mask_numbers) if len(r) else {}
+        for n in self.ns:  # a pair that reaches the coverage with 13-grams is ngram13
+            if not len(r):
+                break
+            ok = self._covered(r, i, n, *grams[n])
+            found += [(rr, ii, match) for rr, ii, match in ok if match is not None]
+            done = {(rr, ii) for rr, ii, match in ok if match is not None}
+            left = np.array([(rr, ii) not in done for rr, ii in zip(r.tolist(), i.tolist(),
+                                                                    strict=True)], dtype=bool)
+            r, i = r[left], i[left]
+        out: dict[int, list[Match]] = {}
+        for rr, _, match in sorted(found, key=lambda f: (f[0], f[1])):
+            out.setdefault(rr, []).append(match)
+        return out
 
-        def doc_grams(n: int) -> np.ndarray:
-            if n not in doc:
-                doc[n] = sorted_unique(ngram_hashes(hashes, seg, n)[0])
-            return doc[n]
+    def _covered(self, r, i, n, row_grams, row_of) -> list[tuple[int, int, Match | None]]:
+        """Pairs (row r[k], item i[k]) whose item's words the row covers with n-grams up to the
+        coverage: (row, item, Match) for those, (row, item, None) for pairs scored exactly
+        and found short of it."""
+        h, first, bounds = self.grams[n]
+        present = sorted_unique(keyed(row_of, row_grams))
+        idx, pair = ranges(bounds[i], bounds[i + 1] - bounds[i])
+        hit = isin_sorted(keyed(r[pair], h[idx]), present)
+        idx, pair = idx[hit], pair[hit]
+        lo = self.items.tokens.seg_bounds[i]
+        length = self.lengths[i]
+        offset = np.cumsum(length) - length  # pair k's words at offset[k] .. offset[k]+length-1
+        at = offset[pair] + first[idx] - lo[pair]
+        size = int(length.sum()) + n
+        # words covered by some found n-gram: +1 where one starts, -1 where it ends
+        covered = (np.cumsum(np.bincount(at, minlength=size)
+                             - np.bincount(at + n, minlength=size))[: size - n] > 0)
+        widx, wpair = ranges(lo, length)
+        score = np.bincount(wpair, weights=self.weights[widx] * covered,
+                            minlength=len(i)) / np.maximum(self._total[i], 1e-300)
+        out = []
+        for k in np.flatnonzero(score >= self.coverage * (1 - NEAR)).tolist():
+            a, b, length_k = int(lo[k]), int(offset[k]), int(length[k])
+            cov = covered[b : b + length_k]
+            weights = self.weights[a : a + length_k]
+            exact = float(weights[cov].sum() / weights.sum())
+            match = None
+            if exact >= self.coverage:
+                match = Match(int(i[k]), f"{self.name}{n}", round(exact, 4),
+                              _covered_text(self._words(int(i[k])), cov.tolist()))
+            out.append((int(r[k]), int(i[k]), match))
+        return out
 
-        matches = []
-        for i in sorted(items):
-            length = int(self.lengths[i])
-            lo = int(self.items.tokens.seg_bounds[i])
-            if length < self.n_min:
-                whole = ngram_hashes(self._hashes(self.items.tokens.hashes[lo : lo + length],
-                                                  self.items.tokens.is_num[lo : lo + length]),
-                                     np.zeros(length, dtype=np.int64), length)[0]
-                if self.loose[i]:
-                    found = self._bounded(i, hashes, is_num, seg, whole[0], length)
-                else:
-                    found = isin_sorted(whole, doc_grams(length)).any()
-                if found:
-                    matches.append(Match(i, "exact_short", 1.0, " ".join(self._words(i))))
-                continue
-            weights = self.weights[lo : lo + length]
-            for n in self.ns:
-                h, first, bounds = self.grams[n]
-                a, b = bounds[i], bounds[i + 1]
-                found = first[a:b][isin_sorted(h[a:b], doc_grams(n))] - lo
-                if not len(found):
-                    continue
-                # words covered by some found n-gram: +1 where one starts, -1 where it ends
-                delta = np.bincount(found, minlength=length + n) - np.bincount(found + n,
-                                                                               minlength=length + n)
-                covered = np.cumsum(delta)[:length] > 0
-                score = float(weights[covered].sum() / weights.sum())
-                if score >= self.coverage:
-                    method = f"{self.name}{n}"
-                    matches.append(Match(i, method, round(score, 4),
-                                         _covered_text(self._words(i), covered.tolist())))
-                    break
-        return matches
-
-
+    def _verify_short(self, rows: TrainRows, r, i) -> list[tuple[int, int, Match]]:
+        """Items shorter than the smallest n: found whole (exact_short)."""
+        found = []
+        lengths = self.lengths[i]
+        for length in np.unique(lengths).tolist():
+            at = lengths == length
+            rr, ii = r[at], i[at]
+            loose = self.loose[ii]
+            ok = np.zeros(len(rr), dtype=bool)
+            if (~loose).any():
+                (g, row_of), = rows.rows_grams(np.unique(rr[~loose]), [length],
+                                               self.mask_numbers).values()
+                ok[~loose] = isin_sorted(keyed(rr[~loose], self._whole[ii[~loose]]),
+                                         sorted_unique(keyed(row_of, g)))
+            for k in np.flatnonzero(loose).tolist():  # rare: checked one by one
+                hashes, is_num, seg = rows.row_tokens(int(rr[k]))
+                ok[k] = self._bounded(int(ii[k]), self._hashes(hashes, is_num), is_num, seg,
+                                      self._whole[ii[k]], length)
+            found += [(int(a), int(b), Match(int(b), "exact_short", 1.0,
+                                             " ".join(self._words(int(b)))))
+                      for a, b in zip(rr[ok], ii[ok], strict=True)]
+        return found

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from ..testindex import TestItems
 from ..tokens import Tokens, ngram_hashes, sorted_unique
-from .base import KeyIndex, Match, TrainRows, distinct_df, idf, masked
+from .base import (
+    NEAR,
+    KeyIndex,
+    Match,
+    TrainRows,
+    as_pairs,
+    distinct_df,
+    idf,
+    keyed,
+    masked,
+    ranges,
+)
 
 
 class NumbersOverlap:
@@ -107,19 +119,113 @@ class NumbersOverlap:
         return any(len(a) >= self.min_numbers and np.array_equal(a, b)
                    for a, b in zip(mine, theirs, strict=True))
 
-    def verify(self, rows: TrainRows, r: int, items: set[int]) -> list[Match]:
-        hashes, is_num, _ = rows.row_tokens(r, prompt_only=True)
-        numbers = self._numbers(rows.tokens, rows.tokens.slice(r))
-        keys, weights, norm = self._vector(hashes, is_num)
-        matches = []
-        for i in sorted(items):
-            item_numbers, (ikeys, iweights, inorm) = self._item(i)
-            if not self.same_numbers(numbers, item_numbers):
-                continue  # the multiset key collided
-            _, a, b = np.intersect1d(keys, ikeys, assume_unique=True, return_indices=True)
-            score = float((weights[a] * iweights[b]).sum() / (norm * inorm))
+    def verify(self, rows: TrainRows, cands: dict[int, set[int]]) -> dict[int, list[Match]]:
+        """{row: matches} for the candidates {row: items}: the numbers compared and the cosines
+        computed for all pairs of a batch at once; a pair near or above the threshold is
+        scored again on its own (`_score`)."""
+        r, i = as_pairs(cands)
+        rows_t, items_t = rows.tokens, self.items.tokens
+        same = np.zeros(len(r), dtype=bool)
+        for digits_only in (False, True):
+            mine = _sorted_numbers(rows_t, r, digits_only)
+            theirs = _sorted_numbers(items_t, i, digits_only)
+            same |= _equal_runs(mine, theirs, self.min_numbers)
+        r, i = r[same], i[same]  # the others' multiset keys collided
+        if not len(r):
+            return {}
+        mine, theirs = self._vectors(rows_t, r), self._vectors(items_t, i)
+        # pair k: item i[k]'s terms looked up among row r[k]'s
+        idx, pair = ranges(theirs.starts, theirs.counts)
+        pos = np.searchsorted(mine.keys, keyed(r[pair], theirs.terms[idx]))
+        pos[pos == len(mine.keys)] = 0
+        hit = mine.keys[pos] == keyed(r[pair], theirs.terms[idx])
+        dot = np.bincount(pair[hit], weights=theirs.term_weights[idx[hit]]
+                          * mine.weights[pos[hit]],
+                          minlength=len(r))
+        cosine = dot / (mine.norms * theirs.norms)
+        out: dict[int, list[Match]] = {}
+        vectors: dict[int, tuple] = {}
+        for k in np.flatnonzero(cosine >= self.similarity * (1 - NEAR)).tolist():
+            rr, ii = int(r[k]), int(i[k])
+            score = self._score(rows, rr, ii, vectors)
             if score >= self.similarity:
-                matches.append(Match(i, self.name, round(score, 4), self.items.items[i].text))
-        return matches
+                out.setdefault(rr, []).append(
+                    Match(ii, self.name, round(score, 4), self.items.items[ii].text))
+        return out
+
+    def _vectors(self, tokens: Tokens, segs: np.ndarray) -> _Vectors:
+        """The TF-IDF vectors of some segments (repeats allowed), each once, with per
+        requested segment its (start, count) in the flat arrays and its norm."""
+        uniq, back = np.unique(segs, return_inverse=True)
+        idx, owner = ranges(tokens.seg_bounds[uniq], tokens.seg_bounds[uniq + 1]
+                            - tokens.seg_bounds[uniq])
+        terms, term_owner = self._terms(tokens.hashes[idx], tokens.is_num[idx], owner)
+        key = keyed(uniq[term_owner], terms)
+        order = np.argsort(key, kind="stable")
+        key, terms, term_owner = key[order], terms[order], term_owner[order]
+        first = np.ones(len(key), dtype=bool)
+        first[1:] = key[1:] != key[:-1]
+        starts = np.flatnonzero(first)
+        counts = np.diff(np.append(starts, len(key)))
+        key, terms, term_owner = key[starts], terms[starts], term_owner[starts]
+        weights = np.full(len(key), self.unseen_idf)
+        if len(self.term_keys):
+            pos = np.searchsorted(self.term_keys, terms)
+            pos[pos == len(self.term_keys)] = 0
+            known = self.term_keys[pos] == terms
+            weights[known] = self.term_idf[pos[known]]
+        weights *= counts
+        norms = np.sqrt(np.bincount(term_owner, weights=weights * weights,
+                                    minlength=len(uniq)))
+        norms[norms == 0] = 1.0
+        # per segment, its terms in key order (for lookups: key = keyed(segment, term))
+        by_seg = np.lexsort((key, term_owner))
+        seg_starts = np.searchsorted(term_owner[by_seg], np.arange(len(uniq)))
+        seg_counts = np.bincount(term_owner, minlength=len(uniq))
+        return _Vectors(key, weights, terms[by_seg], weights[by_seg], seg_starts[back],
+                        seg_counts[back], norms[back])
+
+    def _score(self, rows: TrainRows, r: int, i: int, vectors: dict) -> float:
+        """The cosine of one pair, each sum a numpy sum of one vector's terms in key order."""
+        if r not in vectors:
+            hashes, is_num, _ = rows.row_tokens(r, prompt_only=True)
+            vectors[r] = self._vector(hashes, is_num)
+        keys, weights, norm = vectors[r]
+        _, (ikeys, iweights, inorm) = self._item(i)
+        _, a, b = np.intersect1d(keys, ikeys, assume_unique=True, return_indices=True)
+        return float((weights[a] * iweights[b]).sum() / (norm * inorm))
 
 
+class _Vectors(NamedTuple):
+    keys: np.ndarray  # keyed(segment, term), sorted: a row's terms for lookups
+    weights: np.ndarray  # of keys
+    terms: np.ndarray  # per segment (start, count) below: its terms, in key order
+    term_weights: np.ndarray
+    starts: np.ndarray  # per requested segment
+    counts: np.ndarray
+    norms: np.ndarray
+
+
+def _sorted_numbers(tokens: Tokens, segs: np.ndarray, digits_only: bool):
+    """(per requested segment: its numbers' hashes sorted, flat; start; count)."""
+    num = tokens.is_digits if digits_only else tokens.is_num
+    idx, owner = ranges(tokens.seg_bounds[segs], tokens.seg_bounds[segs + 1]
+                        - tokens.seg_bounds[segs])
+    keep = num[idx]
+    idx, owner = idx[keep], owner[keep]
+    h = tokens.hashes[idx]
+    order = np.lexsort((h, owner))
+    counts = np.bincount(owner, minlength=len(segs))
+    return h[order], np.cumsum(counts) - counts, counts
+
+
+def _equal_runs(mine, theirs, at_least: int) -> np.ndarray:
+    """Per pair k: the k-th runs of `mine` and `theirs` are equal, of at least `at_least`."""
+    (a, a_start, a_count), (b, b_start, b_count) = mine, theirs
+    ok = (a_count == b_count) & (a_count >= at_least)
+    k = np.flatnonzero(ok)
+    idx, pair = ranges(a_start[k], a_count[k])
+    jdx, _ = ranges(b_start[k], b_count[k])
+    differ = np.bincount(pair, weights=a[idx] != b[jdx], minlength=len(k))
+    ok[k[differ > 0]] = False
+    return ok
