@@ -274,7 +274,8 @@ def scan(chunks, workers: int):
 
 def run(args, bars=None) -> dict:
     t0 = time.perf_counter()
-    test_progress = byte_counter(bars, "test items", count_bytes(args.test)) if bars else None
+    test_progress = (None if bars is None
+                     else byte_counter(bars, "test items", count_bytes(args.test)))
     items = TestItems.read(args.test, args.field, progress=test_progress)
     if not items.items:
         raise SystemExit(f"decontaminate: no usable test items in {', '.join(args.test)} "
@@ -294,7 +295,7 @@ def run(args, bars=None) -> dict:
     per_train_file: dict[str, Tally] = {path: Tally() for path in args.train}
     seen_items: set[int] = set()
     removals = Removals(items, seen_items, per_test_file)
-    if bars:
+    if bars is not None:
         train_task = bars.add_task("train rows", total=count_bytes(args.train))
 
     with AtomicOutputs(args.out, args.report) as outputs:
@@ -330,7 +331,7 @@ def run(args, bars=None) -> dict:
                     start = i + 1
                 kept += raw[start:]
                 clean.write(b"\n".join(kept) + b"\n")
-            if bars:
+            if bars is not None:
                 bars.advance(train_task, len(chunk.data) + 1)
         for counts in per_train_file.values():
             counts.check()
@@ -373,8 +374,8 @@ def print_summary(summary: dict, out: str, report: str) -> None:
         table.add_row(f"  {path}", f"{c['items_matched']}/{c['items']} test items matched")
     rate = summary["read"] / max(summary["seconds"] - summary["index_seconds"], 1e-9)
     table.add_row("time", f"{summary['seconds']:.1f} s ({rate:,.0f} train rows/s)")
-    console.print(table)
-    console.print(f"clean rows: {out}\nreport:     {report}")
+    console().print(table)
+    console().print(f"clean rows: {out}\nreport:     {report}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,37 +1,48 @@
-"""rich progress bars on stderr, measured in bytes read (rows vary too much in length)."""
+"""rich progress bars on stderr, measured in bytes read (rows vary too much in length).
+
+rich is imported only when something is shown: a quiet run (-q, a benchmark, a pipeline
+step) does not pay its 60 ms of imports."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import cache
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
-console = Console(stderr=True)
+@cache
+def console():
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 @contextmanager
 def progress_bars(quiet: bool = False):
+    """Yields the bars, or None when quiet."""
+    if quiet:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=console,
-        disable=quiet,
+        console=console(),
     ) as bars:
         yield bars
 
 
-def byte_counter(bars: Progress, description: str, total: int):
+def byte_counter(bars, description: str, total: int):
     """A callback that advances a new bar to the byte offset it is given."""
     task = bars.add_task(description, total=total)
     done = 0
