@@ -25,7 +25,7 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 
 from ..common.atomic import AtomicOutputs
-from ..common.cli import default_workers, path_problems, positive, threshold
+from ..common.cli import default_workers, path_problems, positive, reuse_freed_memory, threshold
 from .jsonl import CHUNK_BYTES, Chunk, count_bytes, parse_chunk, read_chunks
 from .matchers import METHODS, TrainRows, build_matchers
 from .progress import byte_counter, console, progress_bars
@@ -385,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"decontaminate: {problem}", file=sys.stderr)
         return 2
+    reuse_freed_memory()
     try:
         with progress_bars(quiet=args.quiet) as bars:
             summary = run(args, bars)

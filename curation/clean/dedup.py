@@ -25,7 +25,7 @@ import numpy as np
 from rensa import RMinHash, RMinHashLSH
 
 from ..common.atomic import AtomicOutputs
-from ..common.cli import path_problems, positive, threshold
+from ..common.cli import path_problems, positive, reuse_freed_memory, threshold
 from .jsonl import CHUNK_BYTES, Chunk, count_bytes, parse_chunk, read_chunks
 from .progress import console, progress_bars
 from .report import Tally, dumps
@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"dedup: {problem}", file=sys.stderr)
         return 2
+    reuse_freed_memory()
     try:
         with progress_bars(quiet=args.quiet) as bars:
             summary = run(args, bars)

@@ -45,3 +45,28 @@ def default_workers(cap: int = 4) -> int:
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
     return max(1, min(cpus, cap))
+
+
+# glibc's malloc gives each array above its (self-raising) mmap threshold fresh pages from the
+# kernel and returns them when it is freed, so a command that makes the same large numpy
+# temporaries batch after batch faults every page in again: 0.8 s of kernel time in a 3 s
+# decontaminate run of the real mix (125k page faults). Keeping freed memory in the heap for
+# reuse cut that to 0.4 s (49k faults). A command's process only: the peak memory is the same,
+# it is just not handed back between batches.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+HEAP_REUSE_BYTES = 256 << 20
+
+
+def reuse_freed_memory() -> bool:
+    """Ask glibc to keep freed memory (up to HEAP_REUSE_BYTES) for reuse; False elsewhere."""
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, HEAP_REUSE_BYTES)
+                    and libc.mallopt(_M_TRIM_THRESHOLD, HEAP_REUSE_BYTES))
+    except (OSError, AttributeError):
+        return False
