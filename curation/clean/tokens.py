@@ -155,8 +155,11 @@ class Tokens:
         is_num = cls[starts] == DIGIT
 
         # canonical number formats (rare tokens, done in Python through canon_token)
+        # (only those canon_number changes: a fraction ending in 0, "2.50" "3.0", or leading
+        # zeros, "007"; most decimals, "2.5" "0.75", are canonical already)
         fix = np.zeros(len(starts), dtype=bool)
         fix[np.searchsorted(starts, decimal, side="right") - 1] = True
+        fix &= a[np.maximum(ends - 1, 0)] == ord("0")
         lead0 = is_num & (a[starts] == ord("0")) & (ends - starts > 1)
         lead0[lead0] &= cls[starts[lead0] + 1] == DIGIT
         fix |= lead0
