@@ -69,15 +69,17 @@ class MinHashSimilarity:
         first = np.ones(len(grams), dtype=bool)
         first[1:] = (grams[1:] != grams[:-1]) | (row_of[1:] != row_of[:-1])
         grams, row_of = grams[first], row_of[first]  # each row's distinct 5-grams
-        size = dict(zip(*np.unique(row_of, return_counts=True), strict=True))
+        size = np.bincount(row_of)  # distinct 5-grams of each row
         pair_rows, pair_items = self.index.pairs(row_of, grams)
         keys, common = sorted_unique(pair_rows * m + pair_items, return_counts=True)
+        rows_k, items_k = keys // m, keys % m
+        union = size[rows_k] + self.sizes[items_k] - common
+        ok = np.flatnonzero((common >= self.threshold * union * (1 - 1e-9))
+                            & ~self.figure_only[items_k])
         out: dict[int, list[Match]] = {}
-        for key, c in zip(keys.tolist(), common.tolist(), strict=True):
-            row, i = divmod(key, int(m))
-            if self.figure_only[i]:
-                continue
-            score = c / (int(size[row]) + int(self.sizes[i]) - c)
+        for row, i, c, u in zip(rows_k[ok].tolist(), items_k[ok].tolist(),
+                                common[ok].tolist(), union[ok].tolist(), strict=True):
+            score = c / u  # the exact test, in Python's floats as before
             if score >= self.threshold:
                 out.setdefault(row, []).append(
                     Match(i, self.name, round(score, 4), self.items.items[i].text))
