@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..testindex import TestItems
-from ..tokens import Tokens, ngram_hashes, sorted_unique
+from ..tokens import Tokens, ngram_hashes
 from .base import (
     NEAR,
     KeyIndex,
@@ -56,7 +56,6 @@ class NumbersOverlap:
         self.term_keys, df = distinct_df(terms, owner)
         self.term_idf = idf(df, len(items))
         self.unseen_idf = math.log(len(items) + 1) + 1.0
-        self._items: dict[int, tuple] = {}
 
     @staticmethod
     def number_weights(tokens: Tokens, n_items: int) -> np.ndarray:
@@ -83,30 +82,6 @@ class NumbersOverlap:
         return (np.concatenate([hashes[words], pairs[~both_numbers]]),
                 np.concatenate([seg[words], pair_seg[~both_numbers]]))
 
-    def _vector(self, hashes, is_num):
-        terms, _ = self._terms(hashes, is_num, np.zeros(len(hashes), dtype=np.int64))
-        keys, counts = sorted_unique(terms, return_counts=True)
-        weights = np.full(len(keys), self.unseen_idf)
-        if len(self.term_keys):
-            pos = np.searchsorted(self.term_keys, keys)
-            pos[pos == len(self.term_keys)] = 0
-            known = self.term_keys[pos] == keys
-            weights[known] = self.term_idf[pos[known]]
-        weights *= counts
-        return keys, weights, float(np.sqrt((weights * weights).sum())) or 1.0
-
-    def _numbers(self, tokens: Tokens, part: slice) -> tuple[np.ndarray, np.ndarray]:
-        """Sorted hashes of (all numbers, numbers in digits) of a token range."""
-        h = tokens.hashes[part]
-        return np.sort(h[tokens.is_num[part]]), np.sort(h[tokens.is_digits[part]])
-
-    def _item(self, i: int):
-        if i not in self._items:
-            s = self.items.tokens.slice(i)
-            h, num = self.items.tokens.hashes[s], self.items.tokens.is_num[s]
-            self._items[i] = (self._numbers(self.items.tokens, s), self._vector(h, num))
-        return self._items[i]
-
     def candidates(self, rows: TrainRows) -> dict[int, set[int]]:
         cands: dict[int, set[int]] = {}
         for digits_only, index in self.indexes:
@@ -115,14 +90,11 @@ class NumbersOverlap:
             index.add_candidates(cands, segs, keys[segs])
         return cands
 
-    def same_numbers(self, mine, theirs) -> bool:
-        return any(len(a) >= self.min_numbers and np.array_equal(a, b)
-                   for a, b in zip(mine, theirs, strict=True))
-
     def verify(self, rows: TrainRows, cands: dict[int, set[int]]) -> dict[int, list[Match]]:
         """{row: matches} for the candidates {row: items}: the numbers compared and the cosines
-        computed for all pairs of a batch at once; a pair near or above the threshold is
-        scored again on its own (`_score`)."""
+        computed for all pairs of a batch at once. A pair near or above the threshold is scored
+        again with numpy sums over its own terms in hash order, the cosine of the two vectors
+        whatever else is in the batch."""
         r, i = as_pairs(cands)
         rows_t, items_t = rows.tokens, self.items.tokens
         same = np.zeros(len(r), dtype=bool)
@@ -134,76 +106,77 @@ class NumbersOverlap:
         if not len(r):
             return {}
         mine, theirs = self._vectors(rows_t, r), self._vectors(items_t, i)
-        # pair k: item i[k]'s terms looked up among row r[k]'s
+        # pair k: item i[k]'s terms (in hash order) looked up among row r[k]'s
         idx, pair = ranges(theirs.starts, theirs.counts)
-        pos = np.searchsorted(mine.keys, keyed(r[pair], theirs.terms[idx]))
+        wanted = keyed(r[pair], theirs.terms[idx])
+        pos = np.searchsorted(mine.keys, wanted)
         pos[pos == len(mine.keys)] = 0
-        hit = mine.keys[pos] == keyed(r[pair], theirs.terms[idx])
-        dot = np.bincount(pair[hit], weights=theirs.term_weights[idx[hit]]
-                          * mine.weights[pos[hit]],
-                          minlength=len(r))
-        cosine = dot / (mine.norms * theirs.norms)
+        hit = mine.keys[pos] == wanted
+        pair = pair[hit]
+        products = theirs.term_weights[idx[hit]] * mine.weights[pos[hit]]
+        cosine = np.bincount(pair, weights=products, minlength=len(r)) / (
+            mine.norms * theirs.norms)
+        bounds = np.searchsorted(pair, np.arange(len(r) + 1))
         out: dict[int, list[Match]] = {}
-        vectors: dict[int, tuple] = {}
         for k in np.flatnonzero(cosine >= self.similarity * (1 - NEAR)).tolist():
-            rr, ii = int(r[k]), int(i[k])
-            score = self._score(rows, rr, ii, vectors)
+            dot = products[bounds[k] : bounds[k + 1]].sum()
+            score = float(dot / (mine.norm(k) * theirs.norm(k)))
             if score >= self.similarity:
-                out.setdefault(rr, []).append(
+                ii = int(i[k])
+                out.setdefault(int(r[k]), []).append(
                     Match(ii, self.name, round(score, 4), self.items.items[ii].text))
         return out
 
     def _vectors(self, tokens: Tokens, segs: np.ndarray) -> _Vectors:
-        """The TF-IDF vectors of some segments (repeats allowed), each once, with per
-        requested segment its (start, count) in the flat arrays and its norm."""
+        """The TF-IDF vectors of some segments (repeats allowed), each computed once."""
         uniq, back = np.unique(segs, return_inverse=True)
         idx, owner = ranges(tokens.seg_bounds[uniq], tokens.seg_bounds[uniq + 1]
                             - tokens.seg_bounds[uniq])
         terms, term_owner = self._terms(tokens.hashes[idx], tokens.is_num[idx], owner)
-        key = keyed(uniq[term_owner], terms)
-        order = np.argsort(key, kind="stable")
-        key, terms, term_owner = key[order], terms[order], term_owner[order]
-        first = np.ones(len(key), dtype=bool)
-        first[1:] = key[1:] != key[:-1]
+        order = np.lexsort((terms, term_owner))  # by segment, then term hash
+        terms, term_owner = terms[order], term_owner[order]
+        first = np.ones(len(terms), dtype=bool)
+        first[1:] = (terms[1:] != terms[:-1]) | (term_owner[1:] != term_owner[:-1])
         starts = np.flatnonzero(first)
-        counts = np.diff(np.append(starts, len(key)))
-        key, terms, term_owner = key[starts], terms[starts], term_owner[starts]
-        weights = np.full(len(key), self.unseen_idf)
+        counts = np.diff(np.append(starts, len(terms)))
+        terms, term_owner = terms[starts], term_owner[starts]
+        weights = np.full(len(terms), self.unseen_idf)
         if len(self.term_keys):
             pos = np.searchsorted(self.term_keys, terms)
             pos[pos == len(self.term_keys)] = 0
             known = self.term_keys[pos] == terms
             weights[known] = self.term_idf[pos[known]]
         weights *= counts
+        seg_starts = np.searchsorted(term_owner, np.arange(len(uniq) + 1))
+        keys = keyed(uniq[term_owner], terms)
+        by_key = np.argsort(keys)
         norms = np.sqrt(np.bincount(term_owner, weights=weights * weights,
                                     minlength=len(uniq)))
         norms[norms == 0] = 1.0
-        # per segment, its terms in key order (for lookups: key = keyed(segment, term))
-        by_seg = np.lexsort((key, term_owner))
-        seg_starts = np.searchsorted(term_owner[by_seg], np.arange(len(uniq)))
-        seg_counts = np.bincount(term_owner, minlength=len(uniq))
-        return _Vectors(key, weights, terms[by_seg], weights[by_seg], seg_starts[back],
-                        seg_counts[back], norms[back])
-
-    def _score(self, rows: TrainRows, r: int, i: int, vectors: dict) -> float:
-        """The cosine of one pair, each sum a numpy sum of one vector's terms in key order."""
-        if r not in vectors:
-            hashes, is_num, _ = rows.row_tokens(r, prompt_only=True)
-            vectors[r] = self._vector(hashes, is_num)
-        keys, weights, norm = vectors[r]
-        _, (ikeys, iweights, inorm) = self._item(i)
-        _, a, b = np.intersect1d(keys, ikeys, assume_unique=True, return_indices=True)
-        return float((weights[a] * iweights[b]).sum() / (norm * inorm))
+        return _Vectors(keys[by_key], weights[by_key], terms, weights,
+                        seg_starts[:-1][back], np.diff(seg_starts)[back], norms[back],
+                        seg_starts, back)
 
 
 class _Vectors(NamedTuple):
-    keys: np.ndarray  # keyed(segment, term), sorted: a row's terms for lookups
+    """TF-IDF vectors of segments: sorted keyed(segment, term) for lookups, and per requested
+    segment its terms in hash order (flat: starts, counts)."""
+
+    keys: np.ndarray
     weights: np.ndarray  # of keys
-    terms: np.ndarray  # per segment (start, count) below: its terms, in key order
+    terms: np.ndarray
     term_weights: np.ndarray
     starts: np.ndarray  # per requested segment
     counts: np.ndarray
-    norms: np.ndarray
+    norms: np.ndarray  # per requested segment, for the batch cosine
+    bounds: np.ndarray  # per distinct segment, into terms
+    back: np.ndarray  # requested segment -> distinct segment
+
+    def norm(self, k: int) -> float:
+        """The k-th requested segment's norm, summed as numpy sums its own vector."""
+        d = self.back[k]
+        w = self.term_weights[self.bounds[d] : self.bounds[d + 1]]
+        return float(np.sqrt((w * w).sum())) or 1.0
 
 
 def _sorted_numbers(tokens: Tokens, segs: np.ndarray, digits_only: bool):
