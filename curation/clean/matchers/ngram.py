@@ -191,21 +191,18 @@ class NgramContainment:
         for n in self.ns:  # a pair that reaches the coverage with 13-grams is ngram13
             if not len(r):
                 break
-            ok = self._covered(r, i, n, *grams[n])
-            found += [(rr, ii, match) for rr, ii, match in ok if match is not None]
-            done = {(rr, ii) for rr, ii, match in ok if match is not None}
-            left = np.array([(rr, ii) not in done for rr, ii in zip(r.tolist(), i.tolist(),
-                                                                    strict=True)], dtype=bool)
-            r, i = r[left], i[left]
+            matched, matches = self._covered(r, i, n, *grams[n])
+            found += matches
+            r, i = r[~matched], i[~matched]
         out: dict[int, list[Match]] = {}
         for rr, _, match in sorted(found, key=lambda f: (f[0], f[1])):
             out.setdefault(rr, []).append(match)
         return out
 
-    def _covered(self, r, i, n, row_grams, row_of) -> list[tuple[int, int, Match | None]]:
-        """Pairs (row r[k], item i[k]) whose item's words the row covers with n-grams up to the
-        coverage: (row, item, Match) for those, (row, item, None) for pairs scored exactly
-        and found short of it."""
+    def _covered(self, r, i, n, row_grams, row_of):
+        """(matched, [(row, item, Match)]) for the pairs (r[k], i[k]) whose row covers the
+        item's words with n-grams up to the coverage; `row_grams`, `row_of`: the n-grams of
+        the rows and whose they are."""
         h, first, bounds = self.grams[n]
         present = sorted_unique(keyed(row_of, row_grams))
         idx, pair = ranges(bounds[i], bounds[i + 1] - bounds[i])
@@ -222,18 +219,19 @@ class NgramContainment:
         widx, wpair = ranges(lo, length)
         score = np.bincount(wpair, weights=self.weights[widx] * covered,
                             minlength=len(i)) / np.maximum(self._total[i], 1e-300)
-        out = []
+        matched = np.zeros(len(i), dtype=bool)
+        matches = []
         for k in np.flatnonzero(score >= self.coverage * (1 - NEAR)).tolist():
             a, b, length_k = int(lo[k]), int(offset[k]), int(length[k])
             cov = covered[b : b + length_k]
             weights = self.weights[a : a + length_k]
-            exact = float(weights[cov].sum() / weights.sum())
-            match = None
+            exact = float(weights[cov].sum() / weights.sum())  # the pair's own sums
             if exact >= self.coverage:
-                match = Match(int(i[k]), f"{self.name}{n}", round(exact, 4),
-                              _covered_text(self._words(int(i[k])), cov.tolist()))
-            out.append((int(r[k]), int(i[k]), match))
-        return out
+                matched[k] = True
+                matches.append((int(r[k]), int(i[k]), Match(
+                    int(i[k]), f"{self.name}{n}", round(exact, 4),
+                    _covered_text(self._words(int(i[k])), cov.tolist()))))
+        return matched, matches
 
     def _verify_short(self, rows: TrainRows, r, i) -> list[tuple[int, int, Match]]:
         """Items shorter than the smallest n: found whole (exact_short)."""
