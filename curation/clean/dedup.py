@@ -233,9 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if not args.quiet:
         rate = summary["read"] / max(summary["seconds"], 1e-9)
-        console.print(f"dedup: read {summary['read']}, kept {summary['kept']}, removed "
+        console().print(f"dedup: read {summary['read']}, kept {summary['kept']}, removed "
                       f"{summary['removed']} {summary['per_method']}, rejected "
                       f"{summary['rejected']} ({summary['seconds']:.1f} s, {rate:,.0f} rows/s)")
-        console.print(f"kept rows: {args.out}\nreport:    {args.report}")
+        console().print(f"kept rows: {args.out}\nreport:    {args.report}")
     return 0
 

@@ -363,3 +363,21 @@ def test_an_interrupted_run_leaves_no_file_under_the_final_name(tmp_path, sig, w
         assert proc.returncode != 0
         assert not partial.exists() and not list(tmp_path.glob(".*.tmp"))
         assert b"Traceback" not in proc.stderr.read()
+
+
+def test_without_quiet_it_shows_progress_and_the_summary(tmp_path):
+    """The real command as a user types it (no -q): the summary table on stderr."""
+    from tests.helpers import REPO
+
+    tests = write_test_files(tmp_path)
+    train = tmp_path / "train.jsonl"
+    write_train_file(train)
+    argv = [sys.executable, "-m", "curation", "decontaminate", "--train", str(train),
+            "--out", str(tmp_path / "clean.jsonl"), "--report", str(tmp_path / "r.jsonl")]
+    for t in tests:
+        argv += ["--test", str(t)]
+    proc = subprocess.run(argv, cwd=REPO, env=offline_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "decontaminate" in proc.stderr and "train rows/s" in proc.stderr
+    assert "removed by ngram13" in proc.stderr and "Traceback" not in proc.stderr

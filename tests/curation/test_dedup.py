@@ -90,3 +90,21 @@ def test_duplicates_across_batches_and_files_are_verified_from_disk(tmp_path):
     exact = [r for r in records if r.get("method") == "exact"]
     assert len(exact) == 5 and all(r["duplicate_of"]["file"] == str(first) for r in exact)
     assert summary["kept"] == 301
+
+
+def test_without_quiet_it_shows_progress_and_the_summary(tmp_path):
+    """The real command as a user types it (no -q): rich's bars and summary on stderr."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO, offline_env
+
+    data = tmp_path / "in.jsonl"
+    write(data, ROWS)
+    out, report = tmp_path / "out.jsonl", tmp_path / "report.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "curation", "dedup", str(data), "--out",
+                           str(out), "--report", str(report)], cwd=REPO, env=offline_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "dedup: read 8, kept 4" in proc.stderr and str(out) in proc.stderr
+    assert "Traceback" not in proc.stderr
