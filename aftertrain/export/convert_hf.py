@@ -68,8 +68,8 @@ def run_jobs(converter_dir: Path, jobs: list[list[str]], log=None) -> int:
     process (sys.path, sys.argv, NO_LOCAL_GGUF, the root logger) is put back afterwards."""
     log = log or sys.stdout
     root = logging.getLogger()
-    saved = (list(sys.path), sys.argv, os.environ.get("NO_LOCAL_GGUF"), root.level,
-             list(root.handlers))
+    saved_path, saved_argv, saved_env = list(sys.path), sys.argv, os.environ.get("NO_LOCAL_GGUF")
+    saved_level, saved_handlers = root.level, list(root.handlers)
     os.environ["NO_LOCAL_GGUF"] = "1"  # the gguf release from PyPI (see above), not gguf-py
     sys.path.insert(0, str(converter_dir))
     script = str(converter_dir / "convert_hf_to_gguf.py")
@@ -89,13 +89,13 @@ def run_jobs(converter_dir: Path, jobs: list[list[str]], log=None) -> int:
                     return 1
                 finally:
                     for handler in root.handlers[:]:  # its basicConfig: bound to `log`
-                        if handler not in saved[4]:
+                        if handler not in saved_handlers:
                             root.removeHandler(handler)
         return 0
     finally:
-        sys.path[:], sys.argv = saved[0], saved[1]
-        if saved[2] is None:
+        sys.path[:], sys.argv = saved_path, saved_argv
+        if saved_env is None:
             os.environ.pop("NO_LOCAL_GGUF", None)
         else:
-            os.environ["NO_LOCAL_GGUF"] = saved[2]
-        root.setLevel(saved[3])
+            os.environ["NO_LOCAL_GGUF"] = saved_env
+        root.setLevel(saved_level)

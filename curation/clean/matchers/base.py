@@ -93,6 +93,17 @@ def distinct_df(keys: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.nda
     return keys[starts], np.diff(np.append(starts, len(keys)))
 
 
+def distinct_pairs(owner: np.ndarray, keys: np.ndarray):
+    """The distinct (owner, key) pairs, ordered by owner then key, and how often each occurs:
+    (owner, keys, counts)."""
+    order = np.lexsort((keys, owner))
+    owner, keys = owner[order], keys[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = (keys[1:] != keys[:-1]) | (owner[1:] != owner[:-1])
+    starts = np.flatnonzero(first)
+    return owner[starts], keys[starts], np.diff(np.append(starts, len(keys)))
+
+
 def idf(df: np.ndarray, n: int) -> np.ndarray:
     return np.log((n + 1) / (df + 1)) + 1.0
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..testindex import TestItems
 from ..tokens import sorted_unique
-from .base import KeyIndex, Match, TrainRows
+from .base import KeyIndex, Match, TrainRows, distinct_pairs
 
 
 class MinHashSimilarity:
@@ -29,11 +29,7 @@ class MinHashSimilarity:
         self.threshold = threshold
         self.prefilter = min(prefilter, threshold)
         h, seg, _ = items.tokens.ngrams(n)
-        order = np.lexsort((h, seg))
-        h, seg = h[order], seg[order]
-        first = np.ones(len(h), dtype=bool)
-        first[1:] = (h[1:] != h[:-1]) | (seg[1:] != seg[:-1])
-        h, seg = h[first], seg[first]  # each item's distinct 5-grams
+        seg, h, _ = distinct_pairs(seg, h)  # each item's distinct 5-grams
         self.index = KeyIndex(h, seg)
         self.sizes = np.bincount(seg, minlength=len(items))
         # a figure problem whose text is short once its [asy] code is dropped ("In the
@@ -64,11 +60,7 @@ class MinHashSimilarity:
             return {}
         (grams, row_of), = rows.rows_grams(r, [self.n], prompt_only=True).values()
         m = np.int64(len(self.items) + 1)
-        order = np.lexsort((grams, row_of))
-        grams, row_of = grams[order], row_of[order]
-        first = np.ones(len(grams), dtype=bool)
-        first[1:] = (grams[1:] != grams[:-1]) | (row_of[1:] != row_of[:-1])
-        grams, row_of = grams[first], row_of[first]  # each row's distinct 5-grams
+        row_of, grams, _ = distinct_pairs(row_of, grams)  # each row's distinct 5-grams
         size = np.bincount(row_of)  # distinct 5-grams of each row
         pair_rows, pair_items = self.index.pairs(row_of, grams)
         keys, common = sorted_unique(pair_rows * m + pair_items, return_counts=True)

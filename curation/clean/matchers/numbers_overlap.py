@@ -16,6 +16,7 @@ from .base import (
     TrainRows,
     as_pairs,
     distinct_df,
+    distinct_pairs,
     idf,
     keyed,
     masked,
@@ -133,13 +134,7 @@ class NumbersOverlap:
         idx, owner = ranges(tokens.seg_bounds[uniq], tokens.seg_bounds[uniq + 1]
                             - tokens.seg_bounds[uniq])
         terms, term_owner = self._terms(tokens.hashes[idx], tokens.is_num[idx], owner)
-        order = np.lexsort((terms, term_owner))  # by segment, then term hash
-        terms, term_owner = terms[order], term_owner[order]
-        first = np.ones(len(terms), dtype=bool)
-        first[1:] = (terms[1:] != terms[:-1]) | (term_owner[1:] != term_owner[:-1])
-        starts = np.flatnonzero(first)
-        counts = np.diff(np.append(starts, len(terms)))
-        terms, term_owner = terms[starts], term_owner[starts]
+        term_owner, terms, counts = distinct_pairs(term_owner, terms)  # by segment, term
         weights = np.full(len(terms), self.unseen_idf)
         if len(self.term_keys):
             pos = np.searchsorted(self.term_keys, terms)
