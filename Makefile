@@ -19,13 +19,13 @@ env:
 	bash env/install.sh
 
 smoke:
-	$(PY) -m configs.smoke.run
+	$(PY) -m demo.smoke
 
 # 2 processes (NPROC_PER_NODE=2 xtuner train: torchrun, gloo) against 1 with the same global
 # batch: DDP, and DeepSpeed ZeRO-2 where DeepSpeed is installed. The loss curves must match.
 .PHONY: smoke-dist
 smoke-dist:
-	$(PY) -m configs.smoke.dist.run
+	$(PY) -m demo.smoke_dist
 
 test:
 	$(PY) -m pytest -q

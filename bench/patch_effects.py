@@ -50,7 +50,7 @@ def build(path: Path, patches: dict | None):
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
     from xtuner.model import SupervisedFinetune
 
-    from patches.memory import PatchedFinetune
+    from components.finetune import PatchedFinetune
 
     llm = ConfigDict(type=AutoModelForCausalLM.from_pretrained, trust_remote_code=True,
                      pretrained_model_name_or_path=str(path), torch_dtype=torch.bfloat16,
@@ -71,7 +71,7 @@ def one_run(path: Path, patches: dict | None, optimizer: str) -> dict:
     import torch
 
     from bench.memtrack import LiveBytes
-    from patches.paged_adamw_8bit import PagedAdamW8bit
+    from components.paged_adamw_8bit import PagedAdamW8bit
 
     model = build(path, patches)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -40,12 +40,11 @@ STARTUP = (
     "bnb_lazy_compile",
 )
 
-# Memory patches, opt-in per config: a config turns them on through a type it builds
-# (patches.memory.PatchedFinetune, patches.paged_adamw_8bit.PagedAdamW8bit); docs/memory.md.
+# Memory patches, opt-in per config: a config turns them on through the model type it builds
+# (components.finetune.PatchedFinetune); docs/memory.md.
 MEMORY = (
     "keep_16bit",
     "chunked_ce",
-    "paged_adamw_8bit",
     "sdpa_attention",
     "offload_embeddings",
     "offload_checkpoints",

@@ -15,7 +15,7 @@ input on the GPU. A tensor saved twice is copied once. Cost: one device-to-host 
 host-to-device copy of each checkpoint per step (2048 tokens x 4096 hidden x 2 bytes = 16 MiB
 per layer), asynchronous from pinned memory, overlapping the compute on the same CUDA stream.
 Only the decoder's training forward with gradient checkpointing on is hooked. Opt-in per config,
-through patches.memory.PatchedFinetune(offload_checkpoints=True).
+through components.finetune.PatchedFinetune(offload_checkpoints=True).
 """
 
 from __future__ import annotations

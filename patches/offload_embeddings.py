@@ -12,7 +12,7 @@ Cost per step: one CPU gather and one host-to-device copy of tokens x hidden 16-
 backward pass does not touch the frozen table. Refused for tied embeddings (Llama-3.2-3B: the
 head reads the whole table for every token) and for trainable ones. The table is no longer a
 parameter: XTuner's LoRA checkpoints (adapter weights only) are unchanged. Opt-in per config,
-through patches.memory.PatchedFinetune(offload_embeddings=True).
+through components.finetune.PatchedFinetune(offload_embeddings=True).
 """
 
 from __future__ import annotations

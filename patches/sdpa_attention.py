@@ -14,7 +14,7 @@ torch.nn.functional.scaled_dot_product_attention: the module's own projections, 
 purely causal (packed training: no padding) becomes `is_causal=True`, so no score matrix exists
 at all; any other mask is passed as the additive mask it is. Calls with a KV cache or
 `output_attentions` (generation, the chat hook) run the original eager forward, untouched. It is
-opt-in per config, through patches.memory.PatchedFinetune(sdpa_attention=True); native
+opt-in per config, through components.finetune.PatchedFinetune(sdpa_attention=True); native
 transformers models (already SDPA) are left alone.
 """
 

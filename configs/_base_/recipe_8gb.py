@@ -40,11 +40,11 @@ from xtuner.model import SupervisedFinetune
 from xtuner.model.dpo import DPO
 from xtuner.model.orpo import ORPO
 
-from patches.dashboards import PackVisualizer, ThroughputHook
-from patches.memory import PatchedFinetune
-from patches.memory_watch import MemoryWatchHook
-from patches.paged_adamw_8bit import PagedAdamW8bit
-from patches.preference import PairTokenizer
+from components.dashboards import PackVisualizer, ThroughputHook
+from components.finetune import PatchedFinetune
+from components.memory_watch import MemoryWatchHook
+from components.paged_adamw_8bit import PagedAdamW8bit
+from components.preference import PairTokenizer
 
 
 def recipe(
@@ -108,7 +108,7 @@ def recipe(
     seed=None,
     # ---- distributed (NPROC_PER_NODE=N xtuner train ...; README "More than one GPU") ----
     dist_backend="auto",  # nccl where CUDA is, gloo on the CPU (resolved at start: patches/cpu_distributed.py)
-    # ---- dashboards (patches/dashboards.py) ----
+    # ---- dashboards (components/dashboards.py) ----
     report_to=("tensorboard",),  # + "wandb"; vis_data/scalars.json is always written
     wandb_init=None,  # wandb.init kwargs, e.g. dict(project="xtuner-8gb", mode="offline")
 ):
@@ -151,7 +151,7 @@ def recipe(
     if quantization_config is not None:
         llm = dict(llm, quantization_config=quantization_config)
 
-    # The memory patches come with the model type the runner builds (patches/memory.py).
+    # The memory patches come with the model type the runner builds (components/finetune.py).
     memory_knobs = dict(keep_16bit=keep_16bit, loss_chunk=loss_chunk,
                         sdpa_attention=sdpa_attention, offload_embeddings=offload_embeddings,
                         offload_checkpoints=offload_checkpoints, fused_loss=fused_loss)

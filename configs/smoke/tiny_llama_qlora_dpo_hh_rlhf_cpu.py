@@ -9,7 +9,7 @@
 from mmengine.config import read_base
 from xtuner.utils import PROMPT_TEMPLATE
 
-from configs.smoke.tiny import TinyDPO
+from demo.tiny import TinyDPO
 from curation.convert.pairs import load_pairs
 
 with read_base():

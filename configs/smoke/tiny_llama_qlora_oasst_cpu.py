@@ -9,7 +9,7 @@
 from mmengine.config import read_base
 from xtuner.utils import PROMPT_TEMPLATE
 
-from configs.smoke.tiny import TinyFinetune
+from demo.tiny import TinyFinetune
 from curation.convert.load import load_conversations
 
 with read_base():

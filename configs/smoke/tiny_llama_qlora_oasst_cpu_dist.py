@@ -1,5 +1,5 @@
 # The embedded default for `make smoke-dist`: the smoke config, made comparable across process
-# counts (configs/smoke/dist/run.py runs it with 1 and 2 processes and compares the loss curves).
+# counts (demo/smoke_dist.py runs it with 1 and 2 processes and compares the loss curves).
 #
 #   NPROC_PER_NODE=2 xtuner train configs/smoke/tiny_llama_qlora_oasst_cpu_dist.py \
 #       --cfg-options optim_wrapper.accumulative_counts=2 train_cfg.max_epochs=None \
@@ -13,7 +13,7 @@
 # - the run's length: the runner sets train_cfg.max_iters per process count.
 from mmengine.config import read_base
 
-from configs.smoke.dist.run import RankLossHook
+from demo.smoke_dist import RankLossHook
 
 with read_base():
     from .tiny_llama_qlora_oasst_cpu import *

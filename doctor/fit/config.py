@@ -26,7 +26,7 @@ class Loaded:
     path: Path
     model_path: str
     setup: Setup
-    patched: bool  # built through patches.memory.PatchedFinetune
+    patched: bool  # built through components.finetune.PatchedFinetune
     loss_note: str = ""  # which loss the run uses, when the config asks for fused_loss
 
 

@@ -214,7 +214,7 @@ def test_unquantized_weights_after_xtuners_lora_preparation(small_model, keep_16
 
 
 def test_lora_gradients_and_optimizer_states(small_model):
-    from patches.paged_adamw_8bit import PagedAdamW8bit
+    from components.paged_adamw_8bit import PagedAdamW8bit
 
     name, cfg, path, model_cls = small_model
     setup = Setup(from_config(cfg, name=name), lora_r=16, upcast=False)

@@ -50,7 +50,7 @@ def build(model_dir: Path, *, patches: dict | None, quant=True, dtype=torch.bflo
     """XTuner's SupervisedFinetune as a config builds it; with patches.memory when `patches`."""
     from xtuner.model import SupervisedFinetune
 
-    from patches.memory import PatchedFinetune
+    from components.finetune import PatchedFinetune
 
     torch.manual_seed(0)  # same LoRA initialisation in every build
     kwargs = dict(llm=llm_cfg(model_dir, quant=quant, dtype=dtype), lora=lora_cfg(r, dropout))
@@ -105,7 +105,7 @@ def build_remote(model_dir: Path, *, patches: dict | None, dtype=torch.float32, 
     from transformers import AutoModelForCausalLM
     from xtuner.model import SupervisedFinetune
 
-    from patches.memory import PatchedFinetune
+    from components.finetune import PatchedFinetune
 
     torch.manual_seed(0)
     llm = ConfigDict(type=AutoModelForCausalLM.from_pretrained,

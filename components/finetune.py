@@ -8,16 +8,14 @@ config asks for, so the same config works for `xtuner train`, `xtuner convert pt
 
     model = dict(type=PatchedFinetune, keep_16bit=True, loss_chunk=128, llm=..., lora=...)
 
-The optimizer patch is an optimizer type instead (patches.paged_adamw_8bit.PagedAdamW8bit).
+The optimizer patch is an optimizer type instead (components.paged_adamw_8bit.PagedAdamW8bit).
 """
 
 from __future__ import annotations
 
 from contextlib import nullcontext
 
-from . import applied
-
-TARGET = None  # a model type, not an import hook
+from patches import applied
 
 
 def PatchedFinetune(*, base=None, keep_16bit: bool = True, norms_fp32: bool = False,  # noqa: N802
@@ -38,12 +36,12 @@ def PatchedFinetune(*, base=None, keep_16bit: bool = True, norms_fp32: bool = Fa
         computes the loss from the hidden states, chunked with loss_chunk (default 128) where no
         fused kernel runs.
     """
-    from . import chunked_ce
-    from . import fused_loss as fused
-    from . import keep_16bit as keep
-    from . import offload_checkpoints as ckpt
-    from . import offload_embeddings as embeddings
-    from . import sdpa_attention as sdpa
+    from patches import chunked_ce
+    from patches import fused_loss as fused
+    from patches import keep_16bit as keep
+    from patches import offload_checkpoints as ckpt
+    from patches import offload_embeddings as embeddings
+    from patches import sdpa_attention as sdpa
 
     fused.validate(fused_loss)  # before the model loads: a missing library fails in seconds
 

@@ -20,12 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-from configs.smoke import tiny
+from demo import tiny
 
-CONFIG = Path(__file__).with_name("tiny_llama_qlora_oasst_cpu.py")
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "smoke" / "tiny_llama_qlora_oasst_cpu.py"
 QUESTION = "What is the capital of France?"
-GSM8K_ITEMS = Path(__file__).with_name("gsm8k_tiny.jsonl")  # 6 GSM8K-format items for the pack
+GSM8K_ITEMS = CONFIG.with_name("gsm8k_tiny.jsonl")  # 6 GSM8K-format items for the pack
 
 
 class SmokeFailure(RuntimeError):
@@ -103,7 +103,7 @@ def run(work_dir: Path) -> dict:
           f"{took}", flush=True)
     if not last < first:
         raise SmokeFailure(f"loss did not fall: {first:.4f} -> {last:.4f}")
-    memory = work_dir / "memory.json"  # patches.memory_watch, in the recipe's hooks
+    memory = work_dir / "memory.json"  # components.memory_watch, in the recipe's hooks
     if not memory.is_file() or json.loads(memory.read_text()).get("steps") != curve[-1][0]:
         raise SmokeFailure(f"{memory}: missing, or not rewritten at the end of training")
 

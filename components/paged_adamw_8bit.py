@@ -14,9 +14,7 @@ config can name one optimizer for both. Use it as the optimizer `type` of a conf
 
 from __future__ import annotations
 
-from . import applied
-
-TARGET = None  # an optimizer type a config builds, not an import hook
+from patches import applied
 
 
 def PagedAdamW8bit(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,  # noqa: N802

@@ -1,4 +1,4 @@
-"""patches.paged_adamw_8bit: a quarter of AdamW's state bytes, and training that goes as far."""
+"""components.paged_adamw_8bit: a quarter of AdamW's state bytes, and training that goes as far."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from patches.paged_adamw_8bit import PagedAdamW8bit
+from components.paged_adamw_8bit import PagedAdamW8bit
 from tests.patches.memory_models import batch, build, llama_dir, loss_of
 
 STEPS = 15

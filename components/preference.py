@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 
-TARGET = None  # a type a config builds, not an import hook
-
 
 def _literal(text: str) -> str:
     return "{{ " + json.dumps(text, ensure_ascii=False) + " }}" if text else ""

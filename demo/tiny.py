@@ -39,7 +39,7 @@ ARCH = dict(  # 2 layers, 64 wide: ~150k parameters, trains in seconds on a CPU
     tie_word_embeddings=False,
 )
 
-SMOKE_DATA = Path(__file__).with_name("oasst_tiny.jsonl")
+SMOKE_DATA = Path(__file__).resolve().parents[1] / "configs" / "smoke" / "oasst_tiny.jsonl"
 
 
 def _corpus(files) -> list[str]:

@@ -34,7 +34,7 @@ def test_smoke_config_builds_an_nf4_qlora_model(tiny_model):
 
 @pytest.mark.slow
 def test_make_smoke_trains_converts_merges_and_answers(tmp_path):
-    out = run([sys.executable, "-m", "configs.smoke.run", "--work-dir", tmp_path / "smoke"],
+    out = run([sys.executable, "-m", "demo.smoke", "--work-dir", tmp_path / "smoke"],
               timeout=1500)  # six steps: ~80 s idle, several minutes on a loaded 2-core machine
     assert out.returncode == 0, out.stdout[-3000:]
     first, last = map(float, out.stdout.split("loss ")[1].split()[0:3:2])

@@ -14,13 +14,13 @@ GiB = 1024**3
 
 @pytest.mark.slow
 def test_make_smoke_dist_two_processes_match_one_within_tolerance(tmp_path):
-    from configs.smoke.dist.run import STEPS, TOLERANCE, deepspeed_installed
+    from demo.smoke_dist import STEPS, TOLERANCE, deepspeed_installed
 
-    out = run([sys.executable, "-m", "configs.smoke.dist.run", "--work-dir", tmp_path], timeout=900)
+    out = run([sys.executable, "-m", "demo.smoke_dist", "--work-dir", tmp_path], timeout=900)
     assert out.returncode == 0, out.stdout[-3000:]
     assert "smoke-dist OK" in out.stdout
     diffs = re.findall(r"max \|step loss - 1 process\| = (\S+) ", out.stdout)
-    assert len(diffs) == 1, out.stdout  # DDP; ZeRO-2 is reported, not held (configs/smoke/dist)
+    assert len(diffs) == 1, out.stdout  # DDP; ZeRO-2 is reported, not held (demo/smoke_dist.py)
     assert all(float(d) <= TOLERANCE for d in diffs)
     if deepspeed_installed():
         assert "DeepSpeed ZeRO-2 x accumulation 2" in out.stdout and "first step equal" in (
@@ -35,7 +35,7 @@ def test_make_smoke_dist_two_processes_match_one_within_tolerance(tmp_path):
 
 def test_the_dist_comparison_catches_a_shifted_batch(tmp_path):
     """The tolerance is meaningful: one sample moved between steps is caught."""
-    from configs.smoke.dist.run import DistSmokeFailure, compare, step_losses
+    from demo.smoke_dist import DistSmokeFailure, compare, step_losses
 
     losses = [6.0 - 0.1 * i + 0.05 * (i % 3) for i in range(8)]
     (tmp_path / "losses_rank0.json").write_text(json.dumps(dict(world_size=1, losses=losses)))

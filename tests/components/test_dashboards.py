@@ -29,7 +29,7 @@ def test_training_writes_tensorboard_events_and_an_offline_wandb_run(tmp_path):
     )
     assert out.returncode == 0, out.stdout[-3000:]
 
-    # the log line: eta from mmengine, tokens/s from patches.dashboards.ThroughputHook
+    # the log line: eta from mmengine, tokens/s from components.dashboards.ThroughputHook
     line = re.search(r"Iter\(train\) \[10/11\].*", out.stdout).group(0)
     assert "eta: " in line
     assert float(re.search(r"tokens_per_sec: ([\d.]+)", line).group(1)) > 0
@@ -46,13 +46,13 @@ def test_training_writes_tensorboard_events_and_an_offline_wandb_run(tmp_path):
 
     (run_file,) = (tmp_path / "run").glob("*/vis_data/wandb/offline-run-*/run-*.wandb")
     blob = run_file.read_bytes()  # protobuf records: the config and artifact manifest as text
-    assert b"patches.memory.PatchedFinetune" in blob  # the lazy config, sent as strings
-    assert b"patches/dashboards.py" in blob  # the pack's code is logged...
+    assert b"components.finetune.PatchedFinetune" in blob  # the lazy config, sent as strings
+    assert b"components/dashboards.py" in blob  # the pack's code is logged...
     assert b"site-packages/torch/" not in blob  # ...and not the .venv under the checkout
 
 
 def test_report_to_rejects_an_unknown_dashboard():
-    from patches.dashboards import PackVisualizer
+    from components.dashboards import PackVisualizer
 
     with pytest.raises(ValueError, match=r"unknown dashboard\(s\) \['mlflow'\]"):
         PackVisualizer(name="x", report_to=("tensorboard", "mlflow"))
@@ -61,7 +61,7 @@ def test_report_to_rejects_an_unknown_dashboard():
 def test_tokens_are_counted_from_the_attention_mask():
     import torch
 
-    from patches.dashboards import count_tokens
+    from components.dashboards import count_tokens
 
     mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.bool)
     assert count_tokens({"data": {"input_ids": torch.zeros(2, 4), "attention_mask": mask}}) == 5

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from mmengine.hooks import Hook
 
-CONFIG = Path(__file__).parents[1] / "tiny_llama_qlora_oasst_cpu_dist.py"
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "smoke" / "tiny_llama_qlora_oasst_cpu_dist.py"
 ZERO2 = REPO / "configs" / "deepspeed" / "zero2_8gb.json"
 GLOBAL_BATCH = 4  # packed sequences per optimizer step
 STEPS = 8  # optimizer steps compared
@@ -87,7 +87,7 @@ def free_port() -> int:
 
 
 def train(work_dir: Path, procs: int, *extra: str, steps: int = STEPS) -> tuple[list[float], float]:
-    from configs.smoke.run import SmokeFailure, xtuner
+    from demo.smoke import SmokeFailure, xtuner
 
     accumulation = GLOBAL_BATCH // procs
     # xtuner's launcher picks a random port in 20000-29999 without PORT: take a free one instead
@@ -121,7 +121,7 @@ def deepspeed_installed() -> bool:
 
 
 def run(work_dir: Path, deepspeed: bool | None = None) -> dict:
-    from configs.smoke import tiny
+    from demo import tiny
 
     started = time.monotonic()
     work_dir = work_dir.resolve()

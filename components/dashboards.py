@@ -36,7 +36,6 @@ from mmengine.visualization import (
 )
 from mmengine.visualization.vis_backend import force_init_env
 
-TARGET = None  # types a config builds, not an import hook
 REPORT_TO = ("tensorboard", "wandb")
 REPO = Path(__file__).resolve().parents[1]
 # Folders of a checkout that are not the pack's code (environments, caches, runs).
