@@ -8,17 +8,14 @@ human turn dropped (each counted), and only a record with no exchange left is sk
 
 from __future__ import annotations
 
-from ._base import ASSISTANT, SYSTEM, USER, RowConverter, Skip, Source, pair_turns
-from .ultrachat import role_turns
+from ._base import ASSISTANT, SYSTEM, USER, Source
+from .ultrachat import RoleListConverter
 
 ROLES = {"human": USER, "user": USER, "gpt": ASSISTANT, "chatgpt": ASSISTANT, "system": SYSTEM}
 
 
-class ShareGPTConverter(RowConverter):
-    def conversation(self, row, fix):
-        if row.get("conversations") is None:
-            raise Skip("missing_field:conversations")
-        return pair_turns(role_turns(row["conversations"], ROLES, "from", "value"), fix)
+class ShareGPTConverter(RoleListConverter):
+    FIELD, ROLE_KEY, TEXT_KEY, ROLES = "conversations", "from", "value", ROLES
 
 
 SOURCE = Source(

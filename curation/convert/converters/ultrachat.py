@@ -27,11 +27,21 @@ def role_turns(messages, roles: dict, role_key: str, text_key: str) -> list[tupl
     return turns
 
 
-class UltrachatConverter(RowConverter):
+class RoleListConverter(RowConverter):
+    """A row whose `FIELD` is a list of {ROLE_KEY, TEXT_KEY} turns (OpenAI-style messages and
+    their variants); subclasses name the fields and the role map."""
+
+    FIELD, ROLE_KEY, TEXT_KEY, ROLES = "messages", "role", "content", ROLES
+
     def conversation(self, row, fix):
-        if row.get("messages") is None:
-            raise Skip("missing_field:messages")
-        return pair_turns(role_turns(row["messages"], ROLES, "role", "content"), fix)
+        if row.get(self.FIELD) is None:
+            raise Skip(f"missing_field:{self.FIELD}")
+        return pair_turns(role_turns(row[self.FIELD], self.ROLES, self.ROLE_KEY, self.TEXT_KEY),
+                          fix)
+
+
+class UltrachatConverter(RoleListConverter):
+    pass
 
 
 SOURCE = Source(
