@@ -242,7 +242,8 @@ def measure(path: Path, device: str, tiny: bool, steps: int, cap_gib: float,
     cfg = Config.fromfile(str(path), lazy_import=True)  # imports only what the model needs
     model_cfg = ConfigDict(cfg.model)
     if overrides and "PatchedFinetune" not in str(model_cfg.get("type")):
-        result.error = "not built through components.finetune.PatchedFinetune: no patch to turn back"
+        result.error = ("not built through components.finetune.PatchedFinetune: no patch to "
+                        "turn back")
         return result
     model_cfg.update(overrides)
     llm_cfg = model_cfg.llm

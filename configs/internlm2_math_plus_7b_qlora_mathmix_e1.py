@@ -16,7 +16,7 @@ from mmengine.config import read_base
 
 with read_base():
     from ._base_.models import internlm2_math_plus_7b
-    from ._base_.recipe_8gb import *
+    from ._base_.recipe_8gb import recipe
 
 # ---- knobs ----
 here = __file__.rsplit("/", 1)[0]  # mmengine 0.10 cannot call os.path in a config

@@ -14,7 +14,7 @@ from mmengine.config import read_base
 with read_base():
     from ._base_.datasets import orca_math
     from ._base_.models import internlm2_math_plus_7b
-    from ._base_.recipe_8gb import *
+    from ._base_.recipe_8gb import recipe
 
 # ---- knobs ----
 max_epochs = 1  # 200k problems

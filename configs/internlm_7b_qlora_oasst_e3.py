@@ -10,7 +10,7 @@ from mmengine.config import read_base
 with read_base():
     from ._base_.datasets import guanaco
     from ._base_.models import internlm_7b
-    from ._base_.recipe_8gb import *
+    from ._base_.recipe_8gb import recipe
 
 # ---- knobs ----
 # model: internlm/internlm-7b, XTuner's `default` template, 1024 packed tokens (2048: 8.95 GiB)

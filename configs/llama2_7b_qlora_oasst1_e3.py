@@ -15,7 +15,7 @@ from mmengine.config import read_base
 with read_base():
     from ._base_.datasets import oasst1
     from ._base_.models import llama2_7b_chat
-    from ._base_.recipe_8gb import *
+    from ._base_.recipe_8gb import recipe
 
 # ---- knobs ----
 max_epochs = 3  # ~10k threads

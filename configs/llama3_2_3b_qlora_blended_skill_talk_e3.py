@@ -14,7 +14,7 @@ from mmengine.config import read_base
 with read_base():
     from ._base_.datasets import blended_skill_talk
     from ._base_.models import llama3_2_3b_instruct
-    from ._base_.recipe_8gb import *
+    from ._base_.recipe_8gb import recipe
 
 # ---- knobs ----
 max_epochs = 3  # 4,819 dialogues

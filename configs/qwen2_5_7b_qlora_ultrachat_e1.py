@@ -14,7 +14,7 @@ from mmengine.config import read_base
 with read_base():
     from ._base_.datasets import ultrachat
     from ._base_.models import qwen2_5_7b_instruct
-    from ._base_.recipe_8gb import *
+    from ._base_.recipe_8gb import recipe
 
 # ---- knobs ----
 max_epochs = 1  # 208k chats

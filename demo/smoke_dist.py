@@ -155,7 +155,8 @@ def run(work_dir: Path, deepspeed: bool | None = None) -> dict:
         print(line, flush=True)
         result["runs"][name] = dict(curve=curve, seconds=seconds)
     if not deepspeed:
-        print("(no ZeRO-2 run: DeepSpeed is not installed, `make env DEEPSPEED=1`, or --no-deepspeed)")
+        print("(no ZeRO-2 run: DeepSpeed is not installed, `make env DEEPSPEED=1`, or "
+              "--no-deepspeed)")
     result["seconds"] = time.monotonic() - started
     print(f"smoke-dist OK in {result['seconds']:.0f} s")
     return result

@@ -194,7 +194,8 @@ def cpu_twin(cfg, model_dir, data_files, *, max_length=128, max_epochs=4, lr=3e-
     cosine.end = max_epochs
 
     data = cfg.train_dataloader.dataset
-    files = [str(f) for f in (data_files if isinstance(data_files, (list, tuple)) else [data_files])]
+    listed = data_files if isinstance(data_files, (list, tuple)) else [data_files]
+    files = [str(f) for f in listed]
     if data.dataset.get("source"):  # curation.convert.load.load_conversations
         data.dataset.data_files = files
     else:  # datasets.load_dataset(hub id) -> the same loader on local JSON lines

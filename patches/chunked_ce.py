@@ -12,8 +12,8 @@ tokens: each chunk's logits are computed, reduced to a summed cross-entropy and 
 recomputed in the backward pass (torch.utils.checkpoint), so at most one chunk of logits exists.
 The loss is the mean over supervised tokens, as transformers' (labels shifted by one, -100
 ignored). Generation and calls without labels use the model's own forward. It is opt-in per
-config, through components.finetune.PatchedFinetune(loss_chunk=N); with fused_loss (patches.fused_loss)
-a fused Triton kernel replaces it on CUDA where one is installed.
+config, through components.finetune.PatchedFinetune(loss_chunk=N); with fused_loss
+(patches.fused_loss) a fused Triton kernel replaces it on CUDA where one is installed.
 """
 
 from __future__ import annotations

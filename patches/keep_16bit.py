@@ -13,7 +13,8 @@ make the embedding output require grad for reentrant checkpointing, enable gradi
 checkpointing) without the cast. The frozen weights stay in the dtype they were loaded in; layer
 norms can be kept fp32 (`norms_fp32=True`), at the price of an fp32 residual stream under QLoRA
 (bitsandbytes' 4-bit linears return their input's dtype). The LoRA adapters are untouched: PEFT
-keeps them fp32. It is opt-in per config, through components.finetune.PatchedFinetune(keep_16bit=True).
+keeps them fp32. It is opt-in per config, through
+components.finetune.PatchedFinetune(keep_16bit=True).
 """
 
 from __future__ import annotations

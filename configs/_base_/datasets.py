@@ -4,7 +4,7 @@
 #     with read_base():
 #         from ._base_.datasets import alpaca
 #         from ._base_.models import qwen2_5_7b_instruct
-#         from ._base_.recipe_8gb import *
+#         from ._base_.recipe_8gb import recipe
 #     globals().update(recipe(**qwen2_5_7b_instruct, **alpaca, max_epochs=2))
 #
 # Each reads its dataset through curation's converter (hub, `data_files`, or XTUNER_PACK_DATA;

@@ -3,7 +3,7 @@
 #
 #     with read_base():
 #         from ._base_.models import qwen2_5_7b_instruct
-#         from ._base_.recipe_8gb import *
+#         from ._base_.recipe_8gb import recipe
 #     globals().update(recipe(**qwen2_5_7b_instruct, dataset=..., max_epochs=...))
 #
 # Lengths come from `python -m doctor fit` at the top of its error band (`make fit-sweep` has the

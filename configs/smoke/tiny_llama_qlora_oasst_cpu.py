@@ -9,11 +9,11 @@
 from mmengine.config import read_base
 from xtuner.utils import PROMPT_TEMPLATE
 
-from demo.tiny import TinyFinetune
 from curation.convert.load import load_conversations
+from demo.tiny import TinyFinetune
 
 with read_base():
-    from .._base_.recipe_8gb import *
+    from .._base_.recipe_8gb import recipe
 
 # ---- knobs ----
 here = __file__.rsplit("/", 1)[0]  # mmengine 0.10 cannot call os.path in a config

@@ -12,6 +12,7 @@
 # - no chat sample before training (it adds seconds and nothing to compare);
 # - the run's length: the runner sets train_cfg.max_iters per process count.
 from mmengine.config import read_base
+from mmengine.hooks import CheckpointHook
 
 from demo.smoke_dist import RankLossHook
 

@@ -125,7 +125,7 @@ class Setup:
     uncounted: float | None = None  # None: UNCOUNTED of the regime
     cache: float | None = None  # None: ALLOCATOR_CACHE of the regime
     expandable_segments: bool = False  # PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
-    # The long-sequence memory patches (components.finetune.PatchedFinetune's knobs of the same names)
+    # The long-sequence memory patches (components.finetune.PatchedFinetune's knobs of those names)
     sdpa_attention: bool = False  # eager remote-code attention through SDPA
     offload_embeddings: bool = False  # the frozen input embedding table in CPU memory
     offload_checkpoints: bool = False  # the checkpointed layer inputs in pinned CPU memory
