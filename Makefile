@@ -2,7 +2,7 @@
 # make smoke  the embedded default on the CPU: tiny model, xtuner train, convert, merge, eval, GGUF export
 # make smoke-dist  the same model by 2 CPU processes (torchrun, gloo; DDP and DeepSpeed ZeRO-2)
 # make test   every test, the smoke run included
-# make bench  the benchmarks (figures as ratios against anchors measured in the same run)
+# make bench  the benchmarks (ratios against anchors measured in the same run) -> docs/benchmarks.md
 # make fit    doctor fit's memory estimate of every run file against an 8 GB card
 # make eval   CONFIG=... [ADAPTER=...]: GSM8K/MATH accuracy before and after the adapter
 # make export CONFIG=... ADAPTER=...: GGUF (f16, Q4_K_M) + Ollama Modelfile in the training template
@@ -36,7 +36,10 @@ test-fast:
 lint:
 	$(PY) -m ruff check .
 
-bench: bench-doctor bench-curation bench-prepare patch-effects fit-calibration  # every figure of the README
+# every benchmark, each in its own process; docs/benchmarks.md rewritten with their tables
+# (DATA=../shared/data adds those on real GSM8K/MATH; ONLY="name ..." runs some)
+bench:
+	$(PY) bench/report.py $(if $(DATA),--data $(DATA)) $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf work_dirs .cache .pytest_cache .ruff_cache

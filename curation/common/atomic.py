@@ -37,9 +37,14 @@ def write_json(target: str | os.PathLike, obj, indent: int | None = 1) -> Path:
     """One JSON document, written whole or not at all (memory.json, eval.json, export.json)."""
     import json
 
+    return write_text(target, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
+
+
+def write_text(target: str | os.PathLike, text: str) -> Path:
+    """One text file, written whole or not at all."""
     target = Path(target)
     with temp_beside(target) as tmp:
-        tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=indent) + "\n", encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         publish(tmp, target)
     return target
 
