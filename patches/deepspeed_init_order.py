@@ -1,10 +1,11 @@
 """`xtuner train --deepspeed` initializes LoRA differently from the same config without it.
 
 Same config, same `randomness.seed`: with `--deepspeed` every LoRA A matrix starts from other
-random numbers than without it, so the run is a different run (measured with the smoke model on
-2 CPU processes, ZeRO-2 against DDP or one process: the first step's loss is equal, later ones
-differ by up to 1e-2; demo/smoke_dist.py, docs/multi-gpu.md). Not an optimizer, clipping or
-loss-scale difference: the gradients differ from the first step, because the weights do.
+random numbers than without it, so the run is a different run. Measured with the smoke model on
+2 CPU processes, ZeRO-2 against one process: the first step's loss is equal, the next ones differ
+by up to 1.7e-2 in 8 steps (1.1e-4 with the patch); demo/smoke_dist.py, docs/multi-gpu.md. Not an
+optimizer, clipping or loss-scale difference: the gradients differ from the first step, because
+the weights do.
 
 The cause is an order. `--deepspeed` makes XTuner use mmengine's FlexibleRunner, and mmengine
 0.10 builds the model at a different point in its two runners, both after seeding:
