@@ -30,6 +30,7 @@ STARTUP = (
     "xtuner_attn_dispatch",
     "cpu_distributed",
     "deepspeed_optimizers",
+    "deepspeed_init_order",
     # run time (README "Before and during a run"): stop early, measure, explain an OOM
     "cuda_alloc_conf",
     "preflight",
