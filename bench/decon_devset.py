@@ -13,11 +13,12 @@ Negatives (other problems, often with the same numbers): GSM8K-train and MATH-tr
 against the other test items; and train against train (odd rows of GSM8K-train and MATH-train
 against their even rows as the test side), where a flag is a distinct real problem.
 
-The other methods run as the policy sets them; numbers_overlap runs with both thresholds at 0,
-so every candidate pair (the same numbers) gets its share and evidence, and each grid point
-of --similarity x --evidence is the policy with those thresholds: recall per positive set and
-split, rows flagged per negative set (all methods), and numbers_overlap's own precision on
-the development split (its catches of rephrasings against its flags of negatives).
+The other methods run as the policy sets them; numbers_overlap weighs every candidate pair
+(the same numbers) before any threshold (its share and evidence, summed for the batch), and
+each grid point of --similarity x --evidence is the policy with those thresholds: recall per
+positive set and split, rows flagged per negative set (all methods), and numbers_overlap's own
+precision on the development split (its catches of rephrasings against its flags of
+negatives).
 """
 
 from __future__ import annotations
@@ -75,9 +76,9 @@ class Scored:
         self.other = flags(others, prompts, rests)
         self.pairs: list[tuple[int, int, float, float]] = []
         for s, rows in batches(prompts, rests):
-            for r, ms in numbers.verify(rows, numbers.candidates(rows)).items():
-                self.pairs += [(s + r, m.item, m.score, m.score * numbers.totals[m.item])
-                               for m in ms]
+            r, i, share, found = numbers.weigh(rows, numbers.candidates(rows))
+            self.pairs += list(zip((r + s).tolist(), i.tolist(), share.tolist(),
+                                   found.tolist(), strict=True))
 
     def flagged(self, share: float, floor: float) -> dict[int, set[int]]:
         out = {r: set(i) for r, i in self.other.items()}

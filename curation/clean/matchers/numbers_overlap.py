@@ -87,30 +87,10 @@ class NumbersOverlap:
         weight found in the row computed for all pairs of a batch at once. A pair near or above
         the thresholds is summed again over its own terms, so no verdict or score depends on
         what else is in the batch."""
-        r, i = as_pairs(cands)
-        rows_t, items_t = rows.tokens, self.items.tokens
-        same = np.zeros(len(r), dtype=bool)
-        for digits_only in (False, True):
-            mine = _sorted_numbers(rows_t, r, digits_only)
-            theirs = _sorted_numbers(items_t, i, digits_only)
-            same |= _equal_runs(mine, theirs, self.min_numbers)
-        r, i = r[same], i[same]  # the others' multiset keys collided
-        if not len(r):
-            return {}
-        # the rows' prompt tokens, one set keyed by row
-        uniq = np.unique(r)
-        idx, owner = ranges(rows_t.seg_bounds[uniq], rows_t.seg_bounds[uniq + 1]
-                            - rows_t.seg_bounds[uniq])
-        present = sorted_unique(keyed(uniq[owner], rows_t.hashes[idx]))
-        tidx, pair = ranges(self.bounds[i], self.bounds[i + 1] - self.bounds[i])
-        hit = isin_sorted(keyed(r[pair], self.terms[tidx]), present)
-        weights = self.term_weights[tidx] * hit
-        found = np.bincount(pair, weights=weights, minlength=len(r))
-        words = np.bincount(pair, weights=weights * self.is_word[tidx], minlength=len(r))
+        r, i, words, found, hit, starts = self._weigh(rows, cands)
         near = ((words >= self.similarity * self.word_totals[i] * (1 - NEAR))
                 & (found >= self.evidence * (1 - NEAR)))
         out: dict[int, list[Match]] = {}
-        starts = np.searchsorted(pair, np.arange(len(r) + 1))
         for k in np.flatnonzero(near).tolist():  # the pair's own sums, as if alone
             ii = int(i[k])
             lo, hi = self.bounds[ii], self.bounds[ii + 1]
@@ -121,6 +101,33 @@ class NumbersOverlap:
                 out.setdefault(int(r[k]), []).append(
                     Match(ii, self.name, round(share, 4), self.items.items[ii].text))
         return out
+
+    def weigh(self, rows: TrainRows, cands: dict[int, set[int]]):
+        """(row, item, share of the content-word weight, weight found) of every candidate pair
+        with the same numbers, before any threshold (bench/decon_devset.py sweeps them)."""
+        r, i, words, found, _, _ = self._weigh(rows, cands)
+        return r, i, words / np.maximum(self.word_totals[i], 1e-300), found
+
+    def _weigh(self, rows: TrainRows, cands: dict[int, set[int]]):
+        r, i = as_pairs(cands)
+        rows_t, items_t = rows.tokens, self.items.tokens
+        same = np.zeros(len(r), dtype=bool)
+        for digits_only in (False, True):
+            mine = _sorted_numbers(rows_t, r, digits_only)
+            theirs = _sorted_numbers(items_t, i, digits_only)
+            same |= _equal_runs(mine, theirs, self.min_numbers)
+        r, i = r[same], i[same]  # the others' multiset keys collided
+        # the rows' prompt tokens, one set keyed by row
+        uniq = np.unique(r)
+        idx, owner = ranges(rows_t.seg_bounds[uniq], rows_t.seg_bounds[uniq + 1]
+                            - rows_t.seg_bounds[uniq])
+        present = sorted_unique(keyed(uniq[owner], rows_t.hashes[idx]))
+        tidx, pair = ranges(self.bounds[i], self.bounds[i + 1] - self.bounds[i])
+        hit = isin_sorted(keyed(r[pair], self.terms[tidx]), present)
+        weights = self.term_weights[tidx] * hit
+        found = np.bincount(pair, weights=weights, minlength=len(r))
+        words = np.bincount(pair, weights=weights * self.is_word[tidx], minlength=len(r))
+        return r, i, words, found, hit, np.searchsorted(pair, np.arange(len(r) + 1))
 
 
 def _sorted_numbers(tokens: Tokens, segs: np.ndarray, digits_only: bool):
