@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from pathlib import Path
 
@@ -32,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from perturb import PUBLIC_WHERE, public_sets, variants  # noqa: E402
+from perturb import PUBLIC_WHERE, change_numbers, public_sets, variants  # noqa: E402
 
 from curation.clean.decontaminate import find_matches  # noqa: E402
 from curation.clean.matchers import POLICIES, TrainRows, build_matchers  # noqa: E402
@@ -111,6 +112,10 @@ def main(argv=None) -> int:
 
     positives = {f"ours: {k}": [(q, i) for i, q in enumerate(qs)] for k, qs in variants(
         gsm_test, gsm_test + [r["question"] for r in gsm_train]).items()}
+    rng = random.Random(0)  # MATH-test with its numbers changed (those with a number)
+    positives["ours: MATH numbers"] = [
+        (v, len(gsm_test) + k) for k, (q, v) in enumerate(
+            (q, change_numbers(q, rng)) for q in math_test) if v != q]
     if args.public:
         positives.update(public_sets(args.public, gsm_test))
     pos = {name: (rows, Scored(items, args.policy, [q for q, _ in rows]))
@@ -182,18 +187,20 @@ def main(argv=None) -> int:
     return 0
 
 
-MASKED = ((0.5, 4), (0.45, 4), (0.4, 4), (0.4, 5), (0.35, 5), (0.35, 4), (0.3, 5), (0.35, 3))
+MASKED = ((0.5, 4), (0.45, 4), (0.4, 4), (0.4, 5), (0.35, 4), (0.35, 3))
+SPECIFIC = (0.4, 0.5)
 
 
 def masked_sweep(items, policy, positives, gsm_test, gsm_train, math_train) -> None:
-    """masked_ngram10's coverage and content words: template variants (new numbers and names,
-    clauses added) caught against rows flagged, all methods, beside a 13-gram rule."""
+    """The n-gram methods' share of telling weight (`specific`), and masked_ngram10's coverage
+    and content words: template variants (new numbers and names, clauses added) caught against
+    rows flagged, all methods, beside a 13-gram rule."""
     from curation_quality import ngram_anchor
 
     from curation.clean.matchers import MaskedNgram
 
     sets = [k for k in positives if k.endswith(("P1", "P2", "Symbolic"))
-            or k in ("ours: harder", "ours: numbers+names")]
+            or k in ("ours: harder", "ours: numbers+names", "ours: MATH numbers")]
     plus = [k for k in positives if k.startswith("GSM-Plus")]
     base = [m for m in build_matchers(items, policy) if not isinstance(m, MaskedNgram)]
     tests = gsm_test + [it.text for it in items.items[len(gsm_test):]]
@@ -213,16 +220,18 @@ def masked_sweep(items, policy, positives, gsm_test, gsm_train, math_train) -> N
             tot += len(keep)
         return hit / max(tot, 1)
 
-    print("\nmasked_ngram10 (coverage, content words a masked 10-gram needs): recall dev / eval "
+    print("\nn-gram telling share, masked_ngram10 coverage and content words: recall dev / eval "
           "per template set (all methods), GSM-Plus pooled; rows flagged")
-    print(f"{'':12s} " + " ".join(f"{k[-22:]:>22s}" for k in sets)
+    print(f"{'':17s} " + " ".join(f"{k[-22:]:>22s}" for k in sets)
           + f" {'GSM-Plus (pooled)':>22s} {'GSM8K-tr':>8s} {'MATH-tr':>7s}")
     anchor_got = {k: anchor(tests, [q for q, _ in positives[k]]) for k in sets + plus}
-    print(f"{'13-gram any':12s} " + " ".join(
+    print(f"{'13-gram any':17s} " + " ".join(
         f"{split_recall(k, anchor_got[k], 0):10.1%} /{split_recall(k, anchor_got[k], 1):6.1%}"
         for k in sets)
         + f" {pooled(plus, anchor_got, 0):10.1%} /{pooled(plus, anchor_got, 1):6.1%}")
-    for coverage, words in MASKED:
+    ngram = base[0]
+    for specific, (coverage, words) in ((s, m) for s in SPECIFIC for m in MASKED):
+        ngram.specific = specific
         matchers = base + [MaskedNgram(items, coverage=coverage, min_words=words)]
         got = {}
         for k in sets + plus:
@@ -230,8 +239,9 @@ def masked_sweep(items, policy, positives, gsm_test, gsm_train, math_train) -> N
             got[k] = [f.get(r, set()) for r in range(len(positives[k]))]
         g = flags(matchers, [r["question"] for r in gsm_train], [r["answer"] for r in gsm_train])
         m = flags(matchers, [r["problem"] for r in math_train], [r["solution"] for r in math_train])
-        chosen = POLICIES[policy]["masked"] == {"coverage": coverage, "min_words": words}
-        print(f"{coverage:5.2f} {words:2d}     " + " ".join(
+        chosen = (POLICIES[policy]["masked"] == {"coverage": coverage, "min_words": words}
+                  and POLICIES[policy]["specific"] == specific)
+        print(f"{specific:4.2f} {coverage:5.2f} {words:2d}     " + " ".join(
             f"{split_recall(k, got[k], 0):10.1%} /{split_recall(k, got[k], 1):6.1%}"
             for k in sets) + f" {pooled(plus, got, 0):10.1%} /{pooled(plus, got, 1):6.1%}"
             + f" {len(g):8d} {len(m):7d}" + ("  <- chosen" if chosen else ""))

@@ -32,9 +32,9 @@ __all__ = ["MATCHERS", "METHODS", "Match", "TrainRows", "build_matchers"]
 # numbers_overlap thresholds were chosen on a labelled development set (docs/curation.md:
 # the precision/recall curve, and the evaluation split they were not chosen on).
 POLICIES = {
-    "default": {"similarity": 0.2, "evidence": 2.5, "specific": 0.4,
-                "masked": {"coverage": 0.4, "min_words": 5}},
-    "strict": {"similarity": 0.2, "evidence": 2.0, "specific": 0.4,
+    "default": {"similarity": 0.2, "evidence": 2.5, "specific": 0.5,
+                "masked": {"coverage": 0.4, "min_words": 4}},
+    "strict": {"similarity": 0.2, "evidence": 2.0, "specific": 0.5,
                "masked": {"coverage": 0.35, "min_words": 3}},
 }
 
