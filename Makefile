@@ -130,7 +130,7 @@ bench-curation-quality:
 # The labelled development set behind numbers_overlap's thresholds and its precision/recall
 # curve (needs DATA=dir; PUBLIC=dir for the public perturbation sets; POLICY=strict).
 decon-devset:
-	$(PY) bench/decon_devset.py --data $(DATA) $(if $(PUBLIC),--public $(PUBLIC)) $(if $(POLICY),--policy $(POLICY))
+	$(PY) bench/decon_devset.py --data $(or $(DATA),$(error decon-devset needs DATA=dir, e.g. DATA=../shared/data)) $(if $(PUBLIC),--public $(PUBLIC)) $(if $(POLICY),--policy $(POLICY))
 
 # ---- after training (aftertrain/): did the fine-tune help, and the model as GGUF ----
 # make eval CONFIG=configs/X.py [ADAPTER=dir] [GSM8K=file] [MATH=file] [LIMIT=N] [EVAL_ARGS=...]

@@ -291,6 +291,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sample", type=int, default=0, metavar="N")
     parser.add_argument("--no-handwritten", action="store_true")
     args = parser.parse_args(argv)
+    if args.public is not None and not args.public.is_dir():
+        raise SystemExit(f"--public {args.public}: not a folder ({PUBLIC_WHERE})")
     with tempfile.TemporaryDirectory() as tmp:
         if not args.no_handwritten:
             handwritten(Path(tmp))

@@ -103,6 +103,15 @@ def main(argv=None) -> int:
     parser.add_argument("--public", type=Path, help=PUBLIC_WHERE)
     parser.add_argument("--policy", default="default", choices=sorted(POLICIES))
     args = parser.parse_args(argv)
+    from curation_quality import WHERE
+
+    missing = [str(args.data / f) for f in ("gsm8k/test.jsonl", "gsm8k/train.jsonl",
+                                           "math/test.jsonl", "math/train.jsonl")
+               if not (args.data / f).is_file()]
+    if missing:
+        raise SystemExit(f"missing {', '.join(missing)}: {WHERE}")
+    if args.public is not None and not args.public.is_dir():
+        raise SystemExit(f"--public {args.public}: not a folder ({PUBLIC_WHERE})")
     gsm_test = [r["question"] for r in load(args.data / "gsm8k/test.jsonl")]
     math_test = [r["problem"] for r in load(args.data / "math/test.jsonl")]
     gsm_train = load(args.data / "gsm8k/train.jsonl")
