@@ -123,10 +123,17 @@ mathmix-clean:
 # What each decontamination method catches and wrongly removes: the handwritten set of the
 # tests, and, with DATA=dir (dir/gsm8k/ and dir/math/, e.g. DATA=../shared/data; the script
 # says where to get them), real GSM8K/MATH and perturbation variants made from GSM8K-test,
-# against 13-gram, 10-gram and MinHash anchors in the same run.
-.PHONY: bench-curation-quality
+# against 13-gram, 10-gram and MinHash anchors in the same run. PUBLIC=dir adds the public
+# perturbation sets of GSM8K-test found in dir (LLM rephrasings, GSM-Symbolic P1/P2,
+# GSM-Plus; bench/perturb.py says where to get each).
+.PHONY: bench-curation-quality decon-devset
 bench-curation-quality:
-	$(PY) bench/curation_quality.py $(if $(DATA),--data $(DATA)) $(if $(SAMPLE),--sample $(SAMPLE))
+	$(PY) bench/curation_quality.py $(if $(DATA),--data $(DATA)) $(if $(PUBLIC),--public $(PUBLIC)) $(if $(SAMPLE),--sample $(SAMPLE))
+
+# The labelled development set behind numbers_overlap's thresholds and its precision/recall
+# curve (needs DATA=dir; PUBLIC=dir for the public perturbation sets; POLICY=strict).
+decon-devset:
+	$(PY) bench/decon_devset.py --data $(or $(DATA),$(error decon-devset needs DATA=dir, e.g. DATA=../shared/data)) $(if $(PUBLIC),--public $(PUBLIC)) $(if $(POLICY),--policy $(POLICY))
 
 # ---- after training (aftertrain/): did the fine-tune help, and the model as GGUF ----
 # make eval CONFIG=configs/X.py [ADAPTER=dir] [GSM8K=file] [MATH=file] [LIMIT=N] [EVAL_ARGS=...]

@@ -1,7 +1,7 @@
 """What each decontamination method catches and wrongly removes, on real data (make
 bench-curation-quality DATA=dir).
 
-    python bench/curation_quality.py [--data DIR] [--sample N]
+    python bench/curation_quality.py [--data DIR] [--public DIR] [--sample N]
 
 1. Always: the pack's handwritten set (tests/curation/decon_data.py): for each kind of train row
    and each policy, rows removed, and rows each method matched.
@@ -11,8 +11,12 @@ bench-curation-quality DATA=dir).
    subjects concatenated, {"problem", "level", "type", "solution"}). The test side is the
    mathmix recipe's: GSM8K-test and MATH-test together.
    - caught: perturbation variants of GSM8K-test made here (bench/perturb.py: numbers changed,
-     names changed, both, paraphrased by template; one per test problem) whose own test item
-     is matched; wrong item: variants matched to some other item.
+     names changed, both, paraphrased by template, and "harder": both changed and two clauses
+     added; one per test problem) whose own test item is matched; wrong item: variants
+     matched to some other item.
+   - with --public DIR, the same for the public perturbation sets found there (LLM
+     rephrasings that keep the numbers, GSM-Symbolic and its harder P1/P2 templates, GSM-Plus
+     by perturbation type; bench/perturb.py's PUBLIC_WHERE says where to get them).
    - train flagged: GSM8K-train and MATH-train rows (question/problem and answer/solution)
      removed. Train and test are different problems by construction, so these are mostly false
      removals; some are real near-duplicates (the labelled sample in docs/curation.md).
@@ -36,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from perturb import variants  # noqa: E402
+from perturb import PUBLIC_WHERE, public_sets, variants  # noqa: E402
 
 from curation.clean.decontaminate import main as decontaminate  # noqa: E402
 from curation.clean.matchers import METHODS  # noqa: E402
@@ -148,7 +152,7 @@ def load(path: Path, prompt: str, rest: str | None) -> list[dict]:
     return [{"prompt": r[prompt], "rest": r[rest] if rest else ""} for r in rows]
 
 
-def real(data: Path, tmp: Path, sample: int) -> None:
+def real(data: Path, tmp: Path, sample: int, public: Path | None = None) -> None:
     files = {"gsm8k_test": data / "gsm8k/test.jsonl", "math_test": data / "math/test.jsonl",
              "gsm8k_train": data / "gsm8k/train.jsonl", "math_train": data / "math/train.jsonl"}
     missing = [str(p) for p in files.values() if not p.is_file()]
@@ -163,27 +167,34 @@ def real(data: Path, tmp: Path, sample: int) -> None:
     item_of = {(str(files["gsm8k_test"]), k + 1): k for k in range(len(gsm_test))}
     item_of.update({(str(files["math_test"]), k + 1): len(gsm_test) + k
                     for k in range(len(math_test))})
-    kinds = variants([r["prompt"] for r in gsm_test],
-                     [r["prompt"] for r in gsm_test + gsm_train])
+    # {set: (variant texts, the GSM8K-test item each was made from)}
+    kinds = {kind: (qs, list(range(len(qs)))) for kind, qs in variants(
+        [r["prompt"] for r in gsm_test], [r["prompt"] for r in gsm_test + gsm_train]).items()}
+    ours_kinds = list(kinds)
+    public_kinds = []
+    if public is not None:
+        for name, rows in public_sets(public, [r["prompt"] for r in gsm_test]).items():
+            kinds[name] = ([q for q, _ in rows], [i for _, i in rows])
+            public_kinds.append(name)
     train_sets = {"gsm8k_train": gsm_train, "math_train": math_train}
 
     # every system: {set name: [set of test item indexes hit, per row]}
     def anchor_hits(flag):
-        hits = {kind: flag(tests, qs) for kind, qs in kinds.items()}
+        hits = {kind: flag(tests, qs) for kind, (qs, _) in kinds.items()}
         for name, rows in train_sets.items():
             hits[name] = flag(tests, [r["prompt"] + "\n" + r["rest"] for r in rows])
         return hits
 
     def minhash_hits():
-        hits = {kind: minhash_anchor(tests, qs) for kind, qs in kinds.items()}
+        hits = {kind: minhash_anchor(tests, qs) for kind, (qs, _) in kinds.items()}
         for name, rows in train_sets.items():
             hits[name] = minhash_anchor(tests, [r["prompt"] for r in rows])
         return hits
 
     def ours_hits(policy):
         paths = []
-        for kind, qs in kinds.items():
-            p = tmp / f"variants_{kind.replace('+', '_')}.jsonl"
+        for k, (kind, (qs, _)) in enumerate(kinds.items()):
+            p = tmp / f"variants_{k}.jsonl"
             p.write_text("".join(json.dumps({"question": q}) + "\n" for q in qs))
             paths.append((kind, p, len(qs)))
         paths += [("gsm8k_train", files["gsm8k_train"], len(gsm_train)),
@@ -208,23 +219,44 @@ def real(data: Path, tmp: Path, sample: int) -> None:
         systems[f"decontaminate --policy {policy}"] = hits
         per_method[policy], reports[policy] = methods, flagged
 
+    def caught(hits, kind):
+        return sum(own in h for own, h in zip(kinds[kind][1], hits[kind], strict=True))
+
+    def wrong(hits, names):
+        return sum(bool(h - {own}) for k in names
+                   for own, h in zip(kinds[k][1], hits[k], strict=True))
+
     n = len(gsm_test)
     print(f"Real data: test side GSM8K-test {len(gsm_test)} + MATH-test {len(math_test)}; "
           f"variants of the {n} GSM8K-test problems; train GSM8K {len(gsm_train)}, "
           f"MATH {len(math_train)}")
-    head = " ".join(f"{k:>15s}" for k in kinds)
+    head = " ".join(f"{k:>15s}" for k in ours_kinds)
     print(f"{'system':44s} {head}  {'wrong item':>10s} {'GSM8K-train':>11s} {'MATH-train':>10s}")
-    print(f"{'':44s} " + " ".join(f"{'caught':>15s}" for _ in kinds)
+    print(f"{'':44s} " + " ".join(f"{'caught':>15s}" for _ in ours_kinds)
           + f"  {'(all kinds)':>10s} {'flagged':>11s} {'flagged':>10s}")
     for name, hits in systems.items():
-        caught = [sum(i in h for i, h in enumerate(hits[k])) for k in kinds]
-        wrong = sum(bool(h - {i}) for k in kinds for i, h in enumerate(hits[k]))
-        print(f"{name:44s} " + " ".join(f"{c:5d} ({c / n:5.1%})  " for c in caught)
-              + f"  {wrong:10d} {sum(map(bool, hits['gsm8k_train'])):11d} "
+        print(f"{name:44s} " + " ".join(
+            f"{c:5d} ({c / n:5.1%})  " for c in (caught(hits, k) for k in ours_kinds))
+              + f"  {wrong(hits, ours_kinds):10d} {sum(map(bool, hits['gsm8k_train'])):11d} "
               f"{sum(map(bool, hits['math_train'])):10d}")
+    if public_kinds:
+        print(f"\nPublic perturbation sets of GSM8K-test ({public}): caught (own item) / rows")
+        for group in (public_kinds[:1] + [k for k in public_kinds if "Symbolic" in k],
+                      [k for k in public_kinds if k.startswith("GSM-Plus")]):
+            if not group:
+                continue
+            labels = [k.replace("GSM-Plus ", "").replace("integer-decimal-fraction",
+                                                          "int-dec-frac")[:17] for k in group]
+            print(f"{'system':44s} " + " ".join(f"{x:>17s}" for x in labels)
+                  + f"  {'wrong item':>10s}")
+            for name, hits in systems.items():
+                cells = [(caught(hits, k), len(kinds[k][0])) for k in group]
+                print(f"{name:44s} " + " ".join(f"{c:5d}/{t:<4d}({c / t:4.0%})".rjust(17)
+                                                for c, t in cells)
+                      + f"  {wrong(hits, group):10d}")
     print("\nPer method (rows each method matched at all; a row can match several):")
-    sets = list(kinds) + ["gsm8k_train", "math_train"]
-    print(f"{'policy':8s} {'method':16s} " + " ".join(f"{s:>13s}" for s in sets))
+    sets = ours_kinds + public_kinds[:1] + ["gsm8k_train", "math_train"]
+    print(f"{'policy':8s} {'method':16s} " + " ".join(f"{s[:13]:>13s}" for s in sets))
     for policy, methods in per_method.items():
         for m in METHODS:
             print(f"{policy:8s} {m:16s} "
@@ -255,14 +287,17 @@ def print_sample(flagged: dict, files, train_sets, tests, item_of, k: int) -> No
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="directory with gsm8k/ and math/ (see above)")
+    parser.add_argument("--public", type=Path, help=PUBLIC_WHERE)
     parser.add_argument("--sample", type=int, default=0, metavar="N")
     parser.add_argument("--no-handwritten", action="store_true")
     args = parser.parse_args(argv)
+    if args.public is not None and not args.public.is_dir():
+        raise SystemExit(f"--public {args.public}: not a folder ({PUBLIC_WHERE})")
     with tempfile.TemporaryDirectory() as tmp:
         if not args.no_handwritten:
             handwritten(Path(tmp))
         if args.data:
-            real(args.data, Path(tmp), args.sample)
+            real(args.data, Path(tmp), args.sample, args.public)
         else:
             print(f"Real data: skipped ({WHERE})")
     return 0

@@ -8,6 +8,9 @@ and paraphrased by templates. Variant i is made from test item i.
   given: Janet, Mr. Smith's Smith, Marissa) becomes another proper noun of the corpus.
 - template: phrase rewrites (how many -> what is the number of, buys -> purchases, each ->
   every, ...) and the question sentence moved to the front; numbers and names kept.
+- harder: numbers and names changed, and two clauses added (GSM-Symbolic P2's shape: new names
+  and numbers, two more steps): a sentence of the problem told again with other numbers at
+  the start, and one more quantity of one of its nouns before the question.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import re
 
 NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve thirteen "
                 "fourteen fifteen sixteen seventeen eighteen nineteen twenty").split()
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.]*\d)|\b(?:" + "|".join(NUMBER_WORDS)
-                     + r")\b", re.IGNORECASE)
+_NUMBER = re.compile(r"(?<![\w.,])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w.]*\d)|\b(?:"
+                     + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
 _CAPITAL = re.compile(r"\b[A-Z][a-z]{2,}\b")
 _WORD = re.compile(r"[A-Za-z]+")
 
@@ -57,7 +60,7 @@ def new_number(token: str, rng: random.Random) -> str:
     if "." in token:
         whole, frac = token.split(".")
         return f"{new_number(whole, rng) if whole != '0' else '0'}.{new_number(frac, rng)}"
-    value = int(token)
+    value = int(token.replace(",", ""))
     span = max(2, value // 2)
     out = value
     while out == value or out <= 0:
@@ -95,6 +98,19 @@ def template_paraphrase(text: str) -> str:
     return " ".join(sentences)
 
 
+def add_clauses(text: str, rng: random.Random) -> str:
+    """Two more clauses: a sentence of the problem again, with other numbers, in front ("Last
+    week, ..."), and "Then N more <noun> were added." before the question."""
+    sentences = re.split(r"(?<=[.!?])\s+", text.strip())
+    body = [s for s in sentences if not s.endswith("?")] or sentences
+    first = change_numbers(rng.choice(body), rng)
+    nouns = re.findall(r"\b\d+ ([a-z]{3,}s)\b", text)  # what the problem counts: "16 eggs"
+    noun = rng.choice(nouns) if nouns else "items"
+    extra = f"Then {rng.randint(2, 9)} more {noun} were added."
+    head = f"Last week, {first[0].lower()}{first[1:]}"
+    return " ".join([head, *sentences[:-1], extra, sentences[-1]])
+
+
 def variants(tests: list[str], corpus: list[str], seed: int = 0) -> dict[str, list[str]]:
     """{kind: [variant of tests[i] for each i]}."""
     nouns = proper_nouns(corpus)
@@ -103,5 +119,56 @@ def variants(tests: list[str], corpus: list[str], seed: int = 0) -> dict[str, li
     numbers = [change_numbers(t, rng) for t in tests]
     names = [change_names(t, rng, nouns, pool) for t in tests]
     both = [change_names(change_numbers(t, rng), rng, nouns, pool) for t in tests]
-    return {"numbers": numbers, "names": names, "numbers+names": both,
-            "template": [template_paraphrase(t) for t in tests]}
+    template = [template_paraphrase(t) for t in tests]
+    harder = [add_clauses(b, random.Random(f"{seed}:{i}")) for i, b in enumerate(both)]
+    return {"numbers": numbers, "names": names, "numbers+names": both, "template": template,
+            "harder": harder}
+
+
+# ---- public perturbation sets of GSM8K-test (not shipped: the user fetches them) ------------
+
+PUBLIC_WHERE = (
+    "public perturbation sets of GSM8K-test, each optional, in one folder: "
+    "rephrase_gsm8k.jsonl (lm-sys/llm-decontaminator, data/rephrase/: GPT-4 rephrasings, "
+    "line i = test item i; Apache-2.0), gsmplus_testmini.jsonl or gsmplus_test.jsonl "
+    "(qtli/GSM-Plus, dataset/, or the hub's qintongli/GSM-Plus), GSM_symbolic.jsonl, "
+    "GSM_p1.jsonl, GSM_p2.jsonl (apple/ml-gsm-symbolic, generated_data/, or the hub's "
+    "apple/GSM-Symbolic; CC BY-NC-ND 4.0)")
+
+
+def public_sets(folder, gsm_test: list[str]) -> dict[str, list[tuple[str, int]]]:
+    """{set name: [(variant text, index of its GSM8K-test item)]} for the public sets found in
+    `folder`. Rows whose source item is not in `gsm_test` (another version of the set) are left
+    out; a GSM-Plus set is split by perturbation type."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    index = {q.strip(): i for i, q in enumerate(gsm_test)}
+    out: dict[str, list[tuple[str, int]]] = {}
+
+    def rows(name):
+        with open(folder / name, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    if (folder / "rephrase_gsm8k.jsonl").is_file():
+        # "Question: ...\nAnswer: \n#### N", line-aligned with GSM8K-test
+        kept = []
+        for i, row in enumerate(rows("rephrase_gsm8k.jsonl")[: len(gsm_test)]):
+            question = re.sub(r"^Question:\s*", "", row["text"].split("\nAnswer:")[0]).strip()
+            kept.append((question, i))
+        out["rephrase (lm-sys, GPT-4)"] = kept
+    for name in ("gsmplus_test.jsonl", "gsmplus_testmini.jsonl"):
+        if (folder / name).is_file():
+            for row in rows(name):
+                item = index.get(row["seed_question"].strip())
+                if item is not None:
+                    out.setdefault(f"GSM-Plus {row['perturbation_type']}", []).append(
+                        (row["question"], item))
+            break
+    for name, label in (("GSM_symbolic.jsonl", "GSM-Symbolic"), ("GSM_p1.jsonl", "GSM-Symbolic P1"),
+                        ("GSM_p2.jsonl", "GSM-Symbolic P2")):
+        if (folder / name).is_file():
+            out[label] = [(row["question"], index[row["original_question"].strip()])
+                          for row in rows(name) if row["original_question"].strip() in index]
+    return out

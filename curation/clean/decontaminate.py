@@ -52,7 +52,11 @@ def parse_args(argv):
     p.add_argument("--coverage", type=threshold, default=0.5, metavar="X",
                    help="n-gram methods: weighted share of a test item's words (default 0.5)")
     p.add_argument("--similarity", type=threshold, default=None, metavar="X",
-                   help="numbers_overlap: TF-IDF cosine of the words (default 0.4; strict 0.25)")
+                   help="numbers_overlap: share of the test item's content-word weight (IDF "
+                   "squared) found in the row's prompt (default 0.2)")
+    p.add_argument("--evidence", type=threshold, default=None, metavar="U",
+                   help="numbers_overlap: at least this much of the item's weight, words and "
+                   "numbers, in units of a term of one test item only (default 2.5; strict 2)")
     p.add_argument("--min-numbers", type=positive, default=2, metavar="N",
                    help="numbers_overlap: numbers a problem needs (default 2)")
     p.add_argument("--minhash-threshold", type=threshold, default=0.7, metavar="J",
@@ -282,7 +286,7 @@ def run(args, bars=None) -> dict:
                          f"({len(items.rejected)} lines rejected)")
     matchers = build_matchers(items, policy=args.policy, coverage=args.coverage,
                               similarity=args.similarity, min_numbers=args.min_numbers,
-                              minhash_threshold=args.minhash_threshold)
+                              minhash_threshold=args.minhash_threshold, evidence=args.evidence)
     _STATE.update(matchers=matchers, field=args.field)
     t_index = time.perf_counter() - t0
     tally = Tally()
@@ -351,7 +355,7 @@ def run(args, bars=None) -> dict:
             test_rejected=len(items.rejected),
             policy=args.policy,
             thresholds={"coverage": args.coverage, "similarity": matchers[1].similarity,
-                        "min_numbers": args.min_numbers,
+                        "evidence": matchers[1].evidence, "min_numbers": args.min_numbers,
                         "minhash_threshold": args.minhash_threshold,
                         "template_df": matchers[0].template_df},
             workers=args.workers,

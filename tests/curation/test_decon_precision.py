@@ -162,3 +162,74 @@ def test_a_batch_verifies_as_its_rows_one_by_one(policy):
         assert batch == alone, matcher.name
         flagged += len(batch)
     assert flagged > 50
+
+
+# Real rows (GSM8K, MIT; tests/curation/data/README.md): GSM8K-test lines 1-100, 437, 849 and
+# 1144 as the test side, and GSM8K-train problems (by their line in train.jsonl) that share every
+# number with one of those items and are other problems.
+SLICE = Path(__file__).parent / "data" / "gsm8k_test_slice.jsonl"
+SLICE_LINE = {k: k for k in range(1, 101)} | {437: 101, 849: 102, 1144: 103}
+GSM8K_TRAIN_SAME_NUMBERS = [  # (train line, the test line whose numbers it has, the row)
+    (1843, 849, {"question": "Carmen is counting the cars that pass by her window. All the cars "
+                 "are either white, black, or red. She sees 50 trucks and 40 cars. Half the "
+                 "trucks are red, and another 20% are black. If she picks one car at random, "
+                 "what is the percentage chance it's a white truck, rounded to the nearest "
+                 "integer?", "answer": "#### 17"}),
+    (3533, 437, {"question": "Donna is catering for a party. She makes 20 sandwiches and then "
+                 "cuts them in half, before cutting them in half again. She then gives everyone "
+                 "8 portions. How many people can she feed?", "answer": "#### 10"}),
+    (6218, 1144, {"question": "Levi has 5 lemons. Jayden has 6 more lemons than Levi. Jayden has "
+                  "one-third as many lemons as Eli has while Eli has one-half as many lemons as "
+                  "Ian has. How many lemons do they have in all?", "answer": "#### 115"}),
+]
+# GPT-4 rephrasings of GSM8K-test lines 1 and 3 (lm-sys/llm-decontaminator,
+# data/rephrase/rephrase_gsm8k.jsonl, Apache-2.0): new wording and order, every number kept
+REPHRASED = {
+    1: "Janet's ducks produce 16 eggs each day. She consumes three of them for her morning meal "
+       "and uses four to bake muffins for her friends daily. The remaining eggs are sold at the "
+       "daily farmers' market for $2 per egg. What is the daily amount in dollars that she "
+       "earns at the farmers' market?",
+    3: "Josh opts to venture into house flipping. He acquires a house for $80,000 and invests "
+       "another $50,000 for renovations. As a result, the house's value surges by 150%. What is "
+       "the amount of profit he realized?",
+}
+
+
+def run_gsm8k(tmp_path, train_rows, policy):
+    train = write(tmp_path / "train.jsonl", train_rows)
+    out, report = tmp_path / "clean.jsonl", tmp_path / "report.jsonl"
+    assert decontaminate(["--train", str(train), "--test", str(SLICE), "--out", str(out),
+                          "--report", str(report), "-q", "--policy", policy,
+                          "--workers", "1"]) == 0
+    records, summary = read_report(report)
+    assert summary["read"] == summary["kept"] + summary["removed"] + summary["rejected"]
+    return {r["train_line"]: r for r in records if "method" in r}
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_real_rephrasings_that_keep_the_numbers_are_removed(tmp_path, policy):
+    flagged = run_gsm8k(tmp_path, [{"question": q, "answer": "#### 0"}
+                                   for q in REPHRASED.values()], policy)
+    assert set(flagged) == {1, 2}
+    for n, k in enumerate(REPHRASED, 1):
+        assert flagged[n]["method"] == "numbers_overlap"
+        assert [m["test_line"] for m in flagged[n]["test_matches"]] == [SLICE_LINE[k]]
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_real_gsm8k_problems_sharing_every_number_are_kept(tmp_path, policy):
+    """Each row has the same numbers as its test item and is another problem: numbers alone
+    (InternLM-Math's exact number match) would remove all three."""
+    flagged = run_gsm8k(tmp_path, [row for _, _, row in GSM8K_TRAIN_SAME_NUMBERS], policy)
+    assert not flagged, {n: (r["method"], r["score"]) for n, r in flagged.items()}
+    # and they are candidates: with both thresholds at 0, numbers_overlap pairs each with it
+    from curation.clean.matchers import TrainRows
+    from curation.clean.matchers.numbers_overlap import NumbersOverlap
+    from curation.clean.testindex import TestItems
+
+    items = TestItems.read([str(SLICE)])
+    matcher = NumbersOverlap(items, similarity=0.0, evidence=0.0)
+    rows = TrainRows([r["question"] for _, _, r in GSM8K_TRAIN_SAME_NUMBERS], [""] * 3)
+    pairs = matcher.verify(rows, matcher.candidates(rows))
+    assert {r: [items.items[m.item].line for m in ms] for r, ms in pairs.items()} == {
+        k: [SLICE_LINE[line]] for k, (_, line, _) in enumerate(GSM8K_TRAIN_SAME_NUMBERS)}

@@ -66,14 +66,15 @@ def test_every_verbatim_copy_and_light_edit_is_removed(planted, policy):
         assert not missed, f"{category} rows kept: {missed}"
 
 
-def test_half_of_rephrasings_are_removed_under_strict(planted):
-    # default's cosine (0.4) keeps most of these handwritten rephrasings: on real MATH, 0.25
-    # removed distinct problems that share small numbers (docs/curation.md)
-    rows, flagged, _, _, _ = planted["strict"]
+@pytest.mark.parametrize("policy", POLICIES)
+def test_rephrasings_that_keep_the_numbers_are_removed(planted, policy):
+    # the bar (65 %), met by the default policy on real rephrasings too (LLM
+    # rephrasings of GSM8K-test: docs/curation.md)
+    rows, flagged, _, _, _ = planted[policy]
     lines = lines_of(rows, "rephrase")
     caught = [n for n in lines if n in flagged]
     assert len(lines) == len(ITEMS)
-    assert len(caught) / len(lines) >= 0.45, f"{len(caught)}/{len(lines)} rephrasings removed"
+    assert len(caught) / len(lines) >= 0.65, f"{len(caught)}/{len(lines)} rephrasings removed"
 
 
 @pytest.mark.parametrize(("policy", "share"), [("default", 0.6), ("strict", 0.85)])
@@ -210,6 +211,7 @@ def test_every_matched_test_item_is_listed(tmp_path):
     [
         ("--coverage", "ngram13", "0.5", "1.01"),
         ("--similarity", "numbers_overlap", "0.2", "1.01"),
+        ("--evidence", "numbers_overlap", "2.5", "1000"),
         ("--minhash-threshold", "minhash", "0.7", "1.01"),
     ],
 )

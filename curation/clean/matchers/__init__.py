@@ -26,24 +26,29 @@ __all__ = ["MATCHERS", "METHODS", "Match", "TrainRows", "build_matchers"]
 
 
 # Per policy: the thresholds a policy sets (an explicit argument wins). default catches the
-# same problem with new numbers where enough content words stay, and rephrasings whose wording
-# stays close; strict also takes shorter, more changed variants and looser rephrasings, and
-# with them more distinct problems of the same type (docs/curation.md has the measurements).
+# same problem with new numbers where enough content words stay, and rephrasings that keep
+# the numbers and what the problem is about; strict also takes shorter, more changed variants
+# and looser rephrasings, and with them more distinct problems of the same type. The
+# numbers_overlap thresholds were chosen on a labelled development set (docs/curation.md:
+# the precision/recall curve, and the evaluation split they were not chosen on).
 POLICIES = {
-    "default": {"similarity": 0.4, "masked": {"coverage": 0.5, "min_words": 4}},
-    "strict": {"similarity": 0.25, "masked": {"coverage": 0.35, "min_words": 3}},
+    "default": {"similarity": 0.2, "evidence": 2.5, "specific": 0.5,
+                "masked": {"coverage": 0.4, "min_words": 4}},
+    "strict": {"similarity": 0.2, "evidence": 2.0, "specific": 0.5,
+               "masked": {"coverage": 0.35, "min_words": 3}},
 }
 
 
 def build_matchers(items: TestItems, policy="default", coverage=0.5, similarity=None,
-                   min_numbers=2, minhash_threshold=0.7, masked=None) -> list:
+                   min_numbers=2, minhash_threshold=0.7, masked=None, evidence=None) -> list:
     from concurrent.futures import ThreadPoolExecutor
 
     settings = POLICIES[policy]
     makers = [
-        lambda: NgramContainment(items, coverage=coverage),
+        lambda: NgramContainment(items, coverage=coverage, specific=settings["specific"]),
         lambda: NumbersOverlap(items, min_numbers=min_numbers, similarity=settings["similarity"]
-                               if similarity is None else similarity),
+                               if similarity is None else similarity,
+                               evidence=settings["evidence"] if evidence is None else evidence),
         lambda: MinHashSimilarity(items, threshold=minhash_threshold),
         lambda: MaskedNgram(items, **(masked or settings["masked"])),
     ]

@@ -165,3 +165,20 @@ def isin_sorted(query: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     return sorted_keys[pos] == query
 
 
+def content_words(tokens: Tokens, token_df: np.ndarray, template_df: int,
+                  hashes: np.ndarray | None = None) -> np.ndarray:
+    """Per token: a content word, what tells one problem from another: not a number, not one
+    letter (x, y, a: variables), not in 5 % of the items (the, of, value, find), not inside a
+    5-gram found in `template_df` items or more (template phrases: "enter all the solutions
+    separated by commas"). `token_df`: each token's document frequency over the segments;
+    `hashes`: the token hashes the 5-grams are made of (numbers masked or not)."""
+    n_items = tokens.n_segments
+    content = (~tokens.is_num & (tokens.ends - tokens.starts > 1)
+               & (token_df < max(2, n_items // 20)))
+    h5, seg5, first5 = tokens.ngrams(5, hashes=hashes)
+    keys5, df5 = distinct_df(h5, seg5)
+    common = first5[isin_sorted(h5, keys5[df5 >= template_df])]
+    in_template = np.zeros(len(tokens) + 5, dtype=np.int64)
+    np.add.at(in_template, common, 1)
+    np.add.at(in_template, common + 5, -1)
+    return content & (np.cumsum(in_template)[: len(tokens)] == 0)

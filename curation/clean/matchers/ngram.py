@@ -14,6 +14,7 @@ from .base import (
     TrainRows,
     add_pairs,
     as_pairs,
+    content_words,
     distinct_df,
     idf,
     isin_sorted,
@@ -55,7 +56,7 @@ class NgramContainment:
     mask_numbers = False
 
     def __init__(self, items: TestItems, ns=(13, 10), coverage=0.5, template_df=None,
-                 min_short=3, min_words=0):
+                 min_short=3, min_words=0, specific=0.0):
         self.items = items
         self.ns = sorted(ns, reverse=True)
         self.n_min = min(ns)
@@ -69,21 +70,16 @@ class NgramContainment:
         self.weights = idf(token_df, len(items))  # per test token
         if self.mask_numbers:  # a masked number says nothing about which problem this is
             self.weights[tokens.is_num] = 0.0
-        # content words: not numbers, not one letter (x, y, a: variables), not in 5 % of the
-        # items (the, of, value, find); min_words counts these
-        content = (~tokens.is_num & (tokens.ends - tokens.starts > 1)
-                   & (token_df < max(2, len(items) // 20)))
-        # nor words of template phrases ("enter all the solutions separated by commas"):
-        # 5-grams found in template_df items or more
-        h5, seg5, first5 = tokens.ngrams(5, hashes=th)
-        keys5, df5 = distinct_df(h5, seg5)
-        common = first5[isin_sorted(h5, keys5[df5 >= self.template_df])]
-        in_template = np.zeros(len(th) + 5, dtype=np.int64)
-        np.add.at(in_template, common, 1)
-        np.add.at(in_template, common + 5, -1)
-        content &= np.cumsum(in_template)[: len(th)] == 0
+        content = content_words(tokens, token_df, self.template_df, hashes=th)  # min_words
         content_count = np.bincount(tokens.seg[content], minlength=len(items))
         words_before = np.concatenate(([0], np.cumsum(content)))
+        # what tells an item apart: its content words and its rare numbers (in under 5 % of
+        # the items). A match must cover `specific` of their weight: rows that share only
+        # common numbers and phrases ("1 2 3 4 5 6 7 8 9 10 11", "let x y and z be positive
+        # real numbers such that ... find the minimum value of") are other problems
+        telling = content | (tokens.is_num & (token_df < max(2, len(items) // 20)))
+        self.telling_weights = np.where(telling, self.weights, 0.0)
+        self.specific = specific
         self.grams = {}  # n -> (hashes, first token, bounds per item), templates left out
         for n, (h, seg, first) in tokens.ngrams_multi(self.ns, hashes=th).items():
             keys, df = distinct_df(h, seg)
@@ -226,7 +222,8 @@ class NgramContainment:
             cov = covered[b : b + length_k]
             weights = self.weights[a : a + length_k]
             exact = float(weights[cov].sum() / weights.sum())  # the pair's own sums
-            if exact >= self.coverage:
+            telling = self.telling_weights[a : a + length_k]
+            if exact >= self.coverage and (telling[cov].sum() >= self.specific * telling.sum()):
                 matched[k] = True
                 matches.append((int(r[k]), int(i[k]), Match(
                     int(i[k]), f"{self.name}{n}", round(exact, 4),

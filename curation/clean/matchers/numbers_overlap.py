@@ -1,87 +1,78 @@
-"""numbers_overlap: the same numbers and a lexical gate, prompt against test item."""
+"""numbers_overlap: the same numbers and the item's specific words, prompt against test item."""
 
 from __future__ import annotations
-
-import math
-from typing import NamedTuple
 
 import numpy as np
 
 from ..testindex import TestItems
-from ..tokens import Tokens, ngram_hashes
+from ..tokens import HashSet, Tokens, sorted_unique
 from .base import (
     NEAR,
     KeyIndex,
     Match,
     TrainRows,
     as_pairs,
+    content_words,
     distinct_df,
     distinct_pairs,
     idf,
+    isin_sorted,
     keyed,
-    masked,
     ranges,
 )
 
 
 class NumbersOverlap:
-    """The same multiset of numbers (at least `min_numbers`; those in under 5 % of the test
-    items must have IDFs adding up to `number_weight` times that of a number of one item only)
-    AND a TF-IDF cosine of words and word pairs (numbers masked) >= `similarity`, prompt
-    against test item. InternLM-Math's "exact number match", made precise: numbers alone
-    collide between distinct short problems, and MATH's small numbers (1 to 6) collide always;
-    the lexical gate removes most other collisions and keeps rephrasings, which change words
-    but keep numbers. The multisets compared are those of all numbers (digits and number
-    words) or, failing that, those of the numbers written in digits: rephrasings add and drop
-    words such as "two" ("their two ages") and "one" freely."""
+    """The same multiset of numbers (at least `min_numbers`) AND the item's specific words
+    found in the row: prompt against test item. InternLM-Math's "exact number match", made
+    precise.
+
+    A rephrasing keeps the numbers and what the problem is about (Janet, ducks, eggs, muffins,
+    the farmers' market) and changes the rest of the wording; another problem with the same
+    numbers is about other things. So the decision weighs what is specific in the item: its
+    content words (not in 5 % of the test items, not one letter, not in a template phrase) and
+    its numbers, each by the square of its IDF over the test items, in units of a term found
+    in one test item only: a name or a rare object counts for much, "total" or "each" for
+    little, and MATH's 2 and 3 for almost nothing. A pair matches when the row's prompt holds
+    a share >= `similarity` of the item's content-word weight (the numbers are the same by
+    then; the words tell whether the problem is) AND at least `evidence` units of weight,
+    words and numbers together (a short item's few words, "probability", "dice", say too
+    little). The multisets compared are those of all numbers (digits and number words) or,
+    failing that, those of the numbers written in digits: rephrasings add and drop words such
+    as "two" ("their two ages") and "one"."""
 
     name = "numbers_overlap"
     METHODS = ("numbers_overlap",)
     needs: set = set()
 
-    def __init__(self, items: TestItems, min_numbers=2, similarity=0.4, number_weight=0.5):
+    def __init__(self, items: TestItems, min_numbers=2, similarity=0.3, evidence=2.5,
+                 template_df=None):
         self.items = items
         self.min_numbers = min_numbers
         self.similarity = similarity
-        self.number_weight = number_weight
+        self.evidence = evidence
         tokens = items.tokens
-        # number_weight is in units of the IDF of a number found in one item only
-        top = float(idf(np.ones(1), len(items))[0])
-        specific = self.number_weights(tokens, len(items)) >= number_weight * top
+        keys, df = distinct_df(tokens.hashes, tokens.seg)
+        token_df = df[np.searchsorted(keys, tokens.hashes)]
+        top = float(idf(np.ones(1), len(items))[0])  # a word of one item only
+        telling = tokens.is_num | content_words(tokens, token_df, template_df
+                                                or max(5, len(items) // 500))
+        # each item's distinct telling terms, ordered by item then hash, and their weights
+        owner, self.terms, _ = distinct_pairs(tokens.seg[telling], tokens.hashes[telling])
+        first = np.searchsorted(keys, self.terms)
+        self.term_weights = (idf(df[first], len(items)) / top) ** 2
+        self.is_word = ~isin_sorted(self.terms, sorted_unique(tokens.hashes[tokens.is_num]))
+        self.bounds = np.searchsorted(owner, np.arange(len(items) + 1))
+        self.totals = np.bincount(owner, weights=self.term_weights, minlength=len(items))
+        self.word_totals = np.bincount(owner, weights=self.term_weights * self.is_word,
+                                       minlength=len(items))
+        # an item that could never reach both thresholds is not indexed
+        reachable = (self.totals >= evidence * (1 - NEAR)) & (self.word_totals > 0)
         self.indexes = []
         for digits_only in (False, True):
-            keys, counts = tokens.number_keys(digits_only=digits_only)
-            ok = np.flatnonzero((counts >= min_numbers) & specific)
-            self.indexes.append((digits_only, KeyIndex(keys[ok], ok)))
-        terms, owner = self._terms(tokens.hashes, tokens.is_num, tokens.seg)
-        self.term_keys, df = distinct_df(terms, owner)
-        self.term_idf = idf(df, len(items))
-        self.unseen_idf = math.log(len(items) + 1) + 1.0
-
-    @staticmethod
-    def number_weights(tokens: Tokens, n_items: int) -> np.ndarray:
-        """Per item: the IDF (over the test items) of its distinct numbers, summed, leaving out
-        numbers in 5 % of the items or more. MATH's 1, 2, 3 and 4 are in a third of its problems
-        each, so "(x+6)/sqrt(x^2-3x-4)" and "(x+3)(2x-4)(x-6)" share their numbers and say
-        nothing by it; 1200 and 16 do."""
-        h, seg = tokens.hashes[tokens.is_num], tokens.seg[tokens.is_num]
-        keys, df = distinct_df(h, seg)
-        df = df[np.searchsorted(keys, h)]
-        weight = np.where(df < max(2, n_items // 20), idf(df, n_items), 0.0)  # not in 5 %
-        order = np.lexsort((h, seg))
-        first = np.ones(len(h), dtype=bool)
-        first[1:] = (h[order][1:] != h[order][:-1]) | (seg[order][1:] != seg[order][:-1])
-        once = order[first]  # each (item, number) once
-        return np.bincount(seg[once], weights=weight[once], minlength=n_items)
-
-    @staticmethod
-    def _terms(hashes, is_num, seg):
-        """Words (not numbers) and adjacent pairs with numbers masked, as hashes."""
-        pairs, pair_seg, first = ngram_hashes(masked(hashes, is_num), seg, 2)
-        both_numbers = is_num[first] & is_num[first + 1]
-        words = ~is_num
-        return (np.concatenate([hashes[words], pairs[~both_numbers]]),
-                np.concatenate([seg[words], pair_seg[~both_numbers]]))
+            keys_n, counts = tokens.number_keys(digits_only=digits_only)
+            ok = np.flatnonzero((counts >= min_numbers) & reachable)
+            self.indexes.append((digits_only, KeyIndex(keys_n[ok], ok)))
 
     def candidates(self, rows: TrainRows) -> dict[int, set[int]]:
         cands: dict[int, set[int]] = {}
@@ -92,10 +83,32 @@ class NumbersOverlap:
         return cands
 
     def verify(self, rows: TrainRows, cands: dict[int, set[int]]) -> dict[int, list[Match]]:
-        """{row: matches} for the candidates {row: items}: the numbers compared and the cosines
-        computed for all pairs of a batch at once. A pair near or above the threshold is scored
-        again with numpy sums over its own terms in hash order, the cosine of the two vectors
-        whatever else is in the batch."""
+        """{row: matches} for the candidates {row: items}: the numbers compared and the item
+        weight found in the row computed for all pairs of a batch at once. A pair near or above
+        the thresholds is summed again over its own terms, so no verdict or score depends on
+        what else is in the batch."""
+        r, i, words, found, hit, starts = self._weigh(rows, cands)
+        near = ((words >= self.similarity * self.word_totals[i] * (1 - NEAR))
+                & (found >= self.evidence * (1 - NEAR)))
+        out: dict[int, list[Match]] = {}
+        for k in np.flatnonzero(near).tolist():  # the pair's own sums, as if alone
+            ii = int(i[k])
+            lo, hi = self.bounds[ii], self.bounds[ii + 1]
+            w, is_word = self.term_weights[lo:hi], self.is_word[lo:hi]
+            got = hit[starts[k] : starts[k + 1]]
+            share = float(w[got & is_word].sum()) / float(w[is_word].sum())
+            if share >= self.similarity and float(w[got].sum()) >= self.evidence:
+                out.setdefault(int(r[k]), []).append(
+                    Match(ii, self.name, round(share, 4), self.items.items[ii].text))
+        return out
+
+    def weigh(self, rows: TrainRows, cands: dict[int, set[int]]):
+        """(row, item, share of the content-word weight, weight found) of every candidate pair
+        with the same numbers, before any threshold (bench/decon_devset.py sweeps them)."""
+        r, i, words, found, _, _ = self._weigh(rows, cands)
+        return r, i, words / np.maximum(self.word_totals[i], 1e-300), found
+
+    def _weigh(self, rows: TrainRows, cands: dict[int, set[int]]):
         r, i = as_pairs(cands)
         rows_t, items_t = rows.tokens, self.items.tokens
         same = np.zeros(len(r), dtype=bool)
@@ -104,74 +117,17 @@ class NumbersOverlap:
             theirs = _sorted_numbers(items_t, i, digits_only)
             same |= _equal_runs(mine, theirs, self.min_numbers)
         r, i = r[same], i[same]  # the others' multiset keys collided
-        if not len(r):
-            return {}
-        mine, theirs = self._vectors(rows_t, r), self._vectors(items_t, i)
-        # pair k: item i[k]'s terms (in hash order) looked up among row r[k]'s
-        idx, pair = ranges(theirs.starts, theirs.counts)
-        wanted = keyed(r[pair], theirs.terms[idx])
-        pos = np.searchsorted(mine.keys, wanted)
-        pos[pos == len(mine.keys)] = 0
-        hit = mine.keys[pos] == wanted
-        pair = pair[hit]
-        products = theirs.term_weights[idx[hit]] * mine.weights[pos[hit]]
-        cosine = np.bincount(pair, weights=products, minlength=len(r)) / (
-            mine.norms * theirs.norms)
-        bounds = np.searchsorted(pair, np.arange(len(r) + 1))
-        out: dict[int, list[Match]] = {}
-        for k in np.flatnonzero(cosine >= self.similarity * (1 - NEAR)).tolist():
-            dot = products[bounds[k] : bounds[k + 1]].sum()
-            score = float(dot / (mine.norm(k) * theirs.norm(k)))
-            if score >= self.similarity:
-                ii = int(i[k])
-                out.setdefault(int(r[k]), []).append(
-                    Match(ii, self.name, round(score, 4), self.items.items[ii].text))
-        return out
-
-    def _vectors(self, tokens: Tokens, segs: np.ndarray) -> _Vectors:
-        """The TF-IDF vectors of some segments (repeats allowed), each computed once."""
-        uniq, back = np.unique(segs, return_inverse=True)
-        idx, owner = ranges(tokens.seg_bounds[uniq], tokens.seg_bounds[uniq + 1]
-                            - tokens.seg_bounds[uniq])
-        terms, term_owner = self._terms(tokens.hashes[idx], tokens.is_num[idx], owner)
-        term_owner, terms, counts = distinct_pairs(term_owner, terms)  # by segment, term
-        weights = np.full(len(terms), self.unseen_idf)
-        if len(self.term_keys):
-            pos = np.searchsorted(self.term_keys, terms)
-            pos[pos == len(self.term_keys)] = 0
-            known = self.term_keys[pos] == terms
-            weights[known] = self.term_idf[pos[known]]
-        weights *= counts
-        seg_starts = np.searchsorted(term_owner, np.arange(len(uniq) + 1))
-        keys = keyed(uniq[term_owner], terms)
-        by_key = np.argsort(keys)
-        norms = np.sqrt(np.bincount(term_owner, weights=weights * weights,
-                                    minlength=len(uniq)))
-        norms[norms == 0] = 1.0
-        return _Vectors(keys[by_key], weights[by_key], terms, weights,
-                        seg_starts[:-1][back], np.diff(seg_starts)[back], norms[back],
-                        seg_starts, back)
-
-
-class _Vectors(NamedTuple):
-    """TF-IDF vectors of segments: sorted keyed(segment, term) for lookups, and per requested
-    segment its terms in hash order (flat: starts, counts)."""
-
-    keys: np.ndarray
-    weights: np.ndarray  # of keys
-    terms: np.ndarray
-    term_weights: np.ndarray
-    starts: np.ndarray  # per requested segment
-    counts: np.ndarray
-    norms: np.ndarray  # per requested segment, for the batch cosine
-    bounds: np.ndarray  # per distinct segment, into terms
-    back: np.ndarray  # requested segment -> distinct segment
-
-    def norm(self, k: int) -> float:
-        """The k-th requested segment's norm, summed as numpy sums its own vector."""
-        d = self.back[k]
-        w = self.term_weights[self.bounds[d] : self.bounds[d + 1]]
-        return float(np.sqrt((w * w).sum())) or 1.0
+        # the rows' prompt tokens, one set keyed by row
+        uniq = np.unique(r)
+        idx, owner = ranges(rows_t.seg_bounds[uniq], rows_t.seg_bounds[uniq + 1]
+                            - rows_t.seg_bounds[uniq])
+        present = HashSet(keyed(uniq[owner], rows_t.hashes[idx]))  # a bitmap: 25 % faster here
+        tidx, pair = ranges(self.bounds[i], self.bounds[i + 1] - self.bounds[i])
+        hit = present.contains(keyed(r[pair], self.terms[tidx]))
+        weights = self.term_weights[tidx] * hit
+        found = np.bincount(pair, weights=weights, minlength=len(r))
+        words = np.bincount(pair, weights=weights * self.is_word[tidx], minlength=len(r))
+        return r, i, words, found, hit, np.searchsorted(pair, np.arange(len(r) + 1))
 
 
 def _sorted_numbers(tokens: Tokens, segs: np.ndarray, digits_only: bool):
