@@ -37,9 +37,10 @@ lint:
 	$(PY) -m ruff check .
 
 # every benchmark, each in its own process; docs/benchmarks.md rewritten with their tables
-# (DATA=../shared/data adds those on real GSM8K/MATH; ONLY="name ..." runs some)
+# (DATA=../shared/data adds those on real GSM8K/MATH, PUBLIC=dir the public perturbation sets;
+# ONLY="name ..." runs some)
 bench:
-	$(PY) bench/report.py $(if $(DATA),--data $(DATA)) $(if $(ONLY),--only $(ONLY))
+	$(PY) bench/report.py $(if $(DATA),--data $(DATA)) $(if $(PUBLIC),--public $(PUBLIC)) $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf work_dirs .cache .pytest_cache .ruff_cache

@@ -42,9 +42,11 @@ class Bench:
     title: str
     argv: tuple[str, ...]
     needs_data: bool = False
+    takes_public: bool = False  # --public DIR: the public perturbation sets (docs/curation.md)
 
-    def command(self, data: str | None) -> list[str]:
-        return [a.replace("{data}", data or "") for a in self.argv]
+    def command(self, data: str | None, public: str | None = None) -> list[str]:
+        argv = [a.replace("{data}", data or "") for a in self.argv]
+        return argv + (["--public", public] if public and self.takes_public else [])
 
 
 BENCHES = (
@@ -59,7 +61,9 @@ BENCHES = (
            "rensa MinHash-LSH,decontaminate default (1 process),"
            "decontaminate default (2 workers)"), needs_data=True),
     Bench("decontaminate-quality", "what each decontamination method catches and removes",
-          ("bench/curation_quality.py", "--data", "{data}"), needs_data=True),
+          ("bench/curation_quality.py", "--data", "{data}"), needs_data=True, takes_public=True),
+    Bench("decontaminate-devset", "numbers_overlap's development set: the precision/recall sweep",
+          ("bench/decon_devset.py", "--data", "{data}"), needs_data=True, takes_public=True),
     Bench("patch-effects", "each memory patch against XTuner as shipped (CPU)",
           ("bench/patch_effects.py", "--repeats", "1")),
     Bench("fit-calibration", "doctor fit against published measurements",
@@ -105,8 +109,8 @@ def commit() -> str:
         " (uncommitted changes)" if dirty else "")
 
 
-def run(bench: Bench, data: str | None) -> str:
-    argv = [sys.executable, *bench.command(data)]
+def run(bench: Bench, data: str | None, public: str | None) -> str:
+    argv = [sys.executable, *bench.command(data, public)]
     shown = "python " + " ".join(_quote(a) for a in argv[1:])
     before, started = load(), time.monotonic()
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
@@ -139,6 +143,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", help="dir with gsm8k/ and math/ (e.g. ../shared/data): adds the "
                    "benchmarks on real data")
+    p.add_argument("--public", help="dir of the public perturbation sets (GSM-Plus, ...; "
+                   "docs/curation.md says where to get them) for the decontamination benchmarks")
     p.add_argument("--only", nargs="+", choices=[b.name for b in BENCHES])
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
@@ -150,7 +156,7 @@ def main(argv=None) -> int:
         if bench.needs_data and not args.data:
             print(f"{bench.name}: skipped (needs --data DIR / make bench DATA=DIR)")
             continue
-        known[bench.name] = run(bench, args.data)
+        known[bench.name] = run(bench, args.data, args.public)
         failed += "(exit " in known[bench.name]
         # written after each benchmark: a long run interrupted keeps what it measured
         order = [b.name for b in BENCHES if b.name in known]
