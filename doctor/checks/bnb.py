@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .. import fixes
+from .. import routes
 from .. import versions as V
 from ..facts import version_matches
 from ..findings import Fix
@@ -37,7 +37,7 @@ def pin_fix(f, repair: bool = False) -> Fix:
 def torch_to(f, tag: str) -> Fix:
     """torch's build `tag`, unless torch is that build already."""
     return Fix() if f.torch.cuda and tag == "cu" + f.torch.cuda.replace(".", "") else (
-        fixes.torch_wheel(f.platform, tag))
+        routes.torch_wheel(f.platform, tag))
 
 
 def cuda_libs(f) -> dict[str, str]:
@@ -148,7 +148,7 @@ def cuda_lib(f):
     if picked and how == "exact match":
         return ok(f"{libs[picked]} for torch's CUDA {t.cuda}", details)
     if picked:
-        exact = [k for k in libs if f"cu{k}" in fixes.TORCH_TAGS]
+        exact = [k for k in libs if f"cu{k}" in routes.TORCH_TAGS]
         fix = pin_fix(f) or (Fix(text=f"Or move torch to a CUDA this bitsandbytes has a library "
                                       f"for (cu{max(exact, key=int)}):")
                              + torch_to(f, f"cu{max(exact, key=int)}") if exact else Fix())

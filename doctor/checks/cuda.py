@@ -15,7 +15,7 @@ import sysconfig
 
 from .. import versions as V
 from ..findings import Fix
-from ..fixes import toolkit_fix
+from ..routes import toolkit_fix
 from . import check, fail, info, ok, result, skip, warn
 
 CATEGORY = "CUDA toolkit"

@@ -8,7 +8,7 @@ import os
 from .. import versions as V
 from ..facts import version_matches
 from ..findings import Fix
-from ..fixes import toolkit_fix
+from ..routes import toolkit_fix
 from . import check, fail, gib, info, ok, skip, warn
 
 CATEGORY = "DeepSpeed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .. import fixes
+from .. import routes
 from .. import versions as V
 from ..findings import Fix
 from . import check, fail, gib, info, ok, skip, warn
@@ -52,7 +52,7 @@ def driver(f):
                     "an NVIDIA GPU is on the PCI bus")
             return fail(f"{p.container} container without GPU access: {seen}, but the "
                         "container was started without the GPU", details,
-                        fixes.container_gpu(p, host_driver=bool(kernel)))
+                        routes.container_gpu(p, host_driver=bool(kernel)))
         return warn(f"no NVIDIA GPU: CPU-only {p.container} container (the smoke config "
                     "runs, the 8 GB configs do not)", details,
                     Fix(text=cpu_only_text() + " If the host has one, start the container with "
@@ -60,13 +60,14 @@ def driver(f):
     if p.wsl:
         if not f.m.exists("/dev/dxg"):
             return fail("WSL2 without GPU access (/dev/dxg is missing)",
-                        details, fixes.nvidia_driver(p))
-        return fail(f"WSL2 GPU driver not answering: {rep.error}", details, fixes.nvidia_driver(p))
+                        details, routes.nvidia_driver(p))
+        return fail(f"WSL2 GPU driver not answering: {rep.error}", details,
+                    routes.nvidia_driver(p))
     if kernel:
         return fail(f"NVIDIA kernel module {kernel} is loaded but the GPU does not answer: "
                     f"{rep.error}", details,
-                    fixes.reboot(p, "A reboot reloads a wedged driver; if it persists, "
-                                 "reinstall the driver:") + fixes.nvidia_driver(p))
+                    routes.reboot(p, "A reboot reloads a wedged driver; if it persists, "
+                                 "reinstall the driver:") + routes.nvidia_driver(p))
     if pci or rep.error_kind == "driver-not-loaded":
         if pci:
             details.append(f"NVIDIA display devices on PCI: {', '.join(pci)}")
@@ -76,13 +77,13 @@ def driver(f):
         pkgs = f.dpkg_installed
         drivers = [n for n in pkgs or [] if DRIVER_PKG.match(n)]
         if pkgs is None:
-            fix = fixes.dkms_rebuild(p) + fixes.nvidia_driver(p)
+            fix = routes.dkms_rebuild(p) + routes.nvidia_driver(p)
         elif drivers:
             details.append(f"driver packages installed: {', '.join(drivers)}")
-            fix = fixes.dkms_rebuild(p)
+            fix = routes.dkms_rebuild(p)
         else:
             details.append("no NVIDIA driver package installed (dpkg)")
-            fix = fixes.nvidia_driver(p)
+            fix = routes.nvidia_driver(p)
         return fail("an NVIDIA GPU is installed but no NVIDIA driver is loaded", details, fix)
     if p.vm:
         return warn(f"no NVIDIA GPU in this {p.vm} virtual machine (the smoke config runs, the "
@@ -98,7 +99,7 @@ def driver(f):
 @check("gpu.driver_mismatch", "driver kernel module and library versions agree")
 def driver_mismatch(f):
     rep, kernel, libs = f.gpu, f.kernel_driver, f.nvml_libraries
-    fix = fixes.reboot(f.platform, "The driver package was updated under a running kernel "
+    fix = routes.reboot(f.platform, "The driver package was updated under a running kernel "
                        "module (often by unattended-upgrades); a reboot loads the new module. "
                        "To stop it recurring: `sudo apt-mark hold 'nvidia-driver-*'`.")
     if rep.error_kind == "version-mismatch":
@@ -129,10 +130,10 @@ def driver_cuda(f):
                f"torch built with CUDA {torch.cuda}"]
     if f.gpu.cuda_driver:
         details.append(f"the driver supports CUDA up to {f.gpu.cuda_driver}")
-    fix = Fix(text="Update the driver:") + fixes.nvidia_driver(p)
-    tag = fixes.torch_tag_for_driver(drv, f.min_cc)
+    fix = Fix(text="Update the driver:") + routes.nvidia_driver(p)
+    tag = routes.torch_tag_for_driver(drv, f.min_cc)
     if tag and tag != "cu" + torch.cuda.replace(".", ""):
-        fix += Fix(text="or use the torch build this driver runs:") + fixes.torch_wheel(p, tag)
+        fix += Fix(text="or use the torch build this driver runs:") + routes.torch_wheel(p, tag)
     if floor and V.release(drv) < V.release(floor):
         return fail(f"driver {drv} is too old for torch's CUDA {torch.cuda} (needs >= {floor})",
                     details, fix)
@@ -211,5 +212,5 @@ def wsl(f):
             "from Windows (`wsl --shutdown`)."))
     if not f.m.exists("/dev/dxg"):
         return warn("WSL without /dev/dxg: no GPU paravirtualization (WSL1, or an old Windows "
-                    "driver)", fix=fixes.nvidia_driver(p))
+                    "driver)", fix=routes.nvidia_driver(p))
     return ok("WSL2 uses the Windows driver (no Linux driver installed)")

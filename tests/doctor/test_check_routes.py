@@ -10,7 +10,8 @@ import subprocess
 import pytest
 
 from doctor import fixes
-from doctor.fixes import CONTAINER_TOOLKIT, Platform, Toolkit, cuda_toolkit
+from doctor.facts import Platform, Toolkit
+from doctor.routes import CONTAINER_TOOLKIT, cuda_toolkit, nvidia_repo
 
 KEYRING = "https://developer.download.nvidia.com/compute/cuda/repos/{}/x86_64/cuda-keyring_1.1-1_all.deb"
 EXPORTS = 'export PATH="$CUDA_HOME/bin:$PATH"'
@@ -220,7 +221,7 @@ def test_the_repo_table_is_data_with_a_source_for_every_repository():
         assert repo["source"] and len(repo["source"]) > 40, name
         for bound in (repo["first"], repo["last"]):
             assert bound is None or bound in releases
-        assert PLATFORMS[name].nvidia_repo == name
+        assert nvidia_repo(PLATFORMS[name]) == name
 
 
 @pytest.mark.parametrize("repo", REPOS)

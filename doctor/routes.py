@@ -1,5 +1,7 @@
-"""The fix-command catalogue: the machine (distro, release, its apt sources, container, VM, WSL,
-conda, the toolkits already installed) x torch's CUDA -> the commands that work THERE.
+"""Fix routes for what lies outside the environment (drivers, toolkits, apt, containers): the
+machine (distro, release, its apt sources, container, VM, WSL, conda, the toolkits already
+installed) x torch's CUDA -> the commands that work THERE. `doctor fix` prints these, never runs
+them.
 
 Every route checks its own preconditions before it prints a command:
 - apt components are enabled by editing the sources file in the format this machine uses
@@ -23,10 +25,12 @@ from __future__ import annotations
 import functools
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import versions as V
+from .facts.cuda import Toolkit
+from .facts.packages import ds_minor_ok
+from .facts.system import Platform
 from .findings import Fix
 
 KEYRING = "cuda-keyring_1.1-1_all.deb"
@@ -57,65 +61,20 @@ CONTAINER_TOOLKIT = [
 ]
 
 
-@dataclass(frozen=True)
-class AptSource:
-    """One sources file's entries for the distro's own archive (suites of its codename)."""
-
-    path: str  # as on the machine: /etc/apt/sources.list.d/debian.sources
-    format: str  # "deb822" | "one-line"
-    components: tuple[str, ...]  # enabled on every such entry of the file
-
-
-@dataclass(frozen=True)
-class Toolkit:
-    """A CUDA toolkit installed on the machine."""
-
-    path: str  # its top directory as on the machine: /usr/local/cuda-12.6
-    version: str  # "12.6"
-    nvcc: bool = True
-
-
-@dataclass(frozen=True)
-class Platform:
-    distro: str = ""  # os-release ID, lower case: "ubuntu", "debian"
-    release: str = ""  # os-release VERSION_ID: "24.04", "12"
-    pretty: str = ""
-    wsl: bool = False
-    conda_prefix: str | None = None
-    arch: str = "x86_64"
-    python: str = "python"  # the environment's interpreter, used in pip commands
-    container: str | None = None  # docker | podman | kubernetes | lxc | container
-    vm: str | None = None  # kvm | qemu | vmware | virtualbox | hyper-v | xen | ...
-    apt_sources: tuple[AptSource, ...] | None = None  # None: not readable here
-
-    @property
-    def nvidia_repo(self) -> str | None:
-        """Directory name of NVIDIA's apt repository for this machine, or None."""
-        if self.wsl:
-            return "wsl-ubuntu" if self.distro == "ubuntu" else None
-        for name, r in cuda_repos()["repos"].items():
-            if (r["distro"], r["release"]) == (self.distro, self.release):
-                return name
-        return None
-
-    @property
-    def repo_arch(self) -> str:
-        return {"aarch64": "sbsa", "arm64": "sbsa"}.get(self.arch, self.arch)
-
-    @property
-    def name(self) -> str:
-        base = self.pretty or f"{self.distro} {self.release}".strip() or "this Linux"
-        return f"{base} (WSL2)" if self.wsl else base
-
-    def pip(self, *args: str) -> str:
-        """Every pip line the doctor prints: this environment's interpreter, `-m pip`."""
-        return " ".join([self.python, "-m", "pip", *args])
-
-
 # -- NVIDIA's repositories, release by release ---------------------------------------------------
 @functools.cache
 def cuda_repos() -> dict:
     return json.loads(CUDA_REPOS.read_text())
+
+
+def nvidia_repo(p: Platform) -> str | None:
+    """Directory name of NVIDIA's apt repository for this machine, or None."""
+    if p.wsl:
+        return "wsl-ubuntu" if p.distro == "ubuntu" else None
+    for name, r in cuda_repos()["repos"].items():
+        if (r["distro"], r["release"]) == (p.distro, p.release):
+            return name
+    return None
 
 
 def packaged(repo: str, cuda: str) -> bool | None:
@@ -148,19 +107,6 @@ def repo_span(repo: str) -> str:
 
 
 # -- what torch's and DeepSpeed's mismatch rules accept -----------------------------------------
-def ds_minor_ok(ds_version: str | None) -> dict[int, list[str]]:
-    """DeepSpeed's op_builder `cuda_minor_mismatch_ok` table of the installed release: 0.16 has
-    12.0..12.6; 0.17 adds 12.8; 0.18 adds 12.9; no release has a CUDA 13 entry (so with CUDA 13
-    only an exact nvcc/torch match passes its check)."""
-    table = {10: ["10.0", "10.1", "10.2"], 11: [f"11.{i}" for i in range(9)],
-             12: [f"12.{i}" for i in range(7)]}
-    if V.at_least(ds_version, "0.17"):
-        table[12].append("12.8")
-    if V.at_least(ds_version, "0.18"):
-        table[12].append("12.9")
-    return table
-
-
 def toolkit_accepted(nvcc: str, torch_cuda: str, ds_version: str | None,
                      ds_table: dict | None = None) -> bool:
     """torch's extension builder raises only on a different CUDA major (a minor mismatch is a
@@ -327,7 +273,7 @@ def cuda_toolkit(p: Platform, cuda: str, ds_version: str | None = None,
             "DeepSpeed links -lcurand/-lcudart from $CUDA_HOME/lib, which the full "
             "cuda-toolkit package provides (cuda-nvcc alone does not).",
         ) + distro_toolkit_note(p, cuda)
-    repo = p.nvidia_repo
+    repo = nvidia_repo(p)
     if repo is None:
         return Fix([f"export CUDA_HOME=/usr/local/cuda-{ver}",
                     'export PATH="$CUDA_HOME/bin:$PATH"'],
