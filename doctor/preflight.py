@@ -301,11 +301,19 @@ def check(run: Run) -> list[str]:
 
     problems: list[Problem] = []
     if gpus:
-        label = gpu_label(gpus[0])
+        # The GPU the run gets as cuda:0 (CUDA_VISIBLE_DEVICES); where CUDA's own numbering
+        # leaves it open, the smallest it could be.
+        vis = facts.visibility
+        first = gpus[0] if vis.exact else min(gpus, key=lambda g: g.memory_total or 0)
+        label = gpu_label(first)
+        # doctor fit reads GPU 0 itself (its free memory: a desktop may hold some); for another
+        # GPU it is given that one's size
+        gpu_mem = (None if first is facts.all_gpus[0] or first.memory_total is None
+                   else first.memory_total / 2**30)
         try:
             with tempfile.TemporaryDirectory(prefix="xtuner-pack-preflight.") as tmp:
-                # gpu_mem=None: doctor fit judges GPU 0's free memory (a desktop may hold some)
-                report = fit_report(config_for_fit(run, Path(tmp)), deepspeed=run.deepspeed)
+                report = fit_report(config_for_fit(run, Path(tmp)), gpu_mem=gpu_mem,
+                                    deepspeed=run.deepspeed)
         except Exception:  # noqa: BLE001 - a config doctor fit cannot read is not stopped
             report = None
         if report and report.get("fits") is False:

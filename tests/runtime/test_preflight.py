@@ -108,6 +108,29 @@ def test_the_cpu_smoke_config_passes_the_preflight(empty_hf_home):
     assert preflight.check(run) == []
 
 
+def test_the_gpu_judged_is_the_one_the_run_sees(no_real_gpu, empty_hf_home, tmp_path):
+    """A 24 GB card and a 6 GB card: with CUDA_VISIBLE_DEVICES=1 (PCI order) the run gets the
+    6 GB one, and the preflight judges that one (`python -m doctor preflight`, the same check
+    without starting the run)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **empty_hf_home, "PYTHONPATH": str(REPO),
+           **fake_smi(tmp_path / "bin", RTX_4090, more=[RTX_2060]),
+           "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+    def preflight(visible):
+        return subprocess.run([sys.executable, "-m", "doctor", "preflight", str(QWEN)],
+                              capture_output=True, text=True, timeout=300, cwd=REPO,
+                              env={**env, "CUDA_VISIBLE_DEVICES": visible})
+
+    out = preflight("1")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "does not fit GPU 1 (NVIDIA GeForce RTX 2060, 6.00 GiB)" in out.stdout
+    assert "does not fit" not in preflight("0").stdout
+
+
 @pytest.mark.parametrize("argv", [[], ["--help"], ["no/such/config.py"]])
 def test_nothing_to_check_leaves_it_to_the_tool(argv):
     from doctor import preflight
