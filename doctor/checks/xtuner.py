@@ -91,7 +91,7 @@ def cli(f):
                     f"interpreter ({c['python_on_path']}), and the xtuner_cli_exit patch is not "
                     "in force", details, activate(f) + local(python_m(f, "patches", "install")))
     return ok(f"{c['xtuner']} runs {env_py}" + (
-        f" (pip's {launcher.form} launcher)" if launcher.form != "#!python" else ""), details)
+        f" ({launcher.form} launcher)" if launcher.form != "#!python" else ""), details)
 
 
 @check("xtuner.patches", "the pack's startup patches are installed")
