@@ -1,6 +1,7 @@
 """CUDA toolkit and nvcc: CUDA_HOME as torch and DeepSpeed find it, validated; nvcc
 against torch's CUDA with DeepSpeed's own minor-mismatch table; host gcc; build tools; pip's
-nvcc wheels; stray CUDA runtimes on LD_LIBRARY_PATH.
+nvcc wheels; CUDA libraries on LD_LIBRARY_PATH that shadow the wheels' own; the architecture
+lists (TORCH_CUDA_ARCH_LIST and friends) that builds compile for.
 
 The toolkit matters only where something compiles CUDA code: DeepSpeed's import-time op probe
 (< 0.19.5 on a GPU machine), DeepSpeed JIT ops, flash-attn source builds. The status of a toolkit
@@ -14,6 +15,7 @@ import re
 import sysconfig
 
 from .. import versions as V
+from ..actions import export, local, unset
 from ..findings import Fix
 from ..routes import toolkit_fix
 from . import check, fail, info, ok, result, skip, warn
@@ -238,3 +240,79 @@ def runtimes(f):
     if len(majors) > 1:
         return warn("several CUDA runtimes on LD_LIBRARY_PATH", details, fix)
     return ok("CUDA runtime on LD_LIBRARY_PATH matches torch", details)
+
+
+def arch_value(a, ccs, supported) -> str | None:
+    """`a`'s valid entries plus the architectures of `ccs` it misses, in its own syntax; None
+    when no value of that syntax covers them."""
+    kept = [e for e in re.split(r"[;\s]+", a.value.strip()) if e and e not in a.invalid]
+    for cc in ccs:
+        if a.covers(cc):
+            continue
+        if a.var == "TORCH_CUDA_ARCH_LIST":
+            exact = f"{cc[0]}.{cc[1]}"
+            lower = [s for s in supported if "a" not in s and V.major_minor(s) <= cc]
+            entry = exact if exact in supported else (
+                max(lower, key=V.major_minor) + "+PTX" if lower else None)
+        elif a.var == "FLASH_ATTN_CUDA_ARCHS":
+            entry = f"{cc[0]}0"  # the family's token: sm_80 code runs on sm_86 and sm_89
+        else:
+            entry = f"{cc[0]}{cc[1]}"
+        if entry is None:
+            return None
+        kept.append(entry)
+    return ";".join(kept)
+
+
+@check("cuda.arch_list", "TORCH_CUDA_ARCH_LIST and friends include the GPU's architecture")
+def arch_list(f):
+    lists = f.arch_lists
+    if not lists:
+        return ok("no TORCH_CUDA_ARCH_LIST, FLASH_ATTN_CUDA_ARCHS or CUDAARCHS: builds compile "
+                  "for the GPUs they see")
+    ccs = sorted({g.cc for g in f.gpus if g.cc})
+    details = [f"{a.var}={a.value!r}, read by {a.reader}: " + (
+        "every architecture" if a.everything else ", ".join(
+            f"sm_{t.cc[0]}{t.cc[1]}{'a' if t.exact else ''}" + ("+PTX" if t.ptx else "")
+            for t in a.targets) or "nothing") for a in lists]
+    if not ccs:
+        return info(f"{', '.join(a.var for a in lists)} set; no GPU here to judge it against",
+                    details)
+    names = ", ".join(f"sm_{c[0]}{c[1]}" for c in ccs)
+    _, supported = f.torch_arch_tables
+    problems, fix = [], Fix()
+    for a in lists:
+        # flash-attn runs on sm_80+ only (precision.flash_attn judges older GPUs)
+        mine = [c for c in ccs if c >= (8, 0)] if a.var == "FLASH_ATTN_CUDA_ARCHS" else ccs
+        missing = [cc for cc in mine if not a.covers(cc)]
+        if not (missing or a.invalid):
+            continue
+        if a.var == "TORCH_CUDA_ARCH_LIST":
+            ds_honours = f.deepspeed_version and not f.ds_jit_ignores_arch_list
+            status = "fail" if ds_honours and missing and f.torch.cuda else "warn"
+            who = ("torch's extension builds (DeepSpeed's ops built at install with "
+                   "DS_BUILD_OPS=1" + (", and its JIT builds" if ds_honours else "") + ")")
+        else:
+            status, who = "info", a.reader
+        if a.invalid:
+            problems.append((status, f"{a.var}={a.value!r}: {', '.join(a.invalid)} is no "
+                             f"architecture {a.reader} knows" + (
+                                 " (it raises \"Unknown CUDA arch\")"
+                                 if a.var == "TORCH_CUDA_ARCH_LIST" else " (it ignores it)")))
+        if missing:
+            gone = ", ".join(f"sm_{c[0]}{c[1]}" for c in missing)
+            problems.append((status, f"{a.var}={a.value!r} leaves out {gone}: kernels built by "
+                             f"{who} cannot run on this GPU (\"no kernel image is available "
+                             "for execution on the device\")"))
+        value = arch_value(a, mine, supported)
+        if value is not None:
+            fix += local(export(a.var, f'"{value}"'), f"{a.var} with {names} added (or unset "
+                         f"it: builds then compile for the GPUs they see).")
+        else:
+            fix += local(unset(a.var), f"No {a.var} value covers {names}: builds then compile "
+                         "for the GPUs they see.")
+    if not problems:
+        return ok(f"the build architecture lists cover {names}", details)
+    rank = {"info": 0, "warn": 1, "fail": 2}
+    status, summary = max(problems, key=lambda p: rank[p[0]])
+    return result(status, summary, [p[1] for p in problems if p[1] != summary] + details, fix)

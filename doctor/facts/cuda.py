@@ -189,3 +189,150 @@ class CudaFacts:
                 return int(m.group(1))
         return None
 
+
+
+# -- architecture lists that steer builds ----------------------------------------------------
+# torch's named architectures and the arches its extension builder accepts, where the installed
+# torch/utils/cpp_extension.py cannot be read (torch 2.13's values).
+TORCH_NAMED_ARCHES = {
+    "Kepler+Tesla": "3.7", "Kepler": "3.5+PTX", "Maxwell+Tegra": "5.3", "Maxwell": "5.0;5.2+PTX",
+    "Pascal": "6.0;6.1+PTX", "Volta+Tegra": "7.2", "Volta": "7.0+PTX", "Turing": "7.5+PTX",
+    "Ampere+Tegra": "8.7", "Ampere": "8.0;8.6+PTX", "Ada": "8.9+PTX", "Hopper": "9.0+PTX",
+    "Blackwell+Tegra": "11.0", "Blackwell": "10.0;10.3;12.0;12.1+PTX",
+}
+TORCH_SUPPORTED_ARCHES = ["3.5", "3.7", "5.0", "5.2", "5.3", "6.0", "6.1", "6.2", "7.0", "7.2",
+                          "7.5", "8.0", "8.6", "8.7", "8.9", "9.0", "9.0a", "10.0", "10.0a",
+                          "11.0", "11.0a", "10.3", "10.3a", "12.0", "12.0a", "12.1", "12.1a"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One architecture a build compiles for: SASS (machine code: runs on this major, this
+    minor or newer), PTX (JIT-compiled by the driver for any newer GPU), arch-specific ("a":
+    this exact GPU only)."""
+
+    cc: tuple[int, int]
+    sass: bool = True
+    ptx: bool = False
+    exact: bool = False
+
+    def runs_on(self, cc: tuple[int, int]) -> bool:
+        if self.exact:
+            return self.sass and cc == self.cc
+        return (self.sass and cc[0] == self.cc[0] and cc[1] >= self.cc[1]) or (
+            self.ptx and cc >= self.cc)
+
+
+@dataclass
+class ArchList:
+    """A variable that decides the architectures builds compile for, as its reader parses it."""
+
+    var: str
+    value: str
+    reader: str  # who reads it
+    targets: list[Target] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+    everything: bool = False  # "native", "all": the GPU is covered whatever it is
+
+    def covers(self, cc: tuple[int, int]) -> bool:
+        return self.everything or any(t.runs_on(cc) for t in self.targets)
+
+
+def cc_of(text: str) -> tuple[int, int] | None:
+    m = re.fullmatch(r"(\d+)\.(\d+)", text) or re.fullmatch(r"(\d+)(\d)", text)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def parse_torch_arch_list(value: str, named: dict, supported: list[str]) -> ArchList:
+    """TORCH_CUDA_ARCH_LIST as torch's `_get_cuda_arch_flags` reads it: spaces or `;`, named
+    architectures expanded, each entry one of the supported arches with an optional +PTX; an
+    empty value or "native" builds for the GPUs torch sees."""
+    out = ArchList("TORCH_CUDA_ARCH_LIST", value, "torch's extension builder")
+    if not value.strip() or value.strip() == "native":
+        out.everything = True
+        return out
+    text = value.replace(" ", ";")
+    for name, arches in named.items():  # combined names first, as torch orders them
+        text = text.replace(name, arches)
+    for entry in (e for e in text.split(";") if e):
+        base = entry.removesuffix("+PTX")
+        cc = cc_of(base.removesuffix("a"))
+        if base not in supported or cc is None:
+            out.invalid.append(entry)
+            continue
+        out.targets.append(Target(cc, True, entry.endswith("+PTX"), base.endswith("a")))
+    return out
+
+
+def parse_cmake_archs(var: str, value: str, reader: str) -> ArchList:
+    """CMake's CUDA_ARCHITECTURES (CUDAARCHS): "75;86-real;90-virtual", "native", "all"."""
+    out = ArchList(var, value, reader)
+    for entry in (e.strip() for e in value.replace(",", ";").split(";") if e.strip()):
+        if entry in ("native", "all", "all-major"):
+            out.everything = True
+            continue
+        num, _, kind = entry.partition("-")
+        cc = cc_of(num.removesuffix("a"))
+        if cc is None or kind not in ("", "real", "virtual"):
+            out.invalid.append(entry)
+            continue
+        out.targets.append(Target(cc, kind in ("", "real"), kind in ("", "virtual"),
+                                  num.endswith("a")))
+    return out
+
+
+# flash-attn's setup.py builds a family only when its exact token is listed ("80" in
+# cuda_archs()): compute_80/sm_80 for "80", and so on; any other token is silently ignored.
+FLASH_ATTN_ARCHS = ("80", "90", "100", "110", "120")
+
+
+def parse_flash_attn_archs(value: str) -> ArchList:
+    """FLASH_ATTN_CUDA_ARCHS as flash-attn's setup.py reads it: `;`-separated tokens, each of
+    FLASH_ATTN_ARCHS one SASS target (sm_80 machine code runs on sm_86 and sm_89 too)."""
+    out = ArchList("FLASH_ATTN_CUDA_ARCHS", value, "flash-attn's source build (setup.py)")
+    for entry in (e.strip() for e in value.split(";") if e.strip()):
+        cc = cc_of(entry)
+        (out.targets.append(Target(cc)) if cc and entry in FLASH_ATTN_ARCHS
+         else out.invalid.append(entry))
+    return out
+
+
+class ArchFacts:
+    @fact
+    def torch_arch_tables(self) -> tuple[dict, list]:
+        """torch's named arches and accepted arches, from the installed cpp_extension.py."""
+        import ast
+
+        text = self.source("torch/utils/cpp_extension.py") or ""
+        named, supported = dict(TORCH_NAMED_ARCHES), list(TORCH_SUPPORTED_ARCHES)
+        m = re.search(r"named_arches = collections\.OrderedDict\((\[.*?\])\)", text, re.S)
+        s = re.search(r"supported_arches = (\[.*?\])", text, re.S)
+        try:
+            if m:
+                named = dict(ast.literal_eval(m.group(1)))
+            if s:
+                supported = list(ast.literal_eval(s.group(1)))
+        except (ValueError, SyntaxError):
+            pass
+        return named, supported
+
+    @fact
+    def arch_lists(self) -> list[ArchList]:
+        """The set variables that decide which GPU architectures builds compile for."""
+        env, out = self.m.getenv, []
+        if env("TORCH_CUDA_ARCH_LIST") is not None:
+            named, supported = self.torch_arch_tables
+            out.append(parse_torch_arch_list(env("TORCH_CUDA_ARCH_LIST"), named, supported))
+        if env("FLASH_ATTN_CUDA_ARCHS"):
+            out.append(parse_flash_attn_archs(env("FLASH_ATTN_CUDA_ARCHS")))
+        if env("CUDAARCHS"):
+            out.append(parse_cmake_archs("CUDAARCHS", env("CUDAARCHS"),
+                                         "CMake builds (CMAKE_CUDA_ARCHITECTURES)"))
+        return out
+
+    @fact
+    def ds_jit_ignores_arch_list(self) -> bool:
+        """Whether the installed DeepSpeed's JIT builds set TORCH_CUDA_ARCH_LIST aside and
+        compile for the GPUs they see (its op_builder/builder.py jit_load does since 0.6)."""
+        text = self.source("deepspeed/ops/op_builder/builder.py") or ""
+        return 'os.environ["TORCH_CUDA_ARCH_LIST"] = ""' in text or not text
