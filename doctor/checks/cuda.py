@@ -215,31 +215,53 @@ def pip_nvcc(f):
                 "its nvidia/cu13 directory if you use it (unverified for DeepSpeed JIT)")
 
 
-@check("cuda.runtimes", "no foreign CUDA runtime first on LD_LIBRARY_PATH")
+@check("cuda.runtimes", "CUDA libraries on LD_LIBRARY_PATH: none of another CUDA major, none "
+                        "shadowing torch's own")
 def runtimes(f):
     dirs = [d for d in (f.m.getenv("LD_LIBRARY_PATH") or "").split(":") if d]
+    if not dirs:
+        return ok("LD_LIBRARY_PATH is not set")
     hits = {}
     for d in dirs:
         for lib in f.m.glob(os.path.join(d, "libcudart.so.*"), host=False):
             m = re.search(r"libcudart\.so\.(\d+)", lib)
             if m:
                 hits.setdefault(d, set()).add(int(m.group(1)))
-    if not hits:
-        return ok("no libcudart on LD_LIBRARY_PATH" if dirs else "LD_LIBRARY_PATH is not set")
     mm = V.major_minor(f.torch.cuda)
-    majors = set().union(*hits.values())
+    majors = set().union(*hits.values()) if hits else set()
     foreign = [d for d, v in hits.items() if mm and mm[0] not in v]
+    shadows = f.shadowed_libs if f.torch.cuda else []
     details = [f"{d}: libcudart.so.{sorted(v)}" for d, v in hits.items()]
-    keep = ":".join(d for d in dirs if d not in foreign)
-    fix = Fix([f"export LD_LIBRARY_PATH={keep}" if keep else "unset LD_LIBRARY_PATH"],
-              "torch's wheels load their own CUDA libraries; a different CUDA runtime found "
-              "first breaks bitsandbytes and extensions.")
+    details += [f"{s.found} ({s.version or 'version unknown'}) is loaded instead of "
+                f"{s.wheel} ({s.wheel_dist} {s.wheel_version}): {s.verdict}" for s in shadows]
+    older = [s for s in shadows if s.verdict == "older"]
+    unknown = [s for s in shadows if s.verdict == "unknown"]
+    drop = set(foreign) | {os.path.dirname(s.found) for s in older + unknown}
+    keep = ":".join(d for d in dirs if d not in drop)
+    fix = local(export("LD_LIBRARY_PATH", keep) if keep else unset("LD_LIBRARY_PATH"),
+                "torch's wheels bring their own CUDA libraries; the loader searches "
+                "LD_LIBRARY_PATH before them, so a directory of other ones goes.")
+    if older:
+        s = older[0]
+        more = f" (+{len(older) - 1} more)" if len(older) > 1 else ""
+        return fail(f"{s.found} ({s.version}) is loaded before torch's own {s.soname} "
+                    f"({s.wheel_dist} {s.wheel_version}): older than what torch was built with "
+                    f"(undefined symbols or version errors at `import torch`){more}", details, fix)
     if foreign:
         return warn(f"LD_LIBRARY_PATH has CUDA runtimes of another major than torch's "
                     f"{f.torch.cuda}: {', '.join(foreign)}", details, fix)
+    if unknown:
+        s = unknown[0]
+        return warn(f"{s.found} is loaded before torch's own {s.soname} ({s.wheel_dist} "
+                    f"{s.wheel_version}), and its version is unknown", details, fix)
     if len(majors) > 1:
         return warn("several CUDA runtimes on LD_LIBRARY_PATH", details, fix)
-    return ok("CUDA runtime on LD_LIBRARY_PATH matches torch", details)
+    if shadows:
+        return info(f"{len(shadows)} of torch's CUDA libraries are loaded from LD_LIBRARY_PATH "
+                    "instead of its wheels, at the same or a newer version of the same major",
+                    details)
+    return ok("no CUDA library on LD_LIBRARY_PATH shadows torch's" if not hits else
+              "CUDA runtime on LD_LIBRARY_PATH matches torch", details)
 
 
 def arch_value(a, ccs, supported) -> str | None:

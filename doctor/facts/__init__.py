@@ -18,7 +18,7 @@ bitsandbytes or flash_attn: the imports happen only in `--deep` probes, in subpr
 from __future__ import annotations
 
 from ._base import REPO, STACK, FactsBase, fact, jsonable, keyed
-from .cuda import ArchFacts, CudaFacts, CudaHome, Nvcc, Toolkit
+from .cuda import ArchFacts, CudaFacts, CudaHome, LibraryFacts, Nvcc, Toolkit
 from .deep import Deep, DeepProbes
 from .gpu import GpuFacts
 from .pack import PackFacts, Pin, Stack, interpreter_matches, parse_stack
@@ -33,6 +33,6 @@ __all__ = [
 ]
 
 
-class Facts(SystemFacts, GpuFacts, PackageFacts, CudaFacts, ArchFacts, PackFacts, ResourceFacts,
-            DeepProbes, FactsBase):
+class Facts(SystemFacts, GpuFacts, PackageFacts, CudaFacts, ArchFacts, LibraryFacts, PackFacts,
+            ResourceFacts, DeepProbes, FactsBase):
     """Every fact of one run: `Facts(Machine())`, or `Facts(Machine(root=...))` for a fake."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 
 from .. import probe
@@ -336,3 +337,85 @@ class ArchFacts:
         compile for the GPUs they see (its op_builder/builder.py jit_load does since 0.6)."""
         text = self.source("deepspeed/ops/op_builder/builder.py") or ""
         return 'os.environ["TORCH_CUDA_ARCH_LIST"] = ""' in text or not text
+
+
+# -- CUDA libraries on LD_LIBRARY_PATH against the wheels' own -------------------------------
+@dataclass
+class Shadow:
+    """A CUDA library torch's wheels bring (site-packages/nvidia/*/lib) that the dynamic loader
+    finds first elsewhere: LD_LIBRARY_PATH is searched before the wheels' RUNPATH."""
+
+    soname: str  # libcublas.so.12
+    wheel: str  # the wheel's file
+    wheel_dist: str | None  # nvidia-cublas-cu12
+    wheel_version: str | None  # 12.4.5.8
+    found: str  # the file on LD_LIBRARY_PATH that the loader takes instead
+    version: str | None  # its version: the file it links to, or its toolkit's version.json
+    verdict: str = "unknown"  # older | same | newer | unknown
+
+
+def lib_version(real_name: str) -> str | None:
+    """"libcublas.so.12.1.3.1" -> "12.1.3.1"; None for a bare soname."""
+    m = re.search(r"\.so\.(\d+(?:\.\d+)+)$", real_name)
+    return m.group(1) if m else None
+
+
+def compare(found: str | None, wheel: str | None, toolkit: bool) -> str:
+    """older | same | newer | unknown; a toolkit's version (version.json) is its CUDA release,
+    so only major.minor count then."""
+    a, b = V.release(found), V.release(wheel)
+    if not a or not b:
+        return "unknown"
+    if toolkit:
+        a, b = a[:2], b[:2]
+    return "older" if a < b else "newer" if a > b else "same"
+
+
+class LibraryFacts:
+    @fact
+    def wheel_cuda_libs(self) -> dict[str, dict]:
+        """soname -> {path, dist, version} of the CUDA libraries the nvidia-* wheels installed
+        for torch (nvidia/<name>/lib/, nvidia/cu13/lib/ for CUDA 13 wheels)."""
+        owners = {}
+        for name in self._dist_index():
+            if name.startswith("nvidia-"):
+                for path in self.dist_files(name):
+                    if path.startswith("nvidia/") and "/lib/" in path:
+                        owners[os.path.basename(path)] = (name, self.dist_version(name))
+        out = {}
+        for entry in sys.path:
+            for lib in self.m.glob(os.path.join(entry or ".", "nvidia", "*", "lib", "lib*.so*"),
+                                   host=False):
+                soname = os.path.basename(lib)
+                if soname not in out and re.search(r"\.so\.\d+$", soname):
+                    dist, version = owners.get(soname, (None, None))
+                    out[soname] = {"path": lib, "dist": dist, "version": version}
+        return out
+
+    @fact
+    def shadowed_libs(self) -> list[Shadow]:
+        """The wheels' CUDA libraries that a directory on LD_LIBRARY_PATH holds first."""
+        dirs = [d for d in (self.m.getenv("LD_LIBRARY_PATH") or "").split(":") if d]
+        if not dirs:
+            return []
+        wheels, out = self.wheel_cuda_libs, []
+        for soname, w in wheels.items():
+            for d in dirs:
+                candidate = os.path.join(d, soname)
+                if not self.m.exists(candidate, host=False, kind="file"):
+                    continue
+                if self.m.realpath(candidate) == self.m.realpath(w["path"]):
+                    break  # the wheel's own directory on LD_LIBRARY_PATH: no shadow
+                version = lib_version(os.path.basename(self.m.realpath(candidate)))
+                toolkit = False
+                if version is None:
+                    meta = self.m.read(os.path.join(d, "..", "version.json"), host=False)
+                    try:
+                        version = json.loads(meta or "")["cuda"]["version"]
+                        toolkit = True
+                    except (ValueError, KeyError, TypeError):
+                        version = None
+                out.append(Shadow(soname, w["path"], w["dist"], w["version"], candidate,
+                                  version, compare(version, w["version"], toolkit)))
+                break
+        return out
