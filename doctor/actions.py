@@ -150,3 +150,8 @@ def unset(name: str) -> EnvLine:
 def env_line(line: str) -> EnvLine:
     """An export/unset line as written (several variables at once)."""
     return EnvLine(line, names_of(line))
+
+
+def use_toolkit(path: str, text: str = "") -> Fix:
+    """CUDA_HOME (and PATH) pointed at a toolkit that is installed here."""
+    return local(export("CUDA_HOME", path), text) + local(export("PATH", '"$CUDA_HOME/bin:$PATH"'))

@@ -125,6 +125,8 @@ def run(args) -> int:
     rows, actions = plan(before)
     show_plan(rows, args.env_file, dry=not args.yes)
     n_theirs = sum(len(t) for _, _, t in rows)
+    if not rows:
+        return render.exit_code(before)
     if not args.yes:
         print(f"\n{len(actions)} change(s) to this environment (`python -m doctor fix --yes` "
               f"applies them), {n_theirs} command(s) for you; nothing changed.")

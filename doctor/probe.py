@@ -274,6 +274,10 @@ class Machine:
 
         return self._fs(probe, None)
 
+    def age(self, path) -> float | None:
+        """Seconds since `path` was last modified; None when it cannot be read."""
+        return self._fs(lambda: max(0.0, time.time() - os.stat(path).st_mtime), None)
+
     def cwd(self) -> str:
         return self._fs(os.getcwd, "/")
 

@@ -28,6 +28,7 @@ import re
 from pathlib import Path
 
 from . import versions as V
+from .actions import use_toolkit
 from .facts.cuda import Toolkit
 from .facts.packages import ds_minor_ok
 from .facts.system import Platform
@@ -227,14 +228,13 @@ def dkms_rebuild(p: Platform) -> Fix:
 # -- the CUDA toolkit ---------------------------------------------------------------------------
 def point_at(tk: Toolkit, link_target: str | None, alternatives: bool) -> Fix:
     """Use a toolkit that is already installed: CUDA_HOME, and say how to relink."""
-    cmds = [f"export CUDA_HOME={tk.path}", 'export PATH="$CUDA_HOME/bin:$PATH"']
     text = f"The CUDA {tk.version} toolkit is already installed at {tk.path}: use it"
     if link_target and link_target != tk.path:
         relink = (f"sudo update-alternatives --set cuda {tk.path}" if alternatives
                   else f"sudo ln -sfn {tk.path} /usr/local/cuda")
         text += (f" (/usr/local/cuda points at {link_target}; to make {tk.path} the default "
                  f"for every shell: `{relink}`)")
-    return Fix(cmds, text + ".")
+    return use_toolkit(tk.path, text + ".")
 
 
 def apt_toolkit(p: Platform, repo: str, cuda: str, torch_cuda: str | None = None) -> Fix:
@@ -322,11 +322,18 @@ def cuda_toolkit(p: Platform, cuda: str, ds_version: str | None = None,
                          f"torch to its {torch_tag} build, whose CUDA {move_to} {repo} packages, "
                          "then install that toolkit.")
                 + torch_wheel(p, torch_tag)
-                + cuda_toolkit(p, move_to, ds_version, installed, link_target, alternatives))
+                + printed(cuda_toolkit(p, move_to, ds_version, installed, link_target,
+                                       alternatives)))
     return Fix(text=f"{why} No packaged toolkit of the same major will do ({rules}), and no "
                     "torch build this driver runs is packaged there: install the toolkit from "
                     "NVIDIA's runfile (https://developer.nvidia.com/cuda-toolkit-archive, "
                     f"CUDA {ver}, toolkit only).")
+
+
+def printed(fix: Fix) -> Fix:
+    """A fix that comes after a step the doctor does not take (a torch download): its lines are
+    shown, none applied by `doctor fix`."""
+    return Fix(fix.commands, fix.text)
 
 
 def distro_toolkit_note(p: Platform, cuda: str) -> Fix:

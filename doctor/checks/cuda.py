@@ -15,7 +15,7 @@ import re
 import sysconfig
 
 from .. import versions as V
-from ..actions import export, local, unset
+from ..actions import env_line, export, local, pip, unset, use_toolkit
 from ..findings import Fix
 from ..routes import toolkit_fix
 from . import check, fail, info, ok, result, skip, warn
@@ -50,9 +50,9 @@ def repair_home(f) -> Fix | None:
     meant = [d.rstrip("/").removesuffix("/bin") for d in h.path.split(os.pathsep)]
     meant = [d for d in meant if d and f.m.exists(f"{d}/bin/nvcc", host=False, kind="file")]
     if meant or f.toolkit_guess:
-        return Fix([f"export CUDA_HOME={(meant or [f.m.unhost(f.toolkit_guess)])[0]}",
-                    'export PATH="$CUDA_HOME/bin:$PATH"'], "One directory, the toolkit's top.")
-    return Fix([f"unset {h.source}"], f"{h.source} must be one directory (the toolkit's top).")
+        return use_toolkit((meant or [f.m.unhost(f.toolkit_guess)])[0],
+                           "One directory, the toolkit's top.")
+    return local(unset(h.source), f"{h.source} must be one directory (the toolkit's top).")
 
 
 @check("cuda.home", "CUDA_HOME found the way torch and DeepSpeed find it, and valid")
@@ -89,9 +89,8 @@ def home(f):
     if h.kind == "no-headers":
         fix = toolkit_fix(f)
         if f.toolkit_guess:
-            fix = Fix([f"export CUDA_HOME={f.m.unhost(f.toolkit_guess)}",
-                       'export PATH="$CUDA_HOME/bin:$PATH"'],
-                      "CUDA extensions compile with -I$CUDA_HOME/include.")
+            fix = use_toolkit(f.m.unhost(f.toolkit_guess),
+                              "CUDA extensions compile with -I$CUDA_HOME/include.")
         return result("info" if status == "info" else "warn",
             f"CUDA_HOME={h.path}: {h.problems[0]}", details, fix)
     return ok(f"CUDA_HOME={h.path} ({h.source})", details)
@@ -158,10 +157,11 @@ def gcc(f):
     # A gcc nvcc accepts may be installed already (Ubuntu keeps several): use it, install none.
     have = [n for n in range(limit, 5, -1) if f.m.which(f"gcc-{n}") and f.m.which(f"g++-{n}")]
     use = have[0] if have else limit
-    fix = Fix(([] if have else [f"sudo apt-get -y install gcc-{limit} g++-{limit}"])
-              + [f"export CC=gcc-{use} CXX=g++-{use}"],
-              "torch passes CC to nvcc as its host compiler (-ccbin)."
-              + (f" gcc-{use} is installed already." if have else ""))
+    text = "torch passes CC to nvcc as its host compiler (-ccbin)." + (
+        f" gcc-{use} is installed already." if have else "")
+    line = f"export CC=gcc-{use} CXX=g++-{use}"
+    fix = (local(env_line(line), text) if have else  # the export works only once it is there
+           Fix([f"sudo apt-get -y install gcc-{limit} g++-{limit}", line], text))
     summary = (f"gcc {g['version']} is newer than nvcc {f.nvcc.release} accepts (<= {limit}): "
                "\"unsupported GNU version\"")
     return result(status, summary, details, fix)
@@ -170,10 +170,10 @@ def gcc(f):
 @check("cuda.build_tools", "ninja, a C++ compiler and Python.h for JIT builds")
 def build_tools(f):
     ds = f.deepspeed_version
-    missing, cmds = [], []
+    missing, fix = [], Fix()
     if not (f.m.which("ninja") or f.dist_version("ninja")):
         missing.append("ninja")
-        cmds.append(f.platform.pip("install", "ninja"))
+        fix += local(pip(f, "install", "ninja"))
     cxx = f.m.getenv("CXX") or "g++"
     include = sysconfig.get_paths().get("include", "")
     apt = []
@@ -184,12 +184,12 @@ def build_tools(f):
         missing.append(f"Python.h ({include})")
         apt.append("python3-dev")
     if apt:
-        cmds.append("sudo apt-get -y install " + " ".join(apt))
+        fix += Fix(["sudo apt-get -y install " + " ".join(apt)])
     if not missing:
         return ok("ninja, " + cxx + " and Python.h present")
     summary = "missing for JIT-built ops: " + ", ".join(missing)
-    why = Fix(cmds, f"DeepSpeed {ds} builds its ops on first use with these." if ds else
-              "Only needed to build DeepSpeed ops or flash-attn.")
+    why = Fix(text=f"DeepSpeed {ds} builds its ops on first use with these." if ds else
+              "Only needed to build DeepSpeed ops or flash-attn.") + fix
     return (warn if ds else info)(summary, fix=why)
 
 

@@ -90,11 +90,12 @@ def vram(f):
                        "desktop, a browser, another run)")
     details.append("after training, merge on the CPU: `xtuner convert merge ... --device cpu`")
     if low:
-        return warn(low[0], details + low[1:], Fix(
-            ["export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True"],
+        return warn(low[0], details + low[1:], local(
+            export("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True"),
             "Close what holds GPU memory (`nvidia-smi` lists it); keep batch_size=1 and "
             "max_length 2048; expandable segments cut fragmentation."))
-    return ok(f"{gib(f.gpus[0].memory_free)} free on GPU 0", details)
+    g = f.gpus[0]
+    return ok(f"{gib(g.memory_free)} free on GPU {g.index}", details)
 
 
 # What a directory that cannot be written breaks, by the variable that moves it.

@@ -7,7 +7,7 @@ import os
 import re
 
 from .. import versions as V
-from ..actions import local, pip, python_m, unset
+from ..actions import env_line, local, pip, python_m, unset
 from ..facts import canonical, interpreter_matches, version_matches
 from ..findings import Fix
 from . import check, fail, ok, skip, warn
@@ -26,10 +26,9 @@ def activate(f) -> Fix:
 def install(f):
     v = f.dist_version("xtuner")
     pin = f.pin("xtuner")
-    fix = Fix([f.platform.pip("install", "--no-deps",
-                              f"xtuner=={pin.version if pin else '0.2.0'}"),
-               "make env"], "xtuner goes in without its own pins (env/stack.txt #@no-deps), then "
-              "`make env` installs the stack that replaces them.")
+    fix = local(pip(f, "install", "--no-deps", f"xtuner=={pin.version if pin else '0.2.0'}"),
+                "xtuner goes in without its own pins (env/stack.txt #@no-deps), then `make env` "
+                "installs the stack that replaces them.") + Fix(["make env"])
     if v is None:
         return fail(f"xtuner is not installed for {f.m.python}", fix=fix)
     if not f.package_dir("xtuner"):
@@ -109,11 +108,12 @@ def patches(f):
     return ok(f"installed ({pth['path']})")
 
 
-def pip_cmd(f, pins, no_deps=False) -> str:
-    specs = " ".join(f'"{p.name}=={p.version}"' for p in pins)
-    if no_deps:
-        return f.platform.pip("install", "--no-deps", specs)
-    return f.platform.pip("install", "-c", str(f.stack_path), specs)
+def pip_pins(f, pins, no_deps=False) -> Fix:
+    """One pip line installing `pins`, constrained by the stack (an environment-local fix)."""
+    specs = [f"{p.name}=={p.version}" for p in pins]
+    args = ["install", "-c", str(f.stack_path), *(["--no-deps"] if no_deps else []), *specs]
+    line = f.platform.pip(*args[:-len(specs)], *(f'"{x}"' for x in specs))
+    return local(pip(f, *args, line=line))
 
 
 def overridden_xtuner_pins(f) -> list[str]:
@@ -166,22 +166,21 @@ def pins(f):
     if expected:
         details.append("expected, not a failure: `pip check` reports xtuner's own pins that the "
                        "stack overrides: " + ", ".join(expected))
-    cmds = []
+    fix = Fix(text="Brings the environment back to the pin set (`make env` does all of it).")
     plain = [p for p in missing + wrong if canonical(p.name) != "torch"]
     if plain:
-        cmds.append(pip_cmd(f, plain))
+        fix += pip_pins(f, plain)
     if nodeps:
-        cmds.append(pip_cmd(f, nodeps, no_deps=True))
+        fix += pip_pins(f, nodeps, no_deps=True)
     if any(canonical(p.name) == "torch" for p in missing + wrong):
-        cmds.append("make env  # torch: pick its build with TORCH_INDEX_URL")
+        fix += Fix(["make env  # torch: pick its build with TORCH_INDEX_URL"])
     if uninstall:
-        cmds.append(f.platform.pip("uninstall", "-y", *uninstall))
+        fix += local(pip(f, "uninstall", "-y", *uninstall))
     groups = {p.group for p in stack.pins if any(w.startswith(p.name + " ") for w in warns)}
     if "deepspeed" in groups:
-        cmds.append("make env DEEPSPEED=1")
+        fix += Fix(["make env DEEPSPEED=1"])
     elif "cuda" in groups and not uninstall:
-        cmds.append("make env  # installs torchvision beside a CUDA torch")
-    fix = Fix(cmds, "Brings the environment back to the pin set (`make env` does all of it).")
+        fix += Fix(["make env  # installs torchvision beside a CUDA torch"])
     n = len(missing) + len(wrong) + len(nodeps)
     if n:
         return fail(f"{n} package(s) off the pin set: " + ", ".join(
@@ -217,4 +216,4 @@ def mkl(f):
         return ok(f"mkl-service with MKL_THREADING_LAYER={layer}")
     return fail("mkl-service is installed and MKL_THREADING_LAYER is not GNU: \"MKL_THREADING_"
                 "LAYER=INTEL is incompatible with libgomp.so.1\"",
-                fix=Fix(["export MKL_THREADING_LAYER=GNU MKL_SERVICE_FORCE_INTEL=1"]))
+                fix=local(env_line("export MKL_THREADING_LAYER=GNU MKL_SERVICE_FORCE_INTEL=1")))
