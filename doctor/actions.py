@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +47,8 @@ class Run(Action):
     argv: tuple[str, ...] = ()
 
     def apply(self, ctx: Context) -> tuple[bool, str]:
+        import subprocess  # here: a `check` builds actions, only `fix --yes` runs them
+
         if not self.argv or self.argv[0] != ctx.python:  # only this environment's interpreter
             return False, f"not run: {self.argv[:1]} is not this environment's python"
         try:
@@ -65,6 +65,8 @@ class Remove(Action):
     path: str = ""
 
     def apply(self, ctx: Context) -> tuple[bool, str]:
+        import shutil
+
         p = Path(self.path)
         if not p.is_absolute() or len(p.parts) < 3:  # never /, /root, /home
             return False, f"not removed: {p} is too close to the root"
