@@ -17,6 +17,7 @@ import os
 import platform
 import re
 import sys
+from dataclasses import dataclass, field
 
 from . import checks, render
 from .check import gather
@@ -83,65 +84,115 @@ def parse(argv):
     return ap.parse_args(argv)
 
 
-def summary(facts) -> dict:
-    """The facts a maintainer asks for first, from what the checks gathered."""
-    f = facts
-    osr, virt, p = f.os_release, f.virtualization, f.platform
+# -- what the report says about the machine ------------------------------------------------------
+# One function per line of the report: facts -> Line (its key and value in --json's "summary",
+# its rows in the Markdown table). To add a line (e.g. a run's provenance), write one such
+# function and put it in SECTIONS; nothing else changes.
+@dataclass
+class Line:
+    key: str
+    value: object
+    rows: list[tuple[str, str]] = field(default_factory=list)
+
+
+ENV_VARS = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "NPROC_PER_NODE", "NCCL_P2P_DISABLE",
+            "BNB_CUDA_VERSION", "DS_SKIP_CUDA_CHECK", "DS_IGNORE_CUDA_DETECTION",
+            "TORCH_CUDA_ARCH_LIST", "FLASH_ATTN_CUDA_ARCHS", "LD_LIBRARY_PATH",
+            "PYTORCH_CUDA_ALLOC_CONF", "XTUNER_PACK_PATCHES", "HF_HOME", "HF_HUB_CACHE",
+            "HF_DATASETS_CACHE", "HF_HUB_OFFLINE", "TMPDIR")
+
+
+def os_line(f):
+    osr = f.os_release
+    name = osr.get("PRETTY_NAME") or platform.system()
+    kernel = f.kernel_release
+    return [Line("os", name, [("OS", f"{name} ({platform.machine()}" + (
+        f", kernel {kernel}" if kernel else "") + ")")]), Line("kernel", kernel),
+        Line("arch", platform.machine())]
+
+
+def where_line(f):
+    p = f.platform
     where = [w for w in (f"{p.container} container" if p.container else "",
-                         f"virtual machine ({p.vm})" if p.vm else "", "WSL2" if p.wsl else "") if w]
+                         f"virtual machine ({p.vm})" if p.vm else "", "WSL2" if p.wsl else "")
+             if w] or ["bare metal or undetected"]
+    return [Line("environment", where, [("runs in", ", ".join(where))]),
+            Line("evidence", f.virtualization["evidence"])]
+
+
+def python_line(f):
+    text = f"{f.python_version} ({f.m.python})"
+    return [Line("python", text, [("Python", text)])]
+
+
+def torch_line(f):
     t = f.torch
-    home, nvcc = f.cuda_home, f.nvcc
+    text = ((f"{t.version} (" + (f"CUDA {t.cuda}" if t.cuda else "CPU") + ")") if t.version
+            else (t.error or "not installed"))
+    return [Line("torch", text, [("torch", text)])]
+
+
+def gpu_line(f):
     gpus = [{"index": g.index, "name": g.name,
              "memory_gib": round(g.memory_total / 2**30, 1) if g.memory_total else None,
-             "cc": g.cc_text} for g in f.gpus]
-    return {
-        "os": osr.get("PRETTY_NAME") or platform.system(),
-        "kernel": platform.release() if f.m.real_root else None,
-        "arch": platform.machine(),
-        "environment": where or ["bare metal or undetected"],
-        "evidence": virt["evidence"],
-        "python": f"{f.python_version} ({f.m.python})",
-        "torch": (f"{t.version} (" + (f"CUDA {t.cuda}" if t.cuda else "CPU") + ")")
-        if t.version else (t.error or "not installed"),
-        "gpus": gpus,
-        "driver": f.driver_version,
-        "driver_cuda": f.gpu.cuda_driver,
-        "gpu_query": f.gpu.source if f.gpus else f.gpu.error,
-        "cuda_home": f"{home.path} ({home.source}, {home.kind})" if home.path else None,
-        "nvcc": nvcc.release or nvcc.problem,
-        "toolkits": [f"{tk.version} at {tk.path}" for tk in f.toolkits],
-        "packages": {name: f.dist_version(name) for name in PACKAGES},
-        "env": {k: f.m.getenv(k) for k in ("CUDA_VISIBLE_DEVICES", "NPROC_PER_NODE",
-                                           "NCCL_P2P_DISABLE", "BNB_CUDA_VERSION",
-                                           "DS_SKIP_CUDA_CHECK", "DS_IGNORE_CUDA_DETECTION",
-                                           "PYTORCH_CUDA_ALLOC_CONF", "XTUNER_PACK_PATCHES")
-                if f.m.getenv(k) is not None},
-    }
+             "cc": g.cc_text} for g in f.all_gpus]
+    rows = [(f"GPU {g['index']}", f"{g['name']}, {g['memory_gib']} GiB, compute capability "
+             f"{g['cc']}") for g in gpus] or [("GPU", f"none ({f.gpu.error})")]
+    seen = [g.index for g in f.gpus]
+    if len(gpus) > 1 or f.visible_devices is not None:
+        rows.append(("the run sees", ", ".join(f"GPU {i}" for i in seen) or "no GPU"))
+    return [Line("gpus", gpus, rows), Line("visible", seen),
+            Line("gpu_query", f.gpu.source if f.all_gpus else f.gpu.error)]
 
 
-def markdown(info: dict, findings, code: int) -> str:
+def driver_line(f):
+    cuda = f.gpu.cuda_driver
+    return [Line("driver", f.driver_version,
+                 [("driver", f"{f.driver_version}" + (f" (CUDA {cuda})" if cuda else ""))]),
+            Line("driver_cuda", cuda)]
+
+
+def cuda_line(f):
+    home, nvcc = f.cuda_home, f.nvcc
+    text = f"{home.path} ({home.source}, {home.kind})" if home.path else None
+    release = nvcc.release or nvcc.problem
+    toolkits = [f"{tk.version} at {tk.path}" for tk in f.toolkits]
+    return [Line("cuda_home", text, [("CUDA_HOME", text or "none")]),
+            Line("nvcc", release, [("nvcc", release or "none")]),
+            Line("toolkits", toolkits, [("toolkits", "; ".join(toolkits))] if toolkits else [])]
+
+
+def packages_line(f):
+    found = {name: f.dist_version(name) for name in PACKAGES}
+    return [Line("packages", found, [("packages", ", ".join(
+        f"{k} {v}" for k, v in found.items() if v))])]
+
+
+def env_line(f):
+    found = {k: f.m.getenv(k) for k in ENV_VARS if f.m.getenv(k) is not None}
+    return [Line("env", found, [("environment", ", ".join(
+        f"{k}={v}" for k, v in found.items()))] if found else [])]
+
+
+SECTIONS = (os_line, where_line, python_line, torch_line, gpu_line, driver_line, cuda_line,
+            packages_line, env_line)
+
+
+def lines(facts) -> list[Line]:
+    return [line for section in SECTIONS for line in section(facts)]
+
+
+def summary(facts) -> dict:
+    """The facts a maintainer asks for first, as --json's "summary"."""
+    return {line.key: line.value for line in lines(facts)}
+
+
+def markdown(facts_lines: list[Line], findings, code: int) -> str:
     counts = {s: sum(x.status == s for x in findings) for s in RANK}
     verdict = ", ".join(f"{counts[s]} {s}" for s in ("fail", "crash", "warn", "info", "pass",
                                                      "skip") if counts[s])
-    rows = [("doctor", f"{verdict} (exit {code})"),
-            ("OS", f"{info['os']} ({info['arch']}" + (f", kernel {info['kernel']}"
-                                                       if info["kernel"] else "") + ")"),
-            ("runs in", ", ".join(info["environment"])),
-            ("Python", info["python"]), ("torch", info["torch"])]
-    for g in info["gpus"]:
-        rows.append((f"GPU {g['index']}", f"{g['name']}, {g['memory_gib']} GiB, "
-                                          f"compute capability {g['cc']}"))
-    if not info["gpus"]:
-        rows.append(("GPU", f"none ({info['gpu_query']})"))
-    rows.append(("driver", f"{info['driver']}" + (f" (CUDA {info['driver_cuda']})"
-                                                  if info["driver_cuda"] else "")))
-    rows.append(("CUDA_HOME", info["cuda_home"] or "none"))
-    rows.append(("nvcc", info["nvcc"] or "none"))
-    if info["toolkits"]:
-        rows.append(("toolkits", "; ".join(info["toolkits"])))
-    rows.append(("packages", ", ".join(f"{k} {v}" for k, v in info["packages"].items() if v)))
-    if info["env"]:
-        rows.append(("environment", ", ".join(f"{k}={v}" for k, v in info["env"].items())))
+    rows = [("doctor", f"{verdict} (exit {code})")]
+    rows += [row for line in facts_lines for row in line.rows]
     out = ["### `python -m doctor report`", "", "| | |", "|---|---|"]
     out += [f"| {k} | {str(v).replace('|', '/')} |" for k, v in rows]
     problems = sorted((x for x in findings if x.status in render.PROBLEMS),
@@ -167,7 +218,8 @@ def main(argv=None) -> int:
         facts, findings, elapsed, deep = gather(args, checks.load())
         code = render.exit_code(findings)
         redact = Redactor(facts.m.env)
-        info = redact(summary(facts))
+        facts_lines = lines(facts)
+        info = redact({line.key: line.value for line in facts_lines})
         if args.json:
             print(json.dumps({"exit_code": code, "seconds": round(elapsed, 3), "deep": deep,
                               "summary": info,
@@ -176,7 +228,7 @@ def main(argv=None) -> int:
                                                                     default=str)))},
                              indent=2))
         else:
-            print(redact(markdown(info, findings, code)))
+            print(redact(markdown(facts_lines, findings, code)))
         return code
     except KeyboardInterrupt:
         return 130
