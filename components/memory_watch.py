@@ -125,7 +125,7 @@ class MemoryWatchHook(Hook):
         if log:
             runner.logger.info(self.describe(data))
             if data["headroom_pct"] is not None and data["headroom_pct"] < self.warn_below_pct:
-                from patches.preflight import knob_lines
+                from doctor.preflight import knob_lines
 
                 lines = knob_lines(self.report or {}, limit=3)
                 runner.logger.warning(
@@ -195,7 +195,7 @@ class MemoryWatchHook(Hook):
     def _estimate(self, runner) -> dict | None:
         """doctor fit on the config as this run has it: mmengine's dump in the work dir has the
         --cfg-options merged."""
-        from patches.preflight import fit_report
+        from doctor.preflight import fit_report
 
         dumped = Path(runner.work_dir) / Path(self.config or "").name
         config = str(dumped) if self.config and dumped.is_file() else self.config

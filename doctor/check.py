@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import checks, report
+from . import checks, render
 from .facts import STACK, Facts
 from .findings import Finding, Fix
 from .probe import DEFAULT_TIMEOUT, Machine
@@ -97,11 +97,11 @@ def run(args) -> int:
         return 2
     facts, findings, elapsed, deep = gather(args, chosen)
     if args.json:
-        print(report.to_json(findings, facts.gathered, args.strict, seconds=round(elapsed, 3),
+        print(render.to_json(findings, facts.gathered, args.strict, seconds=round(elapsed, 3),
                              deep=deep, python=facts.m.python))
     else:
-        report.render(findings, args.verbose, facts.gathered, args.strict)
-    return report.exit_code(findings, args.strict)
+        render.render(findings, args.verbose, facts.gathered, args.strict)
+    return render.exit_code(findings, args.strict)
 
 
 def gather(args, chosen):

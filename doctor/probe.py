@@ -27,6 +27,7 @@ import functools
 import glob as _glob
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -254,6 +255,29 @@ class Machine:
 
         return bool(self._fs(lambda: dev(a) == dev(b), False))
 
+    def write_access(self, path) -> dict | None:
+        """Whether this process may create `path` (or files in it): the nearest existing
+        directory of it, whether that is writable and searchable for this user (access(2),
+        which also says EROFS for a read-only mount), its owner and mode; `blocker` a file
+        that stands where a directory is needed. None when the filesystem does not answer."""
+
+        def probe():
+            q, blocker = Path(path), None
+            while not q.exists() and q != q.parent:
+                q = q.parent
+            if not q.is_dir():
+                blocker, q = str(q), q.parent
+            st = q.stat()
+            return {"nearest": str(q), "exists": Path(path).is_dir(), "blocker": blocker,
+                    "writable": os.access(q, os.W_OK | os.X_OK), "uid": st.st_uid,
+                    "mode": st.st_mode & 0o7777, "euid": os.geteuid()}
+
+        return self._fs(probe, None)
+
+    def age(self, path) -> float | None:
+        """Seconds since `path` was last modified; None when it cannot be read."""
+        return self._fs(lambda: max(0.0, time.time() - os.stat(path).st_mtime), None)
+
     def cwd(self) -> str:
         return self._fs(os.getcwd, "/")
 
@@ -316,6 +340,8 @@ class Gpu:
     memory_total: int | None = None  # bytes
     memory_free: int | None = None  # bytes
     cc: tuple[int, int] | None = None  # compute capability
+    uuid: str | None = None  # "GPU-8f6b3e1c-..." (CUDA_VISIBLE_DEVICES may name it)
+    bus: str | None = None  # PCI bus id "00000000:01:00.0" (CUDA_DEVICE_ORDER=PCI_BUS_ID)
 
     @property
     def cc_text(self) -> str:
@@ -324,12 +350,13 @@ class Gpu:
 
 @dataclass
 class GpuReport:
-    source: str = "none"  # "nvml", "nvidia-smi" or "none"
+    source: str = "none"  # "nvml", "nvidia-smi", "/proc/driver/nvidia" or "none"
     driver_version: str | None = None
     cuda_driver: str | None = None  # the newest CUDA the driver supports, "13.0"
     gpus: list[Gpu] = field(default_factory=list)
     error: str | None = None  # what went wrong asking
     error_kind: str | None = None  # library-not-found | driver-not-loaded | version-mismatch | ...
+    notes: list[str] = field(default_factory=list)  # fields a tool could not give, and why
 
 
 # NVML error class names -> our kinds (pynvml generates NVMLError_<Name> classes).
@@ -343,7 +370,9 @@ NVML_KINDS = {
 
 
 def nvml_report(timeout: float = DEFAULT_TIMEOUT) -> GpuReport:
-    """GPU facts from NVML (nvidia-ml-py's pynvml), in a bounded thread: a sick GPU can hang it."""
+    """GPU facts from NVML (nvidia-ml-py's pynvml), in a bounded thread: a sick GPU can hang it.
+    Each field is asked on its own: an older driver lacks some functions (FunctionNotFound),
+    WSL some answers (NotSupported); a field that fails is unknown, not the GPU down."""
     try:
         import pynvml
     except ImportError as exc:
@@ -355,24 +384,33 @@ def nvml_report(timeout: float = DEFAULT_TIMEOUT) -> GpuReport:
 
         pynvml.nvmlInit()
         try:
-            rep = GpuReport(source="nvml", driver_version=text(pynvml.nvmlSystemGetDriverVersion()))
-            try:
-                v = pynvml.nvmlSystemGetCudaDriverVersion()
-                rep.cuda_driver = f"{v // 1000}.{v % 1000 // 10}"
-            except pynvml.NVMLError:
-                pass
+            rep = GpuReport(source="nvml")
+
+            def field_(what: str, fn, *args):
+                try:
+                    return fn(*args)
+                except pynvml.NVMLError as exc:
+                    rep.notes.append(f"NVML {what}: {exc}")
+                    return None
+
+            driver = field_("driver version", pynvml.nvmlSystemGetDriverVersion)
+            rep.driver_version = text(driver) if driver is not None else None
+            v = field_("CUDA driver version", pynvml.nvmlSystemGetCudaDriverVersion)
+            rep.cuda_driver = f"{v // 1000}.{v % 1000 // 10}" if v else None
             for i in range(pynvml.nvmlDeviceGetCount()):
                 h = pynvml.nvmlDeviceGetHandleByIndex(i)
-                gpu = Gpu(index=i, name=text(pynvml.nvmlDeviceGetName(h)))
-                try:
-                    mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+                name = field_(f"GPU {i} name", pynvml.nvmlDeviceGetName, h)
+                gpu = Gpu(index=i, name=text(name) if name is not None else f"GPU {i}")
+                mem = field_(f"GPU {i} memory", pynvml.nvmlDeviceGetMemoryInfo, h)
+                if mem is not None:
                     gpu.memory_total, gpu.memory_free = int(mem.total), int(mem.free)
-                except pynvml.NVMLError:  # e.g. NotSupported under WSL for some fields
-                    pass
-                try:
-                    gpu.cc = tuple(pynvml.nvmlDeviceGetCudaComputeCapability(h))
-                except pynvml.NVMLError:
-                    pass
+                cc = field_(f"GPU {i} compute capability",
+                            pynvml.nvmlDeviceGetCudaComputeCapability, h)
+                gpu.cc = tuple(cc) if cc else None
+                uuid = field_(f"GPU {i} UUID", pynvml.nvmlDeviceGetUUID, h)
+                gpu.uuid = text(uuid) if uuid is not None else None
+                pci = field_(f"GPU {i} PCI", pynvml.nvmlDeviceGetPciInfo, h)
+                gpu.bus = text(pci.busId) if pci is not None else None
                 rep.gpus.append(gpu)
             return rep
         finally:
@@ -390,7 +428,19 @@ def nvml_report(timeout: float = DEFAULT_TIMEOUT) -> GpuReport:
         return GpuReport(error=f"NVML: {exc}", error_kind=kind)
 
 
-SMI_FIELDS = "index,name,memory.total,memory.free,compute_cap,driver_version"
+# Asked of `nvidia-smi --query-gpu`; index and name are what a GPU needs to be listed at all.
+SMI_FIELDS = ("index", "name", "memory.total", "memory.free", "compute_cap", "driver_version",
+              "uuid", "pci.bus_id")
+SMI_REQUIRED = ("index", "name")
+# What nvidia-smi prints for a field it does not know (exit status 2): "compute_cap" arrived
+# with driver 510; a 470 driver's nvidia-smi rejects the whole query for it.
+INVALID_FIELD = re.compile(r'Field "([^"]+)" is not a valid field to query')
+# Failures that are the driver's or the GPU's, not the query's: asking less does not help.
+SMI_HARD = (("version mismatch", "version-mismatch"),
+            ("communicate with the nvidia driver", "driver-not-loaded"),
+            ("no devices were found", "no-gpu"),
+            ("gpu is lost", "gpu-lost"),
+            ("unable to determine the device handle", "gpu-lost"))
 
 
 def _number(text: str) -> float | None:
@@ -400,41 +450,93 @@ def _number(text: str) -> float | None:
         return None
 
 
+def _smi_query(machine: Machine, exe: str, fields) -> Run:
+    return machine.run([exe, f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"])
+
+
+def _smi_rows(run: Run, fields) -> dict[int, dict[str, str]]:
+    rows = {}
+    for line in run.stdout.splitlines():
+        cols = [c.strip() for c in line.split(",")]
+        if len(cols) == len(fields) and cols[0].isdigit():
+            rows[int(cols[0])] = dict(zip(fields, cols, strict=True))
+    return rows
+
+
 def smi_report(machine: Machine) -> GpuReport:
-    """GPU facts from `nvidia-smi --query-gpu` (CSV, MiB) on the machine's PATH."""
+    """GPU facts from `nvidia-smi --query-gpu` (CSV, MiB) on the machine's PATH. A query that an
+    older nvidia-smi rejects for one field is asked again without it, field by field when the
+    answer does not say which, before the GPU is judged as not answering."""
     exe = machine.which("nvidia-smi")
     if not exe:
         return GpuReport(error="nvidia-smi is not on PATH", error_kind="library-not-found")
-    run = machine.run([exe, f"--query-gpu={SMI_FIELDS}", "--format=csv,noheader,nounits"])
-    if not run.ok:
+    fields = list(SMI_FIELDS)
+    run = _smi_query(machine, exe, fields)
+    notes = []
+    while not run.ok and not run.timed_out:
+        bad = [f for f in INVALID_FIELD.findall(run.output) if f in fields]
+        if not bad or set(bad) & set(SMI_REQUIRED):
+            break
+        notes += [f"nvidia-smi does not know the field {f!r} (an older driver)" for f in bad]
+        fields = [f for f in fields if f not in bad]
+        run = _smi_query(machine, exe, fields)
+    low = run.output.lower()
+    hard = next((kind for text, kind in SMI_HARD if text in low), None)
+    rows = _smi_rows(run, fields) if run.ok else {}
+    if not run.ok and not run.timed_out and hard is None:
+        # The answer names no field: ask for the least, then each other field on its own.
+        least = _smi_query(machine, exe, SMI_REQUIRED)
+        if least.ok and _smi_rows(least, SMI_REQUIRED):
+            rows, fields = _smi_rows(least, SMI_REQUIRED), list(SMI_REQUIRED)
+            for f in SMI_FIELDS[len(SMI_REQUIRED):]:
+                one = _smi_query(machine, exe, ("index", f))
+                answers = _smi_rows(one, ("index", f)) if one.ok else {}
+                if not answers:
+                    notes.append(f"nvidia-smi --query-gpu={f}: {one.describe()}")
+                for i, row in answers.items():
+                    rows.get(i, {})[f] = row[f]
+            run = least
+    if not rows:
         text = run.output.strip() or run.describe()
-        kind = "nvidia-smi-error"
-        if "version mismatch" in text.lower():
-            kind = "version-mismatch"
-        elif "communicate with the nvidia driver" in text.lower():
-            kind = "driver-not-loaded"
-        elif run.timed_out:
-            kind = "timeout"
+        kind = "timeout" if run.timed_out else hard or "nvidia-smi-error"
         return GpuReport(error=f"nvidia-smi: {text.splitlines()[-1] if text else ''}",
-                         error_kind=kind)
-    rep = GpuReport(source="nvidia-smi")
-    for line in run.stdout.splitlines():
-        cols = [c.strip() for c in line.split(",")]
-        if len(cols) != 6 or not cols[0].isdigit():
-            continue
-        idx, name, total, free, cc, driver = cols
-        gpu = Gpu(index=int(idx), name=name)
-        mib = 1 << 20
-        if (t := _number(total)) is not None:
+                         error_kind=kind, notes=notes)
+    rep = GpuReport(source="nvidia-smi", notes=notes)
+    mib = 1 << 20
+    for i, row in sorted(rows.items()):
+        gpu = Gpu(index=i, name=row.get("name", f"GPU {i}"))
+        if (t := _number(row.get("memory.total", ""))) is not None:
             gpu.memory_total = int(t * mib)
-        if (f := _number(free)) is not None:
+        if (f := _number(row.get("memory.free", ""))) is not None:
             gpu.memory_free = int(f * mib)
+        cc = row.get("compute_cap", "")
         if "." in cc and all(p.isdigit() for p in cc.split(".", 1)):
             gpu.cc = tuple(int(p) for p in cc.split(".", 1))
-        rep.driver_version = rep.driver_version or driver
+        gpu.uuid = row.get("uuid") if (row.get("uuid") or "").startswith("GPU-") else None
+        gpu.bus = row.get("pci.bus_id") or None
+        driver = row.get("driver_version")
+        rep.driver_version = rep.driver_version or (driver if driver and driver[0].isdigit()
+                                                    else None)
         rep.gpus.append(gpu)
-    if not rep.gpus:
-        rep.error, rep.error_kind = "nvidia-smi printed no GPU", "no-gpu"
+    return rep
+
+
+def proc_report(machine: Machine) -> GpuReport:
+    """The GPUs the loaded driver lists in /proc/driver/nvidia/gpus/*/information (model, UUID,
+    bus, minor): no memory and no compute capability, but proof that the driver has them when
+    no tool answers (nvidia-smi absent from a container, NVML not mounted)."""
+    rep = GpuReport(source="/proc/driver/nvidia")
+    for bus in machine.listdir("/proc/driver/nvidia/gpus"):
+        info = machine.read(f"/proc/driver/nvidia/gpus/{bus}/information") or ""
+        fields = dict(re.findall(r"^([A-Za-z ]+):\s*(.*?)\s*$", info, re.M))
+        minor = fields.get("Device Minor", "")
+        rep.gpus.append(Gpu(index=int(minor) if minor.isdigit() else len(rep.gpus),
+                            name=fields.get("Model") or "NVIDIA GPU",
+                            uuid=fields.get("GPU UUID") or None,
+                            bus=fields.get("Bus Location") or bus))
+    rep.gpus.sort(key=lambda g: g.bus or "")
+    for i, g in enumerate(rep.gpus):  # PCI order: what nvidia-smi and NVML number 0..N-1
+        g.index = i
     return rep
 
 
@@ -451,7 +553,10 @@ def nvml_present(machine: Machine) -> bool:
 
 
 def gpu_report(machine: Machine) -> GpuReport:
-    """NVML where it describes this machine, else nvidia-smi; the first answer that worked."""
+    """NVML where it describes this machine, else nvidia-smi, else the GPUs the driver lists
+    in /proc when neither tool is there or either only rejected a question: the first answer
+    that worked. A tool that is there and fails for the driver's or the GPU's sake (mismatch,
+    driver not loaded, GPU lost, no answer) is the answer."""
     nvml = None
     if machine.real_root and not nvml_present(machine):
         nvml = GpuReport(error="NVML: libnvidia-ml.so.1 not found", error_kind="library-not-found")
@@ -462,4 +567,10 @@ def gpu_report(machine: Machine) -> GpuReport:
     smi = smi_report(machine)
     if nvml and not smi.gpus:
         smi.error = f"{nvml.error}; {smi.error}"
+    if smi.gpus or smi.error_kind not in ("library-not-found", "nvidia-smi-error"):
+        return smi
+    proc = proc_report(machine)
+    if proc.gpus:
+        proc.notes = smi.notes + [f"no tool answered ({smi.error}): the driver's own list"]
+        return proc
     return smi

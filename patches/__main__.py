@@ -10,21 +10,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import sysconfig
-from pathlib import Path
+
+# The .pth contract (its name and line) lives in one leaf module that the doctor reads too.
+from doctor.pth import PTH_LINE, PTH_NAME, pth_path
 
 from . import MEMORY, STARTUP
 
-PTH_NAME = "xtuner_8gb_pack_patches.pth"
-# One line: site.py executes lines that start with "import". find_spec keeps start-up silent
-# when the pack has been uninstalled but the .pth left behind.
-PTH_LINE = (
-    "import importlib.util as _u; _u.find_spec('patches') and __import__('patches._startup')\n"
-)
-
-
-def pth_path() -> Path:
-    return Path(sysconfig.get_paths()["purelib"]) / PTH_NAME
+__all__ = ["PTH_LINE", "PTH_NAME", "main", "pth_path"]
 
 
 def install() -> int:

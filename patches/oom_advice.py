@@ -45,7 +45,7 @@ def gpu_memory() -> tuple[float, str]:
 
 
 def message(exc: BaseException, argv: list[str], traceback_file: str | None) -> list[str]:
-    from patches.preflight import (
+    from doctor.preflight import (
         PREFIX,
         config_for_fit,
         estimate_text,

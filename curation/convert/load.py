@@ -109,6 +109,35 @@ def load_conversations(source: str, split: str | None = None, data_files=None,
     return dataset
 
 
+def offline_need(source: str, split: str | None = None, data_files=None, **_) -> tuple[
+        str, list[str]] | None:
+    """What `load_conversations` with these arguments would download from the hub, when it is
+    not here: (name, lines that say how to get it), else None. The doctor's preflight asks it
+    (`load_conversations.offline_need`) before `xtuner train` starts, so a missing dataset on
+    an offline machine stops the run in seconds, not after the model has loaded."""
+    from doctor.preflight import dataset_cached
+
+    if data_files:  # local files: load_conversations itself names a missing one
+        return None
+    src = get(source)
+    split = split or src.default_split
+    if os.environ.get(ENV_VAR):
+        try:
+            env_files(src, split)
+        except (SourceError, DataFileError) as exc:
+            return src.hub_id, [str(exc)]
+        return None
+    if dataset_cached(src.hub_id, src.hub_file):
+        return None
+    return f"{src.hub_id} ({src.name})", [
+        f"$ huggingface-cli download --repo-type dataset {src.hub_id} --local-dir DIR/{src.hub_id}",
+        f"then {ENV_VAR}=DIR xtuner train ... (or --cfg-options "
+        "train_dataloader.dataset.dataset.data_files=FILE)"]
+
+
+load_conversations.offline_need = offline_need
+
+
 def conversation_features():
     from datasets import Features, List, Value
 

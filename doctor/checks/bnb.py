@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 
-from .. import fixes
+from .. import routes
 from .. import versions as V
+from ..actions import local, pip
+from ..actions import unset as unset_var
 from ..facts import version_matches
 from ..findings import Fix
 from . import check, fail, info, ok, skip, warn
@@ -29,15 +31,15 @@ def pin_fix(f, repair: bool = False) -> Fix:
     if there and not repair:
         return Fix()
     force = ["--force-reinstall"] if there else []
-    return Fix([f.platform.pip("install", *force, "-c", str(f.stack_path),
-                               f"bitsandbytes=={pin.version}")] if pin else
-               [f.platform.pip("install", "-U", "bitsandbytes")])
+    return local(pip(f, "install", *force, "-c", str(f.stack_path),
+                     f"bitsandbytes=={pin.version}") if pin else
+                 pip(f, "install", "-U", "bitsandbytes"))
 
 
 def torch_to(f, tag: str) -> Fix:
     """torch's build `tag`, unless torch is that build already."""
     return Fix() if f.torch.cuda and tag == "cu" + f.torch.cuda.replace(".", "") else (
-        fixes.torch_wheel(f.platform, tag))
+        routes.torch_wheel(f.platform, tag))
 
 
 def cuda_libs(f) -> dict[str, str]:
@@ -127,8 +129,8 @@ def cuda_lib(f):
                                          else "")]
     if value is not None and override(f) is None:
         details.append(f"bitsandbytes {v} does not read BNB_CUDA_VERSION ({CEXT}): ignored")
-    unset = Fix(["unset BNB_CUDA_VERSION"], "Lets bitsandbytes pick the library for torch's "
-                "CUDA itself (an override bypasses that selection entirely).")
+    unset = local(unset_var("BNB_CUDA_VERSION"), "Lets bitsandbytes pick the library for "
+                  "torch's CUDA itself (an override bypasses that selection entirely).")
     if override(f) is not None:
         if not value.isdigit() and "digits only" in (f.source(CEXT) or "digits only"):
             return fail(f"BNB_CUDA_VERSION={value!r}: bitsandbytes {v} raises RuntimeError "
@@ -148,7 +150,7 @@ def cuda_lib(f):
     if picked and how == "exact match":
         return ok(f"{libs[picked]} for torch's CUDA {t.cuda}", details)
     if picked:
-        exact = [k for k in libs if f"cu{k}" in fixes.TORCH_TAGS]
+        exact = [k for k in libs if f"cu{k}" in routes.TORCH_TAGS]
         fix = pin_fix(f) or (Fix(text=f"Or move torch to a CUDA this bitsandbytes has a library "
                                       f"for (cu{max(exact, key=int)}):")
                              + torch_to(f, f"cu{max(exact, key=int)}") if exact else Fix())

@@ -1,6 +1,7 @@
 """CUDA toolkit and nvcc: CUDA_HOME as torch and DeepSpeed find it, validated; nvcc
 against torch's CUDA with DeepSpeed's own minor-mismatch table; host gcc; build tools; pip's
-nvcc wheels; stray CUDA runtimes on LD_LIBRARY_PATH.
+nvcc wheels; CUDA libraries on LD_LIBRARY_PATH that shadow the wheels' own; the architecture
+lists (TORCH_CUDA_ARCH_LIST and friends) that builds compile for.
 
 The toolkit matters only where something compiles CUDA code: DeepSpeed's import-time op probe
 (< 0.19.5 on a GPU machine), DeepSpeed JIT ops, flash-attn source builds. The status of a toolkit
@@ -14,8 +15,9 @@ import re
 import sysconfig
 
 from .. import versions as V
+from ..actions import env_line, export, local, pip, unset, use_toolkit
 from ..findings import Fix
-from ..fixes import toolkit_fix
+from ..routes import toolkit_fix
 from . import check, fail, info, ok, result, skip, warn
 
 CATEGORY = "CUDA toolkit"
@@ -48,9 +50,9 @@ def repair_home(f) -> Fix | None:
     meant = [d.rstrip("/").removesuffix("/bin") for d in h.path.split(os.pathsep)]
     meant = [d for d in meant if d and f.m.exists(f"{d}/bin/nvcc", host=False, kind="file")]
     if meant or f.toolkit_guess:
-        return Fix([f"export CUDA_HOME={(meant or [f.m.unhost(f.toolkit_guess)])[0]}",
-                    'export PATH="$CUDA_HOME/bin:$PATH"'], "One directory, the toolkit's top.")
-    return Fix([f"unset {h.source}"], f"{h.source} must be one directory (the toolkit's top).")
+        return use_toolkit((meant or [f.m.unhost(f.toolkit_guess)])[0],
+                           "One directory, the toolkit's top.")
+    return local(unset(h.source), f"{h.source} must be one directory (the toolkit's top).")
 
 
 @check("cuda.home", "CUDA_HOME found the way torch and DeepSpeed find it, and valid")
@@ -87,9 +89,8 @@ def home(f):
     if h.kind == "no-headers":
         fix = toolkit_fix(f)
         if f.toolkit_guess:
-            fix = Fix([f"export CUDA_HOME={f.m.unhost(f.toolkit_guess)}",
-                       'export PATH="$CUDA_HOME/bin:$PATH"'],
-                      "CUDA extensions compile with -I$CUDA_HOME/include.")
+            fix = use_toolkit(f.m.unhost(f.toolkit_guess),
+                              "CUDA extensions compile with -I$CUDA_HOME/include.")
         return result("info" if status == "info" else "warn",
             f"CUDA_HOME={h.path}: {h.problems[0]}", details, fix)
     return ok(f"CUDA_HOME={h.path} ({h.source})", details)
@@ -156,10 +157,11 @@ def gcc(f):
     # A gcc nvcc accepts may be installed already (Ubuntu keeps several): use it, install none.
     have = [n for n in range(limit, 5, -1) if f.m.which(f"gcc-{n}") and f.m.which(f"g++-{n}")]
     use = have[0] if have else limit
-    fix = Fix(([] if have else [f"sudo apt-get -y install gcc-{limit} g++-{limit}"])
-              + [f"export CC=gcc-{use} CXX=g++-{use}"],
-              "torch passes CC to nvcc as its host compiler (-ccbin)."
-              + (f" gcc-{use} is installed already." if have else ""))
+    text = "torch passes CC to nvcc as its host compiler (-ccbin)." + (
+        f" gcc-{use} is installed already." if have else "")
+    line = f"export CC=gcc-{use} CXX=g++-{use}"
+    fix = (local(env_line(line), text) if have else  # the export works only once it is there
+           Fix([f"sudo apt-get -y install gcc-{limit} g++-{limit}", line], text))
     summary = (f"gcc {g['version']} is newer than nvcc {f.nvcc.release} accepts (<= {limit}): "
                "\"unsupported GNU version\"")
     return result(status, summary, details, fix)
@@ -168,10 +170,10 @@ def gcc(f):
 @check("cuda.build_tools", "ninja, a C++ compiler and Python.h for JIT builds")
 def build_tools(f):
     ds = f.deepspeed_version
-    missing, cmds = [], []
+    missing, fix = [], Fix()
     if not (f.m.which("ninja") or f.dist_version("ninja")):
         missing.append("ninja")
-        cmds.append(f.platform.pip("install", "ninja"))
+        fix += local(pip(f, "install", "ninja"))
     cxx = f.m.getenv("CXX") or "g++"
     include = sysconfig.get_paths().get("include", "")
     apt = []
@@ -182,12 +184,12 @@ def build_tools(f):
         missing.append(f"Python.h ({include})")
         apt.append("python3-dev")
     if apt:
-        cmds.append("sudo apt-get -y install " + " ".join(apt))
+        fix += Fix(["sudo apt-get -y install " + " ".join(apt)])
     if not missing:
         return ok("ninja, " + cxx + " and Python.h present")
     summary = "missing for JIT-built ops: " + ", ".join(missing)
-    why = Fix(cmds, f"DeepSpeed {ds} builds its ops on first use with these." if ds else
-              "Only needed to build DeepSpeed ops or flash-attn.")
+    why = Fix(text=f"DeepSpeed {ds} builds its ops on first use with these." if ds else
+              "Only needed to build DeepSpeed ops or flash-attn.") + fix
     return (warn if ds else info)(summary, fix=why)
 
 
@@ -213,28 +215,126 @@ def pip_nvcc(f):
                 "its nvidia/cu13 directory if you use it (unverified for DeepSpeed JIT)")
 
 
-@check("cuda.runtimes", "no foreign CUDA runtime first on LD_LIBRARY_PATH")
+@check("cuda.runtimes", "CUDA libraries on LD_LIBRARY_PATH: none of another CUDA major, none "
+                        "shadowing torch's own")
 def runtimes(f):
     dirs = [d for d in (f.m.getenv("LD_LIBRARY_PATH") or "").split(":") if d]
+    if not dirs:
+        return ok("LD_LIBRARY_PATH is not set")
     hits = {}
     for d in dirs:
         for lib in f.m.glob(os.path.join(d, "libcudart.so.*"), host=False):
             m = re.search(r"libcudart\.so\.(\d+)", lib)
             if m:
                 hits.setdefault(d, set()).add(int(m.group(1)))
-    if not hits:
-        return ok("no libcudart on LD_LIBRARY_PATH" if dirs else "LD_LIBRARY_PATH is not set")
     mm = V.major_minor(f.torch.cuda)
-    majors = set().union(*hits.values())
+    majors = set().union(*hits.values()) if hits else set()
     foreign = [d for d, v in hits.items() if mm and mm[0] not in v]
+    shadows = f.shadowed_libs if f.torch.cuda else []
     details = [f"{d}: libcudart.so.{sorted(v)}" for d, v in hits.items()]
-    keep = ":".join(d for d in dirs if d not in foreign)
-    fix = Fix([f"export LD_LIBRARY_PATH={keep}" if keep else "unset LD_LIBRARY_PATH"],
-              "torch's wheels load their own CUDA libraries; a different CUDA runtime found "
-              "first breaks bitsandbytes and extensions.")
+    details += [f"{s.found} ({s.version or 'version unknown'}) is loaded instead of "
+                f"{s.wheel} ({s.wheel_dist} {s.wheel_version}): {s.verdict}" for s in shadows]
+    older = [s for s in shadows if s.verdict == "older"]
+    unknown = [s for s in shadows if s.verdict == "unknown"]
+    drop = set(foreign) | {os.path.dirname(s.found) for s in older + unknown}
+    keep = ":".join(d for d in dirs if d not in drop)
+    fix = local(export("LD_LIBRARY_PATH", keep) if keep else unset("LD_LIBRARY_PATH"),
+                "torch's wheels bring their own CUDA libraries; the loader searches "
+                "LD_LIBRARY_PATH before them, so a directory of other ones goes.")
+    if older:
+        s = older[0]
+        more = f" (+{len(older) - 1} more)" if len(older) > 1 else ""
+        return fail(f"{s.found} ({s.version}) is loaded before torch's own {s.soname} "
+                    f"({s.wheel_dist} {s.wheel_version}): older than what torch was built with "
+                    f"(undefined symbols or version errors at `import torch`){more}", details, fix)
     if foreign:
         return warn(f"LD_LIBRARY_PATH has CUDA runtimes of another major than torch's "
                     f"{f.torch.cuda}: {', '.join(foreign)}", details, fix)
+    if unknown:
+        s = unknown[0]
+        return warn(f"{s.found} is loaded before torch's own {s.soname} ({s.wheel_dist} "
+                    f"{s.wheel_version}), and its version is unknown", details, fix)
     if len(majors) > 1:
         return warn("several CUDA runtimes on LD_LIBRARY_PATH", details, fix)
-    return ok("CUDA runtime on LD_LIBRARY_PATH matches torch", details)
+    if shadows:
+        return info(f"{len(shadows)} of torch's CUDA libraries are loaded from LD_LIBRARY_PATH "
+                    "instead of its wheels, at the same or a newer version of the same major",
+                    details)
+    return ok("no CUDA library on LD_LIBRARY_PATH shadows torch's" if not hits else
+              "CUDA runtime on LD_LIBRARY_PATH matches torch", details)
+
+
+def arch_value(a, ccs, supported) -> str | None:
+    """`a`'s valid entries plus the architectures of `ccs` it misses, in its own syntax; None
+    when no value of that syntax covers them."""
+    kept = [e for e in re.split(r"[;\s]+", a.value.strip()) if e and e not in a.invalid]
+    for cc in ccs:
+        if a.covers(cc):
+            continue
+        if a.var == "TORCH_CUDA_ARCH_LIST":
+            exact = f"{cc[0]}.{cc[1]}"
+            lower = [s for s in supported if "a" not in s and V.major_minor(s) <= cc]
+            entry = exact if exact in supported else (
+                max(lower, key=V.major_minor) + "+PTX" if lower else None)
+        elif a.var == "FLASH_ATTN_CUDA_ARCHS":
+            entry = f"{cc[0]}0"  # the family's token: sm_80 code runs on sm_86 and sm_89
+        else:
+            entry = f"{cc[0]}{cc[1]}"
+        if entry is None:
+            return None
+        kept.append(entry)
+    return ";".join(kept)
+
+
+@check("cuda.arch_list", "TORCH_CUDA_ARCH_LIST and friends include the GPU's architecture")
+def arch_list(f):
+    lists = f.arch_lists
+    if not lists:
+        return ok("no TORCH_CUDA_ARCH_LIST, FLASH_ATTN_CUDA_ARCHS or CUDAARCHS: builds compile "
+                  "for the GPUs they see")
+    ccs = sorted({g.cc for g in f.gpus if g.cc})
+    details = [f"{a.var}={a.value!r}, read by {a.reader}: " + (
+        "every architecture" if a.everything else ", ".join(
+            f"sm_{t.cc[0]}{t.cc[1]}{'a' if t.exact else ''}" + ("+PTX" if t.ptx else "")
+            for t in a.targets) or "nothing") for a in lists]
+    if not ccs:
+        return info(f"{', '.join(a.var for a in lists)} set; no GPU here to judge it against",
+                    details)
+    names = ", ".join(f"sm_{c[0]}{c[1]}" for c in ccs)
+    _, supported = f.torch_arch_tables
+    problems, fix = [], Fix()
+    for a in lists:
+        # flash-attn runs on sm_80+ only (precision.flash_attn judges older GPUs)
+        mine = [c for c in ccs if c >= (8, 0)] if a.var == "FLASH_ATTN_CUDA_ARCHS" else ccs
+        missing = [cc for cc in mine if not a.covers(cc)]
+        if not (missing or a.invalid):
+            continue
+        if a.var == "TORCH_CUDA_ARCH_LIST":
+            ds_honours = f.deepspeed_version and not f.ds_jit_ignores_arch_list
+            status = "fail" if ds_honours and missing and f.torch.cuda else "warn"
+            who = ("torch's extension builds (DeepSpeed's ops built at install with "
+                   "DS_BUILD_OPS=1" + (", and its JIT builds" if ds_honours else "") + ")")
+        else:
+            status, who = "info", a.reader
+        if a.invalid:
+            problems.append((status, f"{a.var}={a.value!r}: {', '.join(a.invalid)} is no "
+                             f"architecture {a.reader} knows" + (
+                                 " (it raises \"Unknown CUDA arch\")"
+                                 if a.var == "TORCH_CUDA_ARCH_LIST" else " (it ignores it)")))
+        if missing:
+            gone = ", ".join(f"sm_{c[0]}{c[1]}" for c in missing)
+            problems.append((status, f"{a.var}={a.value!r} leaves out {gone}: kernels built by "
+                             f"{who} cannot run on this GPU (\"no kernel image is available "
+                             "for execution on the device\")"))
+        value = arch_value(a, mine, supported)
+        if value is not None:
+            fix += local(export(a.var, f'"{value}"'), f"{a.var} with {names} added (or unset "
+                         f"it: builds then compile for the GPUs they see).")
+        else:
+            fix += local(unset(a.var), f"No {a.var} value covers {names}: builds then compile "
+                         "for the GPUs they see.")
+    if not problems:
+        return ok(f"the build architecture lists cover {names}", details)
+    rank = {"info": 0, "warn": 1, "fail": 2}
+    status, summary = max(problems, key=lambda p: rank[p[0]])
+    return result(status, summary, [p[1] for p in problems if p[1] != summary] + details, fix)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 
 from .. import versions as V
+from ..actions import local, pip, remove
 from ..facts import version_matches
 from ..findings import Fix
-from ..fixes import toolkit_fix
+from ..routes import printed, toolkit_fix
 from . import check, fail, gib, info, ok, skip, warn
 
 CATEGORY = "DeepSpeed"
@@ -32,7 +33,7 @@ def install(f):
         if where and f.is_namespace_leftover("deepspeed"):
             return fail(f"a leftover deepspeed directory without an install shadows the package "
                         f"({where}): \"module 'deepspeed' has no attribute '__version__'\"",
-                        fix=Fix([f"rm -rf {where}"]) + install_fix(f))
+                        fix=local(remove(where)) + install_fix(f))
         return info("not installed (optional for one 8 GB GPU: `make env DEEPSPEED=1` adds it "
                     "for ZeRO-2 CPU offload)")
     if not where:
@@ -72,15 +73,20 @@ def import_probe(f):
     error = ("MissingCUDAException: CUDA_HOME does not exist, unable to compile CUDA op(s)"
              if h.path is None else f"FileNotFoundError: {h.path}/bin/nvcc")
     pin = f.pin("deepspeed")
-    fix = Fix([f.platform.pip("install", "-c", str(f.stack_path), "--no-build-isolation",
-                              f"deepspeed=={pin.version if pin else '0.19.8'}")],
-              "DeepSpeed >= 0.19.5 no longer probes nvcc at import.")
+    fix = local(pip(f, "install", "-c", str(f.stack_path), "--no-build-isolation",
+                    f"deepspeed=={pin.version if pin else '0.19.8'}"),
+                "DeepSpeed >= 0.19.5 no longer probes nvcc at import.")
     if V.at_least(version, "0.18.9"):
         fix += Fix(["export DS_IGNORE_CUDA_DETECTION=1"], "Or keep this version and skip the "
                    "probe (XTuner's ZeRO configs build no ops):")
-    fix += Fix(text="Or install the CUDA toolkit:") + toolkit_fix(f)
+    fix += Fix(text="Or install the CUDA toolkit:") + printed(toolkit_fix(f))
     return fail(f"`import deepspeed` ({version}) will raise {error}", [h.source or "no toolkit"],
                 fix)
+
+
+# A JIT build holds its lock for the minutes it compiles (DeepSpeed's cpu_adam: one to a few);
+# a lock older than this belongs to a build that died.
+STALE_LOCK_S = 30 * 60
 
 
 @check("deepspeed.jit_locks", "no stale JIT-build lock files")
@@ -92,11 +98,21 @@ def jit_locks(f):
         os.path.join(root, "*", "lock"), host=False)
     if not locks:
         return ok(f"no lock files under {root}")
-    stale_dirs = sorted({os.path.dirname(p) for p in locks})
-    return warn(f"{len(locks)} JIT-build lock file(s) under {root}: a build that died leaves one "
-                "and the next run hangs at \"Using ... as PyTorch extensions root\"", locks,
-                Fix([f"rm -rf {d}" for d in stale_dirs],
-                    "Only while no training or build is running."))
+    ages = {p: f.m.age(p) for p in locks}
+    details = [f"{p}: " + (f"{a / 60:.0f} min old" if a is not None else "age unknown")
+               for p, a in ages.items()]
+    stale = sorted({os.path.dirname(p) for p, a in ages.items()
+                    if a is None or a >= STALE_LOCK_S})
+    if not stale:
+        return info(f"{len(locks)} JIT-build lock file(s) under {root}, younger than "
+                    f"{STALE_LOCK_S // 60} min: a build is probably running now", details)
+    fix = Fix(text="Only while no training or build is running (a lock this old belongs to a "
+                   "build that died).")
+    for d in stale:
+        fix += local(remove(d))
+    return warn(f"{len(stale)} stale JIT-build lock(s) under {root} (older than "
+                f"{STALE_LOCK_S // 60} min): a build that died leaves one and the next run "
+                "hangs at \"Using ... as PyTorch extensions root\"", details, fix)
 
 
 @check("deepspeed.shm", "/dev/shm large enough")

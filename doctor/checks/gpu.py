@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 
-from .. import fixes
+from .. import routes
 from .. import versions as V
+from ..actions import export, local, unset
+from ..facts.gpu import same_model
 from ..findings import Fix
 from . import check, fail, gib, info, ok, skip, warn
 
@@ -35,7 +37,15 @@ def cpu_only_text() -> str:
 @check("gpu.driver", "NVIDIA driver present and loaded")
 def driver(f):
     rep, pci, kernel, p = f.gpu, f.nvidia_pci, f.kernel_driver, f.platform
-    details = [f"asked {rep.source}" if rep.gpus else f"GPU query: {rep.error}"]
+    details = [f"asked {rep.source}" if rep.gpus else f"GPU query: {rep.error}", *rep.notes]
+    if rep.gpus and rep.source == "/proc/driver/nvidia":
+        return warn(f"NVIDIA driver {f.driver_version} lists {len(rep.gpus)} GPU(s), but neither "
+                    "NVML nor nvidia-smi answers: their memory and compute capability are "
+                    "unknown to the checks", details, Fix(text=(
+                        "nvidia-smi and libnvidia-ml come with the driver's utilities "
+                        "(Ubuntu: nvidia-utils-<driver branch>); in a container the NVIDIA "
+                        "Container Toolkit mounts them when it is started with "
+                        "NVIDIA_DRIVER_CAPABILITIES=compute,utility (`--gpus all` does).")))
     if rep.gpus:
         return ok(f"NVIDIA driver {f.driver_version}, {len(rep.gpus)} GPU(s) ({rep.source})",
                   details)
@@ -52,7 +62,7 @@ def driver(f):
                     "an NVIDIA GPU is on the PCI bus")
             return fail(f"{p.container} container without GPU access: {seen}, but the "
                         "container was started without the GPU", details,
-                        fixes.container_gpu(p, host_driver=bool(kernel)))
+                        routes.container_gpu(p, host_driver=bool(kernel)))
         return warn(f"no NVIDIA GPU: CPU-only {p.container} container (the smoke config "
                     "runs, the 8 GB configs do not)", details,
                     Fix(text=cpu_only_text() + " If the host has one, start the container with "
@@ -60,13 +70,14 @@ def driver(f):
     if p.wsl:
         if not f.m.exists("/dev/dxg"):
             return fail("WSL2 without GPU access (/dev/dxg is missing)",
-                        details, fixes.nvidia_driver(p))
-        return fail(f"WSL2 GPU driver not answering: {rep.error}", details, fixes.nvidia_driver(p))
+                        details, routes.nvidia_driver(p))
+        return fail(f"WSL2 GPU driver not answering: {rep.error}", details,
+                    routes.nvidia_driver(p))
     if kernel:
         return fail(f"NVIDIA kernel module {kernel} is loaded but the GPU does not answer: "
                     f"{rep.error}", details,
-                    fixes.reboot(p, "A reboot reloads a wedged driver; if it persists, "
-                                 "reinstall the driver:") + fixes.nvidia_driver(p))
+                    routes.reboot(p, "A reboot reloads a wedged driver; if it persists, "
+                                 "reinstall the driver:") + routes.nvidia_driver(p))
     if pci or rep.error_kind == "driver-not-loaded":
         if pci:
             details.append(f"NVIDIA display devices on PCI: {', '.join(pci)}")
@@ -76,13 +87,13 @@ def driver(f):
         pkgs = f.dpkg_installed
         drivers = [n for n in pkgs or [] if DRIVER_PKG.match(n)]
         if pkgs is None:
-            fix = fixes.dkms_rebuild(p) + fixes.nvidia_driver(p)
+            fix = routes.dkms_rebuild(p) + routes.nvidia_driver(p)
         elif drivers:
             details.append(f"driver packages installed: {', '.join(drivers)}")
-            fix = fixes.dkms_rebuild(p)
+            fix = routes.dkms_rebuild(p)
         else:
             details.append("no NVIDIA driver package installed (dpkg)")
-            fix = fixes.nvidia_driver(p)
+            fix = routes.nvidia_driver(p)
         return fail("an NVIDIA GPU is installed but no NVIDIA driver is loaded", details, fix)
     if p.vm:
         return warn(f"no NVIDIA GPU in this {p.vm} virtual machine (the smoke config runs, the "
@@ -98,7 +109,7 @@ def driver(f):
 @check("gpu.driver_mismatch", "driver kernel module and library versions agree")
 def driver_mismatch(f):
     rep, kernel, libs = f.gpu, f.kernel_driver, f.nvml_libraries
-    fix = fixes.reboot(f.platform, "The driver package was updated under a running kernel "
+    fix = routes.reboot(f.platform, "The driver package was updated under a running kernel "
                        "module (often by unattended-upgrades); a reboot loads the new module. "
                        "To stop it recurring: `sudo apt-mark hold 'nvidia-driver-*'`.")
     if rep.error_kind == "version-mismatch":
@@ -129,10 +140,10 @@ def driver_cuda(f):
                f"torch built with CUDA {torch.cuda}"]
     if f.gpu.cuda_driver:
         details.append(f"the driver supports CUDA up to {f.gpu.cuda_driver}")
-    fix = Fix(text="Update the driver:") + fixes.nvidia_driver(p)
-    tag = fixes.torch_tag_for_driver(drv, f.min_cc)
+    fix = Fix(text="Update the driver:") + routes.nvidia_driver(p)
+    tag = routes.torch_tag_for_driver(drv, f.min_cc)
     if tag and tag != "cu" + torch.cuda.replace(".", ""):
-        fix += Fix(text="or use the torch build this driver runs:") + fixes.torch_wheel(p, tag)
+        fix += Fix(text="or use the torch build this driver runs:") + routes.torch_wheel(p, tag)
     if floor and V.release(drv) < V.release(floor):
         return fail(f"driver {drv} is too old for torch's CUDA {torch.cuda} (needs >= {floor})",
                     details, fix)
@@ -143,39 +154,56 @@ def driver_cuda(f):
     return ok(f"driver {drv} runs torch's CUDA {torch.cuda}", details)
 
 
-@check("gpu.visible", "CUDA_VISIBLE_DEVICES does not hide the GPUs")
+@check("gpu.visible", "the GPUs the run sees (CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER)")
 def visible(f):
-    value = f.visible_devices
-    fix = Fix(["unset CUDA_VISIBLE_DEVICES"], "Or set it to indices that exist, e.g. "
-              "`export CUDA_VISIBLE_DEVICES=0`.")
+    vis, value = f.visibility, f.visible_devices
+    fix = local(unset("CUDA_VISIBLE_DEVICES"), "Or set it to GPUs that exist, e.g. "
+                "`export CUDA_VISIBLE_DEVICES=0`.")
     gpu_there = f.has_gpu or bool(f.nvidia_pci)
+    shown = [f"cuda:{i} = GPU {g.index} {g.name}" for i, g in enumerate(vis.gpus)] if vis.exact \
+        else [f"could be GPU {g.index} {g.name}" for g in vis.gpus]
+    details = shown + [f"hidden, not judged: GPU {g.index} {g.name}" for g in vis.hidden]
+    order_fix = local(export("CUDA_DEVICE_ORDER", "PCI_BUS_ID"),
+                      "CUDA then numbers the GPUs as nvidia-smi does (PCI bus order).")
     if value is None:
-        return ok("CUDA_VISIBLE_DEVICES is not set")
+        if len(f.all_gpus) > 1 and not same_model(f.all_gpus) and vis.order != "PCI_BUS_ID":
+            return info(f"the run sees all {len(f.all_gpus)} GPUs; CUDA numbers these mixed "
+                        "GPUs fastest first, so cuda:0 need not be nvidia-smi's GPU 0", details,
+                        order_fix)
+        return ok("CUDA_VISIBLE_DEVICES is not set" + (
+            f": the run sees all {len(f.all_gpus)} GPUs" if len(f.all_gpus) > 1 else ""),
+            details)
     if value.strip() in ("", "-1", "NoDevFiles"):
         summary = f"CUDA_VISIBLE_DEVICES={value!r} hides every GPU from torch"
-        return (fail if gpu_there else info)(summary, fix=fix)
-    entries = [e.strip() for e in value.split(",") if e.strip()]
-    count = len(f.gpus)
-    bad = [e for e in entries if e.isdigit() and int(e) >= count] if count else []
-    bad += [e for e in entries if not (e.isdigit() or e.startswith(("GPU-", "MIG-")))]
-    if bad and entries and entries[0] in bad:
-        return fail(f"CUDA_VISIBLE_DEVICES={value!r}: {entries[0]} is not a GPU here "
-                    f"({count} GPU(s)); CUDA stops at the first invalid entry", fix=fix)
-    if bad:
-        return warn(f"CUDA_VISIBLE_DEVICES={value!r}: {', '.join(bad)} not GPUs here "
-                    f"({count} GPU(s)); the entries after them are ignored", fix=fix)
-    return ok(f"CUDA_VISIBLE_DEVICES={value!r}")
+        return (fail if gpu_there else info)(summary, details, fix=fix)
+    if vis.problems and vis.count == 0:
+        return fail(f"CUDA_VISIBLE_DEVICES={value!r}: {vis.problems[0]}; CUDA stops at the "
+                    "first invalid entry, so the run sees no GPU", details, fix=fix)
+    if vis.problems:
+        return warn(f"CUDA_VISIBLE_DEVICES={value!r}: {vis.problems[0]}; CUDA ignores it and "
+                    f"the entries after it (the run sees {vis.count} GPU(s))", details, fix=fix)
+    if not vis.exact:
+        return warn(f"CUDA_VISIBLE_DEVICES={value!r} names GPUs by index, and CUDA numbers "
+                    f"these mixed GPUs fastest first ({vis.order}), not as nvidia-smi lists "
+                    "them: which GPU the run gets is CUDA's guess, so every one it could be is "
+                    "judged", details, order_fix)
+    seen = ", ".join(f"GPU {g.index} ({g.name})" for g in vis.gpus)
+    return ok(f"CUDA_VISIBLE_DEVICES={value!r}: the run sees {seen}", details)
 
 
-@check("gpu.devices", "each GPU: name, memory, compute capability")
+@check("gpu.devices", "each GPU the run sees: name, memory, compute capability")
 def devices(f):
     if not f.gpus:
-        return skip("no GPU")
+        return skip("no GPU" if not f.all_gpus else "no GPU visible to the run (gpu.visible)")
+    hidden = {g.index for g in f.visibility.hidden}
     lines = [f"GPU {g.index}: {g.name}, {gib(g.memory_total)} total, {gib(g.memory_free)} free, "
-             f"compute capability {g.cc_text}" for g in f.gpus]
+             f"compute capability {g.cc_text}" + (" (hidden from the run)" if g.index in hidden
+                                                  else "") for g in f.all_gpus]
+    lines += f.gpu.notes
     unknown = [g for g in f.gpus if g.cc is None or g.memory_total is None]
     if unknown:
-        return info(f"{len(f.gpus)} GPU(s); some facts unavailable (WSL/NVML limits)", lines)
+        return info(f"{len(f.gpus)} GPU(s); some facts unavailable ({f.gpu.source} did not "
+                    "give them)", lines)
     g = f.gpus[0]
     more = f" (+{len(f.gpus) - 1} more)" if len(f.gpus) > 1 else ""
     return ok(f"{g.name}, {gib(g.memory_total)}, sm_{g.cc[0]}{g.cc[1]}{more}", lines)
@@ -211,5 +239,5 @@ def wsl(f):
             "from Windows (`wsl --shutdown`)."))
     if not f.m.exists("/dev/dxg"):
         return warn("WSL without /dev/dxg: no GPU paravirtualization (WSL1, or an old Windows "
-                    "driver)", fix=fixes.nvidia_driver(p))
+                    "driver)", fix=routes.nvidia_driver(p))
     return ok("WSL2 uses the Windows driver (no Linux driver installed)")

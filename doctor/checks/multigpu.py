@@ -9,6 +9,7 @@ in its own order (fastest first) unless CUDA_DEVICE_ORDER=PCI_BUS_ID, the order 
 
 from __future__ import annotations
 
+from ..actions import export, local, unset
 from ..findings import Fix
 from . import check, fail, gib, info, ok, skip, warn
 
@@ -25,26 +26,6 @@ def geforce(name: str) -> bool:
     return "geforce" in low or "titan" in low
 
 
-def visible_indices(f) -> tuple[list[str], list[str]]:
-    """(the GPUs CUDA will number 0..N-1, problems), from CUDA_VISIBLE_DEVICES as CUDA reads it:
-    entries up to the first that is not a GPU here."""
-    count = len(f.gpus)
-    value = f.visible_devices
-    if value is None:
-        return [str(g.index) for g in f.gpus], []
-    chosen, problems = [], []
-    for e in (e.strip() for e in value.split(",")):
-        if not e:
-            continue
-        if e.isdigit() and int(e) >= count or not (e.isdigit() or e.startswith(("GPU-", "MIG-"))):
-            break
-        if e in chosen:
-            problems.append(f"CUDA_VISIBLE_DEVICES={value!r} lists GPU {e} twice")
-            break
-        chosen.append(e)
-    return chosen, problems
-
-
 def nproc(f) -> int | None:
     raw = f.m.getenv("NPROC_PER_NODE")
     if raw is None:
@@ -58,7 +39,8 @@ def p2p(f):
     if len(gpus) < 2:
         return skip("fewer than 2 GPUs")
     consumer = [g for g in gpus if geforce(g.name)]
-    matrix = f.p2p_matrix
+    seen = {g.index for g in gpus}  # the pairs among the GPUs the run sees
+    matrix = {k: v for k, v in f.p2p_matrix.items() if k[0] in seen and k[1] in seen}
     bad_pairs = [(a, b, s) for (a, b), s in matrix.items() if a < b and s != "OK"]
     details = [f"GPU {g.index}: {g.name}" for g in gpus]
     details += [f"nvidia-smi topo -p2p r: GPU{a}<->GPU{b} {P2P_LEGEND.get(s, s)} ({s})"
@@ -70,13 +52,13 @@ def p2p(f):
         if matrix and not bad_pairs and not consumer:
             return info("NCCL_P2P_DISABLE=1 turns off peer-to-peer these GPUs support (all "
                         "pairs OK): all-reduce goes through host memory, slower", details,
-                        Fix(["unset NCCL_P2P_DISABLE"]))
+                        local(unset("NCCL_P2P_DISABLE")))
         return ok("NCCL_P2P_DISABLE=1 (NCCL does not try peer-to-peer)", details)
     if consumer or bad_pairs:
         why = (f"{len(consumer)} GeForce GPU(s)" if consumer else "GPU pairs without P2P")
         return warn(f"{why} and NCCL_P2P_DISABLE is not set: multi-GPU runs can hang at the "
                     "first all-reduce or fail with NCCL errors where P2P is missing or broken",
-                    details, Fix(["export NCCL_P2P_DISABLE=1"],
+                    details, local(export("NCCL_P2P_DISABLE", "1"),
                                  "NCCL then moves data through host shared memory (keep "
                                  "/dev/shm large: `docker run --shm-size=1g` or `--ipc=host`)."))
     return ok(f"{len(gpus)} GPUs with peer-to-peer" if matrix else
@@ -86,8 +68,8 @@ def p2p(f):
 @check("multigpu.mixed", "the GPUs of a multi-GPU run are the same model")
 def mixed(f):
     gpus = f.gpus
-    if len(gpus) < 2:
-        return skip("fewer than 2 GPUs")
+    if len(gpus) < 2 or f.visibility.count < 2:
+        return skip("fewer than 2 GPUs" if len(f.all_gpus) < 2 else "fewer than 2 GPUs visible")
     groups: dict = {}
     for g in gpus:
         groups.setdefault((g.name, round((g.memory_total or 0) / 2**30)), []).append(g)
@@ -99,9 +81,9 @@ def mixed(f):
     best = max(groups.values(), key=lambda gs: (len(gs), gs[0].memory_total or 0))
     smallest = min(gpus, key=lambda g: g.memory_total or 0)
     ids = ",".join(str(g.index) for g in best)
-    cmds = ["export CUDA_DEVICE_ORDER=PCI_BUS_ID", f"export CUDA_VISIBLE_DEVICES={ids}"]
+    lines = [export("CUDA_DEVICE_ORDER", "PCI_BUS_ID"), export("CUDA_VISIBLE_DEVICES", ids)]
     if len(best) > 1:
-        cmds.append(f"export NPROC_PER_NODE={len(best)}")
+        lines.append(export("NPROC_PER_NODE", str(len(best))))
     text = (f"A data-parallel run (DDP, ZeRO) steps every rank at the pace of the slowest GPU and "
             f"must fit the smallest ({smallest.name}, {gib(smallest.memory_total)}); bf16 needs "
             "every GPU at sm_80+. To train on the "
@@ -109,7 +91,7 @@ def mixed(f):
                else f"{best[0].name} alone") + " (CUDA_DEVICE_ORDER=PCI_BUS_ID makes the "
             "indices nvidia-smi's):")
     summary = "mixed GPUs: " + " + ".join(f"{len(gs)} x {gs[0].name}" for gs in groups.values())
-    return warn(summary, details, Fix(cmds, text))
+    return warn(summary, details, Fix(text=text) + sum((local(x) for x in lines), Fix()))
 
 
 @check("multigpu.launch", "one process per visible GPU (NPROC_PER_NODE, CUDA_VISIBLE_DEVICES)")
@@ -120,22 +102,23 @@ def launch(f):
             return info(f"NPROC_PER_NODE={n} without a GPU: torchrun starts {n} CPU processes "
                         "(the gloo backend)")
         return skip("no GPU")
-    visible, problems = visible_indices(f)
-    details = [f"GPUs visible to CUDA: {len(visible)} ({', '.join(visible) or 'none'})"]
-    if problems:
-        return fail(problems[0] + ": two ranks would share one GPU (NCCL: \"Duplicate GPU "
-                    "detected\")", details, Fix(
-                        [f"export CUDA_VISIBLE_DEVICES={','.join(visible)}"],
-                        "Each GPU once."))
+    vis = f.visibility
+    listed = [e.strip() for e in (vis.value or "").split(",") if e.strip()][:vis.count]
+    visible = listed or [str(g.index) for g in vis.gpus]
+    details = [f"GPUs visible to CUDA: {vis.count} ({', '.join(visible) or 'none'})"]
+    if vis.duplicate:
+        return fail(f"CUDA_VISIBLE_DEVICES={vis.value!r} lists GPU {vis.duplicate} twice: two "
+                    "ranks would share one GPU (NCCL: \"Duplicate GPU detected\")", details,
+                    local(export("CUDA_VISIBLE_DEVICES", ",".join(visible)), "Each GPU once."))
     if n == -1:
         return fail(f"NPROC_PER_NODE={f.m.getenv('NPROC_PER_NODE')!r} is not a number: `xtuner "
                     "train` fails with ValueError", details,
-                    Fix([f"export NPROC_PER_NODE={max(len(visible), 1)}"]))
+                    local(export("NPROC_PER_NODE", str(max(len(visible), 1)))))
     if n is not None and n > len(visible):
         return fail(f"NPROC_PER_NODE={n} but {len(visible)} GPU(s) visible: ranks "
                     f"{len(visible)}..{n - 1} have no GPU of their own (cuda:LOCAL_RANK does "
                     "not exist, or NCCL \"Duplicate GPU detected\")", details,
-                    Fix([f"export NPROC_PER_NODE={len(visible)}"],
+                    local(export("NPROC_PER_NODE", str(len(visible))),
                         "One process per visible GPU."))
     if n is None and len(visible) > 1:
         return info(f"{len(visible)} GPUs visible; `xtuner train` uses one unless NPROC_PER_NODE "

@@ -4,6 +4,7 @@ where it can run (XTuner enables it whenever the package is installed)."""
 from __future__ import annotations
 
 from .. import versions as V
+from ..actions import local, pip
 from ..findings import Fix
 from . import check, fail, info, ok, skip, warn
 
@@ -35,7 +36,7 @@ def flash_attn(f):
     v = f.dist_version("flash_attn") or f.dist_version("flash-attn")
     if v is None:
         return ok("flash-attn not installed (XTuner uses SDPA)")
-    uninstall = Fix([f.platform.pip("uninstall", "-y", "flash-attn")],
+    uninstall = local(pip(f, "uninstall", "-y", "flash-attn"),
                     "XTuner then uses PyTorch SDPA attention.")
     if not f.gpus:
         return info(f"flash-attn {v} installed; unused without a GPU")

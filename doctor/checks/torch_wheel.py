@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from .. import fixes
+from .. import routes
 from .. import versions as V
 from ..findings import Fix
 from . import check, fail, info, ok, skip, warn
@@ -41,7 +41,7 @@ print(json.dumps(d))
 def reinstall(f) -> Fix:
     t = f.torch
     tag = f"cu{t.cuda.replace('.', '')}" if t.cuda else "cpu"
-    return fixes.torch_wheel(f.platform, tag)
+    return routes.torch_wheel(f.platform, tag)
 
 
 @check("torch.installed", "torch installed and readable")
@@ -66,15 +66,16 @@ def cuda_build(f):
     t, p = f.torch, f.platform
     if not t.found or t.error:
         return skip("torch not readable (see torch.installed)")
-    tag = fixes.torch_tag_for_driver(f.driver_version, f.min_cc) or "cu126"
+    tag = routes.torch_tag_for_driver(f.driver_version, f.min_cc) or "cu126"
     if t.hip:
         return warn(f"torch {t.version} is a ROCm build; the pack's configs target NVIDIA CUDA",
-                    fix=fixes.torch_wheel(p, tag))
+                    fix=routes.torch_wheel(p, tag))
     gpu_there = f.has_gpu or bool(f.nvidia_pci)
     if not t.cuda:
         if gpu_there:
             return fail(f"torch {t.version} is a CPU build on a machine with an NVIDIA GPU "
-                        "(\"Torch not compiled with CUDA enabled\")", fix=fixes.torch_wheel(p, tag))
+                        "(\"Torch not compiled with CUDA enabled\")",
+                        fix=routes.torch_wheel(p, tag))
         return info(f"torch {t.version} is a CPU build, which fits this machine (no NVIDIA GPU): "
                     "the smoke config runs; the 8 GB configs need a CUDA build on a GPU")
     if not gpu_there:
@@ -118,10 +119,10 @@ def arch(f):
             f"sm_{g.cc[0]}{g.cc[1]}" for g in f.gpus if g.cc), details)
     g, sm, why = bad[0]
     tag = "cu126" if g.cc < (7, 5) else (
-        fixes.torch_tag_for_driver(f.driver_version, None) or "cu128")
+        routes.torch_tag_for_driver(f.driver_version, None) or "cu128")
     return fail(f"{g.name} ({sm}) is {why}: torch CUDA {t.cuda} has no kernels for it "
                 "(\"no kernel image is available for execution on the device\")", details,
-                fixes.torch_wheel(f.platform, tag))
+                routes.torch_wheel(f.platform, tag))
 
 
 @check("torch.import", "torch imports and sees the GPU", deep=True)

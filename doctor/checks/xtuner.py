@@ -7,6 +7,7 @@ import os
 import re
 
 from .. import versions as V
+from ..actions import env_line, local, pip, python_m, unset
 from ..facts import canonical, interpreter_matches, version_matches
 from ..findings import Fix
 from . import check, fail, ok, skip, warn
@@ -25,10 +26,9 @@ def activate(f) -> Fix:
 def install(f):
     v = f.dist_version("xtuner")
     pin = f.pin("xtuner")
-    fix = Fix([f.platform.pip("install", "--no-deps",
-                              f"xtuner=={pin.version if pin else '0.2.0'}"),
-               "make env"], "xtuner goes in without its own pins (env/stack.txt #@no-deps), then "
-              "`make env` installs the stack that replaces them.")
+    fix = local(pip(f, "install", "--no-deps", f"xtuner=={pin.version if pin else '0.2.0'}"),
+                "xtuner goes in without its own pins (env/stack.txt #@no-deps), then `make env` "
+                "installs the stack that replaces them.") + Fix(["make env"])
     if v is None:
         return fail(f"xtuner is not installed for {f.m.python}", fix=fix)
     if not f.package_dir("xtuner"):
@@ -56,55 +56,64 @@ def python(f):
     return ok(f"Python {v}")
 
 
-@check("xtuner.cli", "`xtuner` on PATH runs this environment's python")
+@check("xtuner.cli", "`xtuner` on PATH runs this environment's python, as the OS runs it")
 def cli(f):
     c = f.xtuner_cli
     env_py = c["env_python"]
     if not c["xtuner"]:
         return warn("`xtuner` is not on PATH (environment not activated)", fix=activate(f))
-    details = [f"xtuner: {c['xtuner']}", f"its interpreter: {c['shebang']}",
+    launcher = c["launcher"]
+    details = [f"xtuner: {c['xtuner']} ({launcher.form}"
+               + (f", #! line {launcher.line_bytes} bytes of {launcher.limit - 1} the kernel reads"
+                  if launcher.line_bytes else "") + ")",
+               f"its interpreter: {launcher.interpreter or 'not readable from the file'}",
                f"python on PATH: {c['python_on_path']}", f"this environment: {env_py}"]
-    shebang = (c["shebang"] or "").split()
-    interp = shebang[0] if shebang else None
-    if interp and os.path.basename(interp) == "env" and len(shebang) > 1:
-        interp = f.m.which(shebang[1])
-    if not interpreter_matches(interp, env_py):
+    ours = os.path.dirname(c["xtuner"]) == c["env_bin"] or (
+        launcher.interpreter and interpreter_matches(launcher.interpreter, env_py))
+    if launcher.problem:
+        if ours:  # this environment's own launcher: pip writes it again in the form that works
+            pin = f.pin("xtuner")
+            return fail(f"{c['xtuner']} cannot start: {launcher.problem}", details, Fix(
+                text="pip writes the launcher again for this interpreter, in the form that "
+                     "runs here (a `#!/bin/sh` trampoline when the path is too long for `#!`):"
+            ) + local(pip(f, "install", "--force-reinstall", "--no-deps",
+                          f"xtuner=={pin.version if pin else '0.2.0'}")))
+        return fail(f"the first xtuner on PATH ({c['xtuner']}) cannot start: {launcher.problem}",
+                    details, activate(f))
+    if launcher.interpreter is None:  # a compiled launcher: what it runs is not in the file
+        return ok(f"{c['xtuner']} ({launcher.form} launcher)", details)
+    if not interpreter_matches(launcher.interpreter, env_py):
         return fail(f"the first xtuner on PATH ({c['xtuner']}) belongs to another Python "
-                    f"({interp})", details, activate(f))
-    pth = f.patches_pth
-    from patches import selected  # the pack's own selection rules (XTUNER_PACK_PATCHES)
-
-    try:
-        patched = pth["current"] and "xtuner_cli_exit" in selected(pth["selection"] or "all")
-    except ValueError:  # XTUNER_PACK_PATCHES names an unknown patch: none apply
-        patched = False
-    if not interpreter_matches(c["python_on_path"], env_py) and not patched:
+                    f"({launcher.interpreter})", details, activate(f))
+    if not interpreter_matches(c["python_on_path"], env_py) and not f.cli_exit_patched:
         return fail("xtuner runs its tools with `python` from PATH, which is another "
                     f"interpreter ({c['python_on_path']}), and the xtuner_cli_exit patch is not "
-                    "in force", details, activate(f) + Fix([f"{env_py} -m patches install"]))
-    return ok(f"{c['xtuner']} runs {env_py}", details)
+                    "in force", details, activate(f) + local(python_m(f, "patches", "install")))
+    return ok(f"{c['xtuner']} runs {env_py}" + (
+        f" ({launcher.form} launcher)" if launcher.form != "#!python" else ""), details)
 
 
 @check("xtuner.patches", "the pack's startup patches are installed")
 def patches(f):
     pth = f.patches_pth
-    fix = Fix([f"{f.m.python} -m patches install"],
-              "Writes the .pth that registers the patches in every interpreter of the env.")
+    fix = local(python_m(f, "patches", "install"),
+                "Writes the .pth that registers the patches in every interpreter of the env.")
     if not pth["present"]:
         return fail(f"startup patches not installed ({pth['path']} missing)", fix=fix)
     if not pth["current"]:
         return fail(f"{pth['path']} is not the pack's current line", fix=fix)
     if (pth["selection"] or "").strip() in ("none", "0"):
         return warn("XTUNER_PACK_PATCHES=none turns every patch off",
-                    fix=Fix(["unset XTUNER_PACK_PATCHES"]))
+                    fix=local(unset("XTUNER_PACK_PATCHES")))
     return ok(f"installed ({pth['path']})")
 
 
-def pip_cmd(f, pins, no_deps=False) -> str:
-    specs = " ".join(f'"{p.name}=={p.version}"' for p in pins)
-    if no_deps:
-        return f.platform.pip("install", "--no-deps", specs)
-    return f.platform.pip("install", "-c", str(f.stack_path), specs)
+def pip_pins(f, pins, no_deps=False) -> Fix:
+    """One pip line installing `pins`, constrained by the stack (an environment-local fix)."""
+    specs = [f"{p.name}=={p.version}" for p in pins]
+    args = ["install", "-c", str(f.stack_path), *(["--no-deps"] if no_deps else []), *specs]
+    line = f.platform.pip(*args[:-len(specs)], *(f'"{x}"' for x in specs))
+    return local(pip(f, *args, line=line))
 
 
 def overridden_xtuner_pins(f) -> list[str]:
@@ -157,22 +166,21 @@ def pins(f):
     if expected:
         details.append("expected, not a failure: `pip check` reports xtuner's own pins that the "
                        "stack overrides: " + ", ".join(expected))
-    cmds = []
+    fix = Fix(text="Brings the environment back to the pin set (`make env` does all of it).")
     plain = [p for p in missing + wrong if canonical(p.name) != "torch"]
     if plain:
-        cmds.append(pip_cmd(f, plain))
+        fix += pip_pins(f, plain)
     if nodeps:
-        cmds.append(pip_cmd(f, nodeps, no_deps=True))
+        fix += pip_pins(f, nodeps, no_deps=True)
     if any(canonical(p.name) == "torch" for p in missing + wrong):
-        cmds.append("make env  # torch: pick its build with TORCH_INDEX_URL")
+        fix += Fix(["make env  # torch: pick its build with TORCH_INDEX_URL"])
     if uninstall:
-        cmds.append(f.platform.pip("uninstall", "-y", *uninstall))
+        fix += local(pip(f, "uninstall", "-y", *uninstall))
     groups = {p.group for p in stack.pins if any(w.startswith(p.name + " ") for w in warns)}
     if "deepspeed" in groups:
-        cmds.append("make env DEEPSPEED=1")
+        fix += Fix(["make env DEEPSPEED=1"])
     elif "cuda" in groups and not uninstall:
-        cmds.append("make env  # installs torchvision beside a CUDA torch")
-    fix = Fix(cmds, "Brings the environment back to the pin set (`make env` does all of it).")
+        fix += Fix(["make env  # installs torchvision beside a CUDA torch"])
     n = len(missing) + len(wrong) + len(nodeps)
     if n:
         return fail(f"{n} package(s) off the pin set: " + ", ".join(
@@ -208,4 +216,4 @@ def mkl(f):
         return ok(f"mkl-service with MKL_THREADING_LAYER={layer}")
     return fail("mkl-service is installed and MKL_THREADING_LAYER is not GNU: \"MKL_THREADING_"
                 "LAYER=INTEL is incompatible with libgomp.so.1\"",
-                fix=Fix(["export MKL_THREADING_LAYER=GNU MKL_SERVICE_FORCE_INTEL=1"]))
+                fix=local(env_line("export MKL_THREADING_LAYER=GNU MKL_SERVICE_FORCE_INTEL=1")))

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.doctor import fake_smi
+
 REPO = Path(__file__).resolve().parents[2]
 
 # /etc/os-release of the supported distros (as shipped).
@@ -194,6 +196,17 @@ class FakeMachine:
         self.file("/sys/bus/pci/devices/0000:01:00.0/class", "0x030000\n")
         return self
 
+    def mounts(self, *read_only: Path | str) -> FakeMachine:
+        """/proc/self/mounts as a container shows it: an overlay root, and each of `read_only`
+        bind-mounted read-only (as `docker run -v DIR:DIR:ro` or a cluster's shared cache)."""
+        lines = ["overlay / overlay rw,relatime,lowerdir=/l,upperdir=/u,workdir=/w 0 0",
+                 "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0",
+                 "tmpfs /dev/shm tmpfs rw,nosuid,nodev,size=65536k 0 0"]
+        lines += [f"/dev/nvme0n1p2 {str(p).replace(' ', chr(92) + '040')} ext4 "
+                  "ro,relatime 0 0" for p in read_only]
+        self.file("/proc/self/mounts", "\n".join(lines) + "\n")
+        return self
+
     def meminfo(self, total_gib: float, swap_gib: float = 0) -> FakeMachine:
         kb = lambda g: int(g * 2**20)  # noqa: E731
         self.file("/proc/meminfo", f"MemTotal:       {kb(total_gib)} kB\nMemFree:  1 kB\n"
@@ -236,10 +249,10 @@ class FakeMachine:
         return self.printing("gcc", version + "\n")
 
     def smi(self, gpus=(("NVIDIA GeForce RTX 3060", 12288, 11800, "8.6"),),
-            driver: str = "550.90.07") -> Path:
-        rows = "".join(f"{i}, {n}, {t}, {f}, {cc}, {driver}\n" for i, (n, t, f, cc)
-                       in enumerate(gpus))
-        return self.printing("nvidia-smi", rows)
+            driver: str = "550.90.07", **kw) -> Path:
+        """nvidia-smi answering the fields it is asked (tests/doctor/fake_smi.py); `unknown`
+        fields an older one rejects, `topo` its `topo -p2p r` matrix, `mig` MIG lines."""
+        return fake_smi.write(self.bin / "nvidia-smi", gpus, driver, **kw)
 
     def smi_failing(self, message: str, rc: int = 9) -> Path:
         return self.printing("nvidia-smi", message + "\n", rc=rc)
@@ -311,13 +324,21 @@ class FakeMachine:
 
     # running the doctor -----------------------------------------------------------------------
     def run(self, *args: str, json_out: bool = True, timeout: float = 120,
-            python: str | None = None) -> Result:
+            python: str | None = None, command: str = "check", user: int | None = None,
+            cwd: Path | None = None) -> Result:
+        """`python -m doctor COMMAND ARGS` as the user runs it; `user`: as that uid (the test
+        runs as root, which may write anywhere; another user may not)."""
         env = {**self.env, "PYTHONPATH": os.pathsep.join(self.pythonpath)}
-        argv = [python or self.python, "-m", "doctor", "check", *self.default_args, *args]
+        argv = [python or self.python, "-m", "doctor", command, *self.default_args, *args]
         if json_out:
             argv.append("--json")
+        drop = None
+        if user is not None:
+            def drop():
+                os.setgid(user)
+                os.setuid(user)
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
-                              cwd=self.tmp)
+                              cwd=cwd or self.tmp, preexec_fn=drop)
         data = json.loads(proc.stdout) if json_out and proc.stdout.strip() else None
         return Result(proc.returncode, proc.stdout, proc.stderr, data)
 

@@ -41,7 +41,8 @@ def test_this_machine_verdict_and_json():
     for f in data["findings"]:
         assert set(f) == {"id", "category", "status", "summary", "details", "fix"}
         assert f["status"] in ("pass", "warn", "fail", "info", "skip", "crash")
-        assert set(f["fix"]) == {"commands", "text"}
+        assert set(f["fix"]) == {"commands", "text", "local"}
+        assert set(f["fix"]["local"]) <= set(f["fix"]["commands"])  # what `doctor fix` applies
         if f["status"] in ("warn", "fail"):
             assert f["fix"]["commands"] or f["fix"]["text"], f
     statuses = {f["status"] for f in data["findings"]}
@@ -125,24 +126,34 @@ def test_unknown_check_id_is_a_usage_error(fake):
 
 
 def test_a_check_that_raises_is_reported_as_crash_and_the_others_run(fake):
-    """A `patches` package that shadows the pack's and breaks: the xtuner checks that read it
-    crash; every other check still runs."""
+    """A check that raises (here one registered beside the real ones, as a broken check module
+    would be): it is a `crash` finding with where it raised, and every other check still runs."""
     fake.gpu_box()
-    pkg = fake.site / "patches"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("def enable_startup():\n    pass\n\n"
-                                     "def selected(spec=None):\n    raise RuntimeError('broken')\n")
-    (pkg / "_startup.py").write_text("")
-    (pkg / "__main__.py").write_text("")
-    fake.exe("xtuner", "")
-    (fake.bin / "xtuner").write_text(f"#!{sys.executable}\n")  # this env's xtuner
-    r = fake.run()
-    assert r.rc == 1 and "Traceback" not in r.stderr
-    crashed = {f["id"]: f for f in r.data["findings"] if f["status"] == "crash"}
-    assert set(crashed) == {"xtuner.patches", "xtuner.cli"}
-    assert "ImportError" in crashed["xtuner.patches"]["summary"]
-    assert "doctor bug" in crashed["xtuner.cli"]["fix"]["text"]
-    assert len(r.data["findings"]) == len(list_ids())
+    code = ("import sys\nimport doctor.checks as c\nCATEGORY = 'GPU & driver'\n"
+            "@c.check('gpu.broken', 'a check that raises')\n"
+            "def broken(f):\n    return f.gpus[0].no_such_field\n"
+            "from doctor.check import main\nsys.exit(main(sys.argv[1:]))\n")
+    env = {**fake.env, "PYTHONPATH": os.pathsep.join(fake.pythonpath)}
+    proc = subprocess.run([sys.executable, "-c", code, *fake.default_args, "--json"],
+                          capture_output=True, text=True, env=env, timeout=120, cwd=fake.tmp)
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    crashed = {f["id"]: f for f in data["findings"] if f["status"] == "crash"}
+    assert set(crashed) == {"gpu.broken"}
+    assert "AttributeError" in crashed["gpu.broken"]["summary"]
+    assert crashed["gpu.broken"]["details"][0].startswith("at <string>:")
+    assert "doctor bug" in crashed["gpu.broken"]["fix"]["text"]
+    assert len(data["findings"]) == len(list_ids()) + 1
+
+
+def test_no_doctor_module_imports_the_pack_rooms_above_it():
+    """`check` runs without `patches` importable at all: the .pth contract is doctor/pth.py."""
+    code = ("import sys, json; sys.modules['patches'] = None; from doctor.check import main; "
+            "rc = main(['xtuner', '--json']); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=here_env(), timeout=120, cwd=REPO)
+    data = json.loads(proc.stdout)
+    assert not [f for f in data["findings"] if f["status"] == "crash"], data["findings"]
 
 
 def test_patches_pth_missing_then_fixed_by_its_own_command(tmp_path):

@@ -4,7 +4,8 @@ per-distro fix commands."""
 
 import pytest
 
-from doctor.fixes import Platform, cuda_toolkit
+from doctor.facts import Platform
+from doctor.routes import cuda_toolkit
 
 KEYRING = "https://developer.download.nvidia.com/compute/cuda/repos/{}/x86_64/cuda-keyring_1.1-1_all.deb"
 

@@ -2,7 +2,9 @@
 doctor runs and exits 0 or 1 without a traceback, no check crashes, and the fault shows up as a
 finding (warn or fail) of the check that owns it, with a fix."""
 
+import os
 import sys
+import time
 
 import pytest
 
@@ -44,9 +46,12 @@ def nvcc_release(release, deepspeed="0.19.8"):
 
 
 def lock(f):
+    """A lock left by a build that died two hours ago (a running build's is minutes old)."""
     p = f.home / ".cache/torch_extensions/py311_cu121/fused_adam/lock"
     p.parent.mkdir(parents=True)
     p.write_text("")
+    old = time.time() - 2 * 3600
+    os.utime(p, (old, old))
 
 
 def leftover_ds(f):
@@ -80,6 +85,45 @@ def pip_nvcc(f):
 def wsl_linux_driver(f):
     f.wsl()
     f.file("/var/lib/dpkg/status", "Package: nvidia-driver-550\nStatus: install ok installed\n")
+
+
+def old_smi(f):
+    """Driver 470's nvidia-smi: no compute_cap field; the driver is too old for CUDA 12."""
+    f.driver("470.182.03")
+    f.smi((("NVIDIA GeForce RTX 3060", 12288, 11800, "8.6"),), "470.182.03",
+          unknown=("compute_cap",))
+
+
+def read_only_hf_home(f):
+    ro = f.tmp / "ro-hf"
+    ro.mkdir()
+    f.env["HF_HOME"] = str(ro)
+    f.mounts(ro)
+
+
+def hidden_pascal(f):
+    """Two GPUs; the run is given the Pascal one, which torch cu128 has no kernels for."""
+    f.gpu_box(cuda="12.8", gpus=(("NVIDIA GeForce RTX 3060", 12288, 11800, "8.6"),) + PASCAL)
+    f.env.update(CUDA_VISIBLE_DEVICES="1", CUDA_DEVICE_ORDER="PCI_BUS_ID")
+
+
+def long_shebang_old_kernel(f):
+    """This environment's xtuner with a #! line of 200 bytes, on a kernel before 5.1."""
+    link = f.tmp.joinpath(*["p" * 60] * 2) / "python"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(sys.executable)
+    (f.bin / "xtuner").write_text(f"#!{link}\n")
+    (f.bin / "python").symlink_to(sys.executable)
+    f.file("/proc/sys/kernel/osrelease", "4.15.0-213-generic\n")
+
+
+def older_cublas_first(f):
+    f.dist("nvidia-cublas-cu12", "12.4.5.8", ["nvidia/cublas/lib/libcublas.so.12"])
+    d = f.tmp / "cuda-12.1/lib64"
+    d.mkdir(parents=True)
+    (d / "libcublas.so.12.1.3.1").write_text("")
+    (d / "libcublas.so.12").symlink_to("libcublas.so.12.1.3.1")
+    f.env["LD_LIBRARY_PATH"] = str(d)
 
 
 FAULTS = [
@@ -139,6 +183,15 @@ FAULTS = [
     ("small RAM, no swap", lambda f: f.meminfo(6, 0), [], "resources.ram", {"warn"}),
     ("4 GB GPU", lambda f: f.gpu_box(gpus=(("NVIDIA GeForce GTX 1650", 4096, 3900, "7.5"),)),
      [], "resources.vram", {"warn"}),
+    # the six classes of issue 21
+    ("old nvidia-smi, driver too old", old_smi, [], "gpu.driver_cuda", {"fail"}),
+    ("visible GPU without kernels", hidden_pascal, [], "torch.arch", {"fail"}),
+    ("HF_HOME on a read-only mount", read_only_hf_home, [], "resources.writable", {"fail"}),
+    ("#! line past an old kernel's limit", long_shebang_old_kernel, [], "xtuner.cli", {"fail"}),
+    ("TORCH_CUDA_ARCH_LIST without sm_86",
+     lambda f: f.env.update(TORCH_CUDA_ARCH_LIST="7.5;9.0"), [], "cuda.arch_list", {"warn"}),
+    ("older cuBLAS first on LD_LIBRARY_PATH", older_cublas_first, [], "cuda.runtimes",
+     {"fail"}),
 ]
 
 

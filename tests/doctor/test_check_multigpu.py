@@ -1,6 +1,6 @@
 """Multi-GPU checks on fake machines: two GeForce cards (NCCL P2P), mixed models, one process
-per GPU against CUDA_VISIBLE_DEVICES and NPROC_PER_NODE. nvidia-smi is a script printing what
-`nvidia-smi --query-gpu` and `nvidia-smi topo -p2p r` print."""
+per GPU against CUDA_VISIBLE_DEVICES and NPROC_PER_NODE. nvidia-smi is a fake answering
+`nvidia-smi --query-gpu` and `nvidia-smi topo -p2p r` as the real one (tests/doctor/fake_smi.py)."""
 
 import pytest
 
@@ -19,16 +19,7 @@ TOPO_OK = TOPO_NS.replace("\tNS\t", "\tOK\t")
 
 def box(fake, gpus, topo=None):
     fake.gpu_box(gpus=gpus)
-    rows = "".join(f"{i}, {n}, {t}, {f}, {cc}, 550.90.07\n" for i, (n, t, f, cc)
-                   in enumerate(gpus))
-    (fake.tmp / "query.out").write_text(rows)
-    (fake.tmp / "topo.out").write_text(topo or "")
-    fake.exe("nvidia-smi", f"""\
-        case "$1" in
-          topo) [ -s '{fake.tmp}/topo.out' ] && cat '{fake.tmp}/topo.out' || exit 3 ;;
-          *) cat '{fake.tmp}/query.out' ;;
-        esac
-        """)
+    fake.smi(gpus, topo=topo)
     return fake
 
 

@@ -9,8 +9,9 @@ import subprocess
 
 import pytest
 
-from doctor import fixes
-from doctor.fixes import CONTAINER_TOOLKIT, Platform, Toolkit, cuda_toolkit
+from doctor import routes
+from doctor.facts import Platform, Toolkit
+from doctor.routes import CONTAINER_TOOLKIT, cuda_toolkit, nvidia_repo
 
 KEYRING = "https://developer.download.nvidia.com/compute/cuda/repos/{}/x86_64/cuda-keyring_1.1-1_all.deb"
 EXPORTS = 'export PATH="$CUDA_HOME/bin:$PATH"'
@@ -204,7 +205,7 @@ def test_debian_12_cu118_uses_debians_own_matching_package(fake):
         "export CUDA_HOME=/usr"]
 
 
-REPOS = list(fixes.cuda_repos()["repos"])
+REPOS = list(routes.cuda_repos()["repos"])
 PLATFORMS = {"ubuntu2004": Platform("ubuntu", "20.04"), "ubuntu2204": Platform("ubuntu", "22.04"),
              "ubuntu2404": Platform("ubuntu", "24.04"),
              "debian12": Platform("debian", "12", apt_sources=()),
@@ -212,7 +213,7 @@ PLATFORMS = {"ubuntu2004": Platform("ubuntu", "20.04"), "ubuntu2204": Platform("
 
 
 def test_the_repo_table_is_data_with_a_source_for_every_repository():
-    table = fixes.cuda_repos()
+    table = routes.cuda_repos()
     assert set(PLATFORMS) == set(table["repos"])
     releases = table["releases"]
     assert releases == sorted(releases, key=lambda r: tuple(map(int, r.split("."))))
@@ -220,7 +221,7 @@ def test_the_repo_table_is_data_with_a_source_for_every_repository():
         assert repo["source"] and len(repo["source"]) > 40, name
         for bound in (repo["first"], repo["last"]):
             assert bound is None or bound in releases
-        assert PLATFORMS[name].nvidia_repo == name
+        assert nvidia_repo(PLATFORMS[name]) == name
 
 
 @pytest.mark.parametrize("repo", REPOS)
@@ -233,12 +234,12 @@ def test_every_install_the_builder_prints_is_in_the_table(repo, cuda, ds):
     for c in fix.commands:
         if m := re.search(r"install cuda-toolkit-(\d+)-(\d+)$", c):
             got = f"{m.group(1)}.{m.group(2)}"
-            assert fixes.packaged(repo, got), (repo, cuda, c)
+            assert routes.packaged(repo, got), (repo, cuda, c)
             if got != cuda and "make env TORCH_INDEX_URL" not in " ".join(fix.commands):
-                assert fixes.toolkit_accepted(got, cuda, ds), (repo, cuda, ds, c)
+                assert routes.toolkit_accepted(got, cuda, ds), (repo, cuda, ds, c)
         if c.startswith("wget "):
             assert f"/repos/{repo}/" in c
-    if fixes.packaged(repo, cuda):
+    if routes.packaged(repo, cuda):
         assert f"sudo apt-get -y install cuda-toolkit-{cuda.replace('.', '-')}" in fix.commands
 
 

@@ -81,3 +81,14 @@ def test_a_reader_that_leaves_early_is_no_error(fake):
                           timeout=120, cwd=fake.tmp)
     assert proc.stdout == "### `python -m doctor report`\n"
     assert proc.stderr == ""
+
+
+def test_report_says_which_gpus_the_run_sees(fake):
+    gpus = (("NVIDIA GeForce RTX 4090", 24564, 24000, "8.9"),
+            ("NVIDIA GeForce RTX 3060", 12288, 11800, "8.6"))
+    fake.gpu_box(gpus=gpus).env.update(CUDA_VISIBLE_DEVICES="1", CUDA_DEVICE_ORDER="PCI_BUS_ID")
+    out = report(fake).stdout
+    assert "| the run sees | GPU 1 |" in out
+    assert "CUDA_VISIBLE_DEVICES=1, CUDA_DEVICE_ORDER=PCI_BUS_ID" in out
+    data = json.loads(report(fake, "--json").stdout)
+    assert data["summary"]["visible"] == [1]

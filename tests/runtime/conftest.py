@@ -1,6 +1,6 @@
-"""Machines for the run-time tests: a fake nvidia-smi (what the real one prints for
-`--query-gpu=index,name,memory.total,memory.free,compute_cap,driver_version
---format=csv,noheader,nounits`) on PATH, in front of this environment's `xtuner`."""
+"""Machines for the run-time tests: a fake nvidia-smi (answering `--query-gpu=... --format=csv,
+noheader,nounits` as the real one does, tests/doctor/fake_smi.py) on PATH, in front of this
+environment's `xtuner`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.doctor import fake_smi as smi_tool
 from tests.helpers import BIN
 
 RTX_2060 = ("NVIDIA GeForce RTX 2060", 6144, 5980, "7.5")  # 6 GB
@@ -21,13 +22,9 @@ def real_gpu() -> bool:
     return bool(nvml_report().gpus)
 
 
-def fake_smi(directory: Path, gpu, driver: str = "550.90.07") -> dict[str, str]:
+def fake_smi(directory: Path, gpu, driver: str = "550.90.07", more=()) -> dict[str, str]:
     """Environment with an nvidia-smi that reports `gpu`; PATH keeps this interpreter first."""
-    directory.mkdir(parents=True, exist_ok=True)
-    name, total, free, cc = gpu
-    exe = directory / "nvidia-smi"
-    exe.write_text(f"#!/bin/sh\necho '0, {name}, {total}, {free}, {cc}, {driver}'\n")
-    exe.chmod(0o755)
+    smi_tool.write(directory / "nvidia-smi", [gpu, *more], driver)
     return {"PATH": os.pathsep.join([str(BIN), str(directory), "/usr/bin", "/bin"])}
 
 

@@ -1,5 +1,6 @@
 """`xtuner train CONFIG` stops in seconds, with one message, when this machine cannot run CONFIG
-(patches/preflight.py). Each test runs the real `xtuner train` of this environment."""
+(doctor/preflight.py, through the startup hook patches/preflight.py). Each test runs the real
+`xtuner train` of this environment."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def test_no_gpu_stops_a_gpu_config_in_seconds(no_real_gpu, empty_hf_home):
     text = assert_one_short_message(out, seconds)
     assert "needs an NVIDIA GPU, and this machine has none" in text
     assert "`make smoke`" in text
-    from patches.preflight import estimate_text, fit_report
+    from doctor.preflight import estimate_text, fit_report
 
     expected = estimate_text(fit_report(str(QWEN), gpu_mem=8.0))
     assert f"doctor fit puts its peak at {expected} on an 8 GiB card." in text
@@ -66,7 +67,7 @@ def test_a_gpu_that_fits_is_not_stopped_for_memory(no_real_gpu, empty_hf_home, t
 
 def upper(config, options: dict, tmp_path) -> float:
     """The top of doctor fit's band for `config` with `options` merged."""
-    from patches.preflight import Run, config_for_fit, fit_report
+    from doctor.preflight import Run, config_for_fit, fit_report
 
     return fit_report(config_for_fit(Run(str(config), options), tmp_path), gpu_mem=8.0)["upper_gb"]
 
@@ -100,15 +101,38 @@ def test_with_the_override_variable_the_run_goes_on(no_real_gpu, empty_hf_home, 
 
 
 def test_the_cpu_smoke_config_passes_the_preflight(empty_hf_home):
-    from patches import preflight
+    from doctor import preflight
 
     run = preflight.parse_train_args([str(SMOKE)])
     assert run is not None and run.config == str(SMOKE)
     assert preflight.check(run) == []
 
 
+def test_the_gpu_judged_is_the_one_the_run_sees(no_real_gpu, empty_hf_home, tmp_path):
+    """A 24 GB card and a 6 GB card: with CUDA_VISIBLE_DEVICES=1 (PCI order) the run gets the
+    6 GB one, and the preflight judges that one (`python -m doctor preflight`, the same check
+    without starting the run)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **empty_hf_home, "PYTHONPATH": str(REPO),
+           **fake_smi(tmp_path / "bin", RTX_4090, more=[RTX_2060]),
+           "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+    def preflight(visible):
+        return subprocess.run([sys.executable, "-m", "doctor", "preflight", str(QWEN)],
+                              capture_output=True, text=True, timeout=300, cwd=REPO,
+                              env={**env, "CUDA_VISIBLE_DEVICES": visible})
+
+    out = preflight("1")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "does not fit GPU 1 (NVIDIA GeForce RTX 2060, 6.00 GiB)" in out.stdout
+    assert "does not fit" not in preflight("0").stdout
+
+
 @pytest.mark.parametrize("argv", [[], ["--help"], ["no/such/config.py"]])
 def test_nothing_to_check_leaves_it_to_the_tool(argv):
-    from patches import preflight
+    from doctor import preflight
 
     assert preflight.parse_train_args(argv) is None

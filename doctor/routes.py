@@ -1,5 +1,7 @@
-"""The fix-command catalogue: the machine (distro, release, its apt sources, container, VM, WSL,
-conda, the toolkits already installed) x torch's CUDA -> the commands that work THERE.
+"""Fix routes for what lies outside the environment (drivers, toolkits, apt, containers): the
+machine (distro, release, its apt sources, container, VM, WSL, conda, the toolkits already
+installed) x torch's CUDA -> the commands that work THERE. `doctor fix` prints these, never runs
+them.
 
 Every route checks its own preconditions before it prints a command:
 - apt components are enabled by editing the sources file in the format this machine uses
@@ -23,10 +25,13 @@ from __future__ import annotations
 import functools
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import versions as V
+from .actions import use_toolkit
+from .facts.cuda import Toolkit
+from .facts.packages import ds_minor_ok
+from .facts.system import Platform
 from .findings import Fix
 
 KEYRING = "cuda-keyring_1.1-1_all.deb"
@@ -57,65 +62,20 @@ CONTAINER_TOOLKIT = [
 ]
 
 
-@dataclass(frozen=True)
-class AptSource:
-    """One sources file's entries for the distro's own archive (suites of its codename)."""
-
-    path: str  # as on the machine: /etc/apt/sources.list.d/debian.sources
-    format: str  # "deb822" | "one-line"
-    components: tuple[str, ...]  # enabled on every such entry of the file
-
-
-@dataclass(frozen=True)
-class Toolkit:
-    """A CUDA toolkit installed on the machine."""
-
-    path: str  # its top directory as on the machine: /usr/local/cuda-12.6
-    version: str  # "12.6"
-    nvcc: bool = True
-
-
-@dataclass(frozen=True)
-class Platform:
-    distro: str = ""  # os-release ID, lower case: "ubuntu", "debian"
-    release: str = ""  # os-release VERSION_ID: "24.04", "12"
-    pretty: str = ""
-    wsl: bool = False
-    conda_prefix: str | None = None
-    arch: str = "x86_64"
-    python: str = "python"  # the environment's interpreter, used in pip commands
-    container: str | None = None  # docker | podman | kubernetes | lxc | container
-    vm: str | None = None  # kvm | qemu | vmware | virtualbox | hyper-v | xen | ...
-    apt_sources: tuple[AptSource, ...] | None = None  # None: not readable here
-
-    @property
-    def nvidia_repo(self) -> str | None:
-        """Directory name of NVIDIA's apt repository for this machine, or None."""
-        if self.wsl:
-            return "wsl-ubuntu" if self.distro == "ubuntu" else None
-        for name, r in cuda_repos()["repos"].items():
-            if (r["distro"], r["release"]) == (self.distro, self.release):
-                return name
-        return None
-
-    @property
-    def repo_arch(self) -> str:
-        return {"aarch64": "sbsa", "arm64": "sbsa"}.get(self.arch, self.arch)
-
-    @property
-    def name(self) -> str:
-        base = self.pretty or f"{self.distro} {self.release}".strip() or "this Linux"
-        return f"{base} (WSL2)" if self.wsl else base
-
-    def pip(self, *args: str) -> str:
-        """Every pip line the doctor prints: this environment's interpreter, `-m pip`."""
-        return " ".join([self.python, "-m", "pip", *args])
-
-
 # -- NVIDIA's repositories, release by release ---------------------------------------------------
 @functools.cache
 def cuda_repos() -> dict:
     return json.loads(CUDA_REPOS.read_text())
+
+
+def nvidia_repo(p: Platform) -> str | None:
+    """Directory name of NVIDIA's apt repository for this machine, or None."""
+    if p.wsl:
+        return "wsl-ubuntu" if p.distro == "ubuntu" else None
+    for name, r in cuda_repos()["repos"].items():
+        if (r["distro"], r["release"]) == (p.distro, p.release):
+            return name
+    return None
 
 
 def packaged(repo: str, cuda: str) -> bool | None:
@@ -148,19 +108,6 @@ def repo_span(repo: str) -> str:
 
 
 # -- what torch's and DeepSpeed's mismatch rules accept -----------------------------------------
-def ds_minor_ok(ds_version: str | None) -> dict[int, list[str]]:
-    """DeepSpeed's op_builder `cuda_minor_mismatch_ok` table of the installed release: 0.16 has
-    12.0..12.6; 0.17 adds 12.8; 0.18 adds 12.9; no release has a CUDA 13 entry (so with CUDA 13
-    only an exact nvcc/torch match passes its check)."""
-    table = {10: ["10.0", "10.1", "10.2"], 11: [f"11.{i}" for i in range(9)],
-             12: [f"12.{i}" for i in range(7)]}
-    if V.at_least(ds_version, "0.17"):
-        table[12].append("12.8")
-    if V.at_least(ds_version, "0.18"):
-        table[12].append("12.9")
-    return table
-
-
 def toolkit_accepted(nvcc: str, torch_cuda: str, ds_version: str | None,
                      ds_table: dict | None = None) -> bool:
     """torch's extension builder raises only on a different CUDA major (a minor mismatch is a
@@ -281,14 +228,13 @@ def dkms_rebuild(p: Platform) -> Fix:
 # -- the CUDA toolkit ---------------------------------------------------------------------------
 def point_at(tk: Toolkit, link_target: str | None, alternatives: bool) -> Fix:
     """Use a toolkit that is already installed: CUDA_HOME, and say how to relink."""
-    cmds = [f"export CUDA_HOME={tk.path}", 'export PATH="$CUDA_HOME/bin:$PATH"']
     text = f"The CUDA {tk.version} toolkit is already installed at {tk.path}: use it"
     if link_target and link_target != tk.path:
         relink = (f"sudo update-alternatives --set cuda {tk.path}" if alternatives
                   else f"sudo ln -sfn {tk.path} /usr/local/cuda")
         text += (f" (/usr/local/cuda points at {link_target}; to make {tk.path} the default "
                  f"for every shell: `{relink}`)")
-    return Fix(cmds, text + ".")
+    return use_toolkit(tk.path, text + ".")
 
 
 def apt_toolkit(p: Platform, repo: str, cuda: str, torch_cuda: str | None = None) -> Fix:
@@ -327,7 +273,7 @@ def cuda_toolkit(p: Platform, cuda: str, ds_version: str | None = None,
             "DeepSpeed links -lcurand/-lcudart from $CUDA_HOME/lib, which the full "
             "cuda-toolkit package provides (cuda-nvcc alone does not).",
         ) + distro_toolkit_note(p, cuda)
-    repo = p.nvidia_repo
+    repo = nvidia_repo(p)
     if repo is None:
         return Fix([f"export CUDA_HOME=/usr/local/cuda-{ver}",
                     'export PATH="$CUDA_HOME/bin:$PATH"'],
@@ -376,11 +322,18 @@ def cuda_toolkit(p: Platform, cuda: str, ds_version: str | None = None,
                          f"torch to its {torch_tag} build, whose CUDA {move_to} {repo} packages, "
                          "then install that toolkit.")
                 + torch_wheel(p, torch_tag)
-                + cuda_toolkit(p, move_to, ds_version, installed, link_target, alternatives))
+                + printed(cuda_toolkit(p, move_to, ds_version, installed, link_target,
+                                       alternatives)))
     return Fix(text=f"{why} No packaged toolkit of the same major will do ({rules}), and no "
                     "torch build this driver runs is packaged there: install the toolkit from "
                     "NVIDIA's runfile (https://developer.nvidia.com/cuda-toolkit-archive, "
                     f"CUDA {ver}, toolkit only).")
+
+
+def printed(fix: Fix) -> Fix:
+    """A fix that comes after a step the doctor does not take (a torch download): its lines are
+    shown, none applied by `doctor fix`."""
+    return Fix(fix.commands, fix.text)
 
 
 def distro_toolkit_note(p: Platform, cuda: str) -> Fix:
