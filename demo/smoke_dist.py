@@ -94,10 +94,6 @@ def train(work_dir: Path, procs: int, *extra: str, steps: int = STEPS,
     accumulation = GLOBAL_BATCH // procs
     # xtuner's launcher picks a random port in 20000-29999 without PORT: take a free one instead
     env = dict(NPROC_PER_NODE=str(procs), PORT=str(free_port()))
-    if "--deepspeed" in extra:
-        # The pack's preflight stops `--deepspeed` where there is no NVIDIA GPU (the recipe's
-        # DeepSpeed runs are GPU runs); this one is the CPU twin on purpose (fp32, gloo).
-        env["XTUNER_PACK_FORCE"] = "1"
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     started = time.monotonic()

@@ -104,13 +104,36 @@ def type_name(obj) -> str:
 
 def needs_gpu(cfg: dict, run: Run) -> str | None:
     """Why this config cannot train on a CPU, or None. mmengine's AmpOptimWrapper asserts a GPU
-    (the pack's CPU configs and tests' CPU twins use OptimWrapper); DeepSpeed needs CUDA too."""
-    if run.deepspeed:
-        return f"--deepspeed {run.deepspeed}"
+    (the pack's CPU configs and tests' CPU twins use OptimWrapper). Under --deepspeed XTuner
+    swaps that wrapper for DeepSpeed's, whose fp16/bf16 need a GPU where the JSON turns them on;
+    its "auto" follows the machine (fp32 on a CPU, as `make smoke-dist` trains ZeRO-2)."""
     wrapper = (cfg.get("optim_wrapper") or {}).get("type")
     if type_name(wrapper) == "AmpOptimWrapper":
         return "16-bit mixed precision (AmpOptimWrapper), which mmengine runs on a GPU only"
+    if run.deepspeed:
+        on = [k for k, v in deepspeed_json(run.deepspeed).items()
+              if k in ("fp16", "bf16") and isinstance(v, dict) and v.get("enabled") is True]
+        if on:
+            return (f"--deepspeed {run.deepspeed} with {'/'.join(on)} on, which DeepSpeed runs "
+                    "on a GPU")
     return None
+
+
+def deepspeed_json(name: str) -> dict:
+    """The DeepSpeed config `xtuner train --deepspeed NAME` reads: a file, or one of XTuner's
+    own by name (deepspeed_zero2, ...), found without importing xtuner. {} if unreadable."""
+    import importlib.util
+    import json
+
+    path = Path(name)
+    if not path.is_file():
+        spec = importlib.util.find_spec("xtuner")
+        roots = spec.submodule_search_locations if spec else []
+        path = next((Path(r) / "configs" / "deepspeed" / f"{name}.json" for r in roots), path)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 # ---- doctor fit -----------------------------------------------------------------------------

@@ -136,3 +136,29 @@ def test_nothing_to_check_leaves_it_to_the_tool(argv):
     from doctor import preflight
 
     assert preflight.parse_train_args(argv) is None
+
+
+@pytest.mark.parametrize("ds_json, stopped", [
+    (None, False),  # the pack's zero2_8gb.json: fp16/bf16 "auto" follow the machine (fp32 here)
+    ({"fp16": {"enabled": True}}, True),
+    ({"bf16": {"enabled": True}}, True),
+])
+def test_deepspeed_needs_a_gpu_only_where_its_json_turns_16_bit_on(ds_json, stopped, tmp_path):
+    """`make smoke-dist` trains ZeRO-2 on 2 CPU processes in fp32: --deepspeed alone is no
+    reason to stop; 16-bit turned on in its JSON, or the config's AmpOptimWrapper, are."""
+    import json
+
+    from doctor import preflight
+
+    path = REPO / "configs" / "deepspeed" / "zero2_8gb.json"
+    if ds_json is not None:
+        path = tmp_path / "ds.json"
+        path.write_text(json.dumps({"zero_optimization": {"stage": 2}, **ds_json}))
+    cpu = preflight.parse_train_args([str(SMOKE), "--deepspeed", str(path)])
+    reason = preflight.needs_gpu(preflight.load_config(cpu), cpu)
+    assert (reason is not None) == stopped, reason
+    if stopped:
+        assert "--deepspeed" in reason and "on, which DeepSpeed runs on a GPU" in reason
+    gpu = preflight.parse_train_args([str(QWEN), "--deepspeed", "deepspeed_zero2"])
+    assert "AmpOptimWrapper" in preflight.needs_gpu(preflight.load_config(gpu), gpu)
+    assert preflight.deepspeed_json("deepspeed_zero2")["zero_optimization"]["stage"] == 2
