@@ -3,7 +3,7 @@ bench-curation-quality DATA=dir).
 
     python bench/curation_quality.py [--data DIR] [--public DIR] [--sample N]
 
-1. Always: the pack's handwritten set (tests/curation/decon_data.py): for each kind of train row
+1. Always: the pack's handwritten set (bench/decon_items.py): for each kind of train row
    and each policy, rows removed, and rows each method matched.
 2. With --data DIR (the real files; not shipped with the pack): DIR/gsm8k/{train,test}.jsonl
    (openai/grade-school-math, grade_school_math/data/, MIT, {"question", "answer"}) and
@@ -42,14 +42,14 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from perturb import PUBLIC_WHERE, public_sets, variants  # noqa: E402
 
-from curation.clean.decontaminate import main as decontaminate  # noqa: E402
-from curation.clean.matchers import METHODS  # noqa: E402
-from tests.curation.decon_helpers import (  # noqa: E402
+from bench.decon_set import (  # noqa: E402
     CATEGORIES,
     read_report,
     write_test_files,
     write_train_file,
 )
+from curation.clean.decontaminate import main as decontaminate  # noqa: E402
+from curation.clean.matchers import METHODS  # noqa: E402
 
 WHERE = ("the real files are not shipped: get GSM8K from openai/grade-school-math "
          "(grade_school_math/data/{train,test}.jsonl) and MATH in EleutherAI/hendrycks_math's "
@@ -76,7 +76,7 @@ def handwritten(tmp: Path) -> None:
     train = tmp / "train.jsonl"
     rows = write_train_file(train)
     totals = Counter(cat for cat, _, _ in rows)
-    print("Handwritten set (tests/curation/decon_data.py): rows removed / rows, and rows each "
+    print("Handwritten set (bench/decon_items.py): rows removed / rows, and rows each "
           "method matched (under strict)")
     print(f"{'kind of train row':16s} {'rows':>4s} {'default':>8s} {'strict':>7s}   "
           + " ".join(f"{m:>15s}" for m in METHODS))

@@ -34,8 +34,6 @@ KNOWN_EXCEPTIONS = {
     ("configs/smoke/tiny_llama_qlora_oasst_cpu_dist.py", "demo"),
     # aftertrain's config check builds the demo's tiny model
     ("aftertrain/config.py", "demo"),
-    # the decontamination quality benchmark reuses the tests' data builders
-    ("bench/curation_quality.py", "tests"),
 }
 # Import cycles inside the doctor that another issue removes (issue 20: doctor/fit's band and
 # calibration); the lead empties this at integration.

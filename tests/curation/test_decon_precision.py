@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.decon_set import read_report
 from curation.clean.decontaminate import main as decontaminate
-from tests.curation.decon_helpers import read_report
 
 POLICIES = ("default", "strict")
 
@@ -114,10 +114,10 @@ def test_a_gsm8k_problem_with_every_number_changed_is_caught_by_default(tmp_path
 def test_the_coverage_bound_drops_no_match():
     """NgramContainment.candidates drops (row, item) pairs whose hit count cannot reach the
     coverage; verifying every pair instead finds no more matches."""
+    from bench.decon_items import ITEMS
+    from bench.decon_set import train_rows
     from curation.clean.matchers import MaskedNgram, NgramContainment, TrainRows
     from curation.clean.testindex import TestItems
-    from tests.curation.decon_data import ITEMS
-    from tests.curation.decon_helpers import train_rows
 
     items = TestItems.build([("t", k + 1, it["test"]) for k, it in enumerate(ITEMS)])
     texts = [text for _, _, text in train_rows()]
@@ -144,10 +144,10 @@ def test_the_coverage_bound_drops_no_match():
 def test_a_batch_verifies_as_its_rows_one_by_one(policy):
     """Every matcher scores all candidate pairs of a batch at once; the matches, their scores
     and texts are those of verifying each row alone (no row sees another's n-grams)."""
+    from bench.decon_items import ITEMS
+    from bench.decon_set import train_rows
     from curation.clean.matchers import TrainRows, build_matchers
     from curation.clean.testindex import TestItems
-    from tests.curation.decon_data import ITEMS
-    from tests.curation.decon_helpers import train_rows
 
     items = TestItems.build([("t", k + 1, it["test"]) for k, it in enumerate(ITEMS)])
     texts = [text for _, _, text in train_rows()]

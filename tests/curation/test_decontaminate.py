@@ -1,5 +1,5 @@
 """python -m curation decontaminate, end to end, on test items and train rows written for the
-pack (tests/curation/decon_data.py): what it must remove, what it must keep, the report, the
+pack (bench/decon_items.py): what it must remove, what it must keep, the report, the
 accounting, bad input, atomic output."""
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from curation.clean.decontaminate import main as decontaminate
-from tests.curation.decon_data import ITEMS
-from tests.curation.decon_helpers import (
+from bench.decon_items import ITEMS
+from bench.decon_set import (
     public_test_row,
     read_report,
     train_row,
     write_test_files,
     write_train_file,
 )
+from curation.clean.decontaminate import main as decontaminate
 from tests.helpers import offline_env
 
 POLICIES = ("default", "strict")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.decon_items import ITEMS
+from bench.decon_set import read_report
 from curation.clean.dedup import main as dedup
-from tests.curation.decon_data import ITEMS
-from tests.curation.decon_helpers import read_report
 
 ORIGINAL = ITEMS[0]["test"]  # the Maria pencils problem, 25 words
 

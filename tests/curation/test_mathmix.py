@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.curation.decon_data import ITEMS
-from tests.curation.decon_helpers import public_test_row, read_report
+from bench.decon_items import ITEMS
+from bench.decon_set import public_test_row, read_report
 from tests.helpers import REPO, run
 
 CONFIG = REPO / "configs" / "internlm2_math_plus_7b_qlora_mathmix_e1.py"

@@ -6,9 +6,9 @@ import json
 
 from datatrove.executor import LocalPipelineExecutor
 
+from bench.decon_set import read_report, train_row, train_rows, write_test_files
 from curation.clean.decontaminate import main as decontaminate
 from curation.clean.scaleout import DecontaminateFilter, RowReader, RowWriter, merge_reports
-from tests.curation.decon_helpers import read_report, train_row, train_rows, write_test_files
 
 BAD_LINES = [b'{"question": "unterminated', b"\xff\xfe not utf-8", b"[1, 2, 3]"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.curation.decon_data import ITEMS
+from bench.decon_items import ITEMS
 
 
 def public_test_row(item: dict) -> dict:
