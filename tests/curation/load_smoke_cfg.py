@@ -8,7 +8,7 @@ from xtuner.utils import PROMPT_TEMPLATE
 from curation.convert.load import load_conversations
 
 with read_base():
-    from ...demo.tiny_llama_qlora_oasst_cpu import *
+    from ...configs.smoke.tiny_llama_qlora_oasst_cpu import *
 
 train_dataloader.dataset.dataset = dict(type=load_conversations, source="gsm8k", split="train")
 train_dataloader.dataset.dataset_map_fn = None
