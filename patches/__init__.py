@@ -27,6 +27,7 @@ STARTUP = (
     "resume_safe_globals",
     "torchvision_optional",
     "remote_code_generate",
+    "xtuner_llm_config",
     "xtuner_attn_dispatch",
     "cpu_distributed",
     "deepspeed_optimizers",

@@ -51,12 +51,15 @@ def recipe(
     *,
     # ---- model ----
     model_path,  # hub id or local directory
+    revision=None,  # hub commit (or tag/branch) to load; None = the newest (docs/provenance.md)
     quantize=True,  # 4-bit nf4 base (QLoRA); False = standard LoRA on a 16-bit base
     dtype="float16",  # compute/storage dtype; fp16 runs on every 8 GB card (Turing has no bf16)
     model_type=None,  # None: SupervisedFinetune, or XTuner's DPO/ORPO for `preference`
     tokenizer=None,  # tokenizer dict; default: AutoTokenizer from model_path
     llm=None,  # model dict; default: AutoModelForCausalLM from model_path
-    trust_remote_code=True,
+    # run the model repository's own Python code: only for architectures transformers lacks
+    # (InternLM, InternLM2: their presets say so); off, a repo's added modeling_*.py never runs
+    trust_remote_code=False,
     # ---- LoRA ----
     lora_r=16,  # XTuner's r=64 costs ~2.6 GB of fp32 LoRA state on a 7B model
     lora_alpha=32,
@@ -124,6 +127,7 @@ def recipe(
         tokenizer = dict(
             type=AutoTokenizer.from_pretrained,
             pretrained_model_name_or_path=model_path,
+            revision=revision,
             trust_remote_code=trust_remote_code,
             padding_side="right",
         )
@@ -145,6 +149,7 @@ def recipe(
         llm = dict(
             type=AutoModelForCausalLM.from_pretrained,
             pretrained_model_name_or_path=model_path,
+            revision=revision,
             trust_remote_code=trust_remote_code,
             torch_dtype=torch_dtype,
         )

@@ -39,3 +39,37 @@ def edited_copy(model_dir: Path, dest: Path, old: str, new: str, *, comment=Fals
             "\n\n\n", "\n\n\n# and another, between two definitions\n", 1)
     file.write_text(text)
     return dest
+
+
+SPY = '''# Code a hub repository added: it records that it ran, in the file SPY_MARK names.
+import os
+from pathlib import Path
+
+from transformers import LlamaConfig, LlamaForCausalLM
+
+if os.environ.get("SPY_MARK"):
+    with open(os.environ["SPY_MARK"], "a") as f:
+        f.write(__name__ + "\\n")
+
+
+class SpyConfig(LlamaConfig):
+    model_type = "llama"
+
+
+class SpyForCausalLM(LlamaForCausalLM):
+    config_class = SpyConfig
+'''
+
+
+def with_spy_code(model_dir: Path) -> Path:
+    """A model of an architecture transformers ships (Llama) whose repository has added its own
+    Python code and named it in config.json's auto_map, as any hub repository can: loading it
+    with trust_remote_code runs that code, which writes to $SPY_MARK."""
+    import json
+
+    (model_dir / "modeling_spy.py").write_text(SPY)
+    config = json.loads((model_dir / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "modeling_spy.SpyConfig",
+                          "AutoModelForCausalLM": "modeling_spy.SpyForCausalLM"}
+    (model_dir / "config.json").write_text(json.dumps(config, indent=1))
+    return model_dir
