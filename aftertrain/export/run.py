@@ -5,9 +5,7 @@ Modelfile beside it, and (--check) the round trip against the merged HF model.""
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,19 +30,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def merge(spec, adapter: Path, out: Path, log: Path) -> Path:
-    """XTuner's own `xtuner convert merge BASE ADAPTER OUT` on the CPU."""
-    exe = shutil.which("xtuner", path=str(Path(sys.executable).parent)) or "xtuner"
-    with open(log, "w") as f:
-        rc = subprocess.run([exe, "convert", "merge", spec.model_path, str(adapter), str(out),
-                             "--device", "cpu"], stdout=f, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, HF_HUB_OFFLINE="1")).returncode
-    if rc != 0:
-        tail = "".join(log.read_text(errors="replace").splitlines(True)[-12:])
-        raise ExportError(f"`xtuner convert merge` exited {rc}; end of {log}:\n{tail}")
-    return out
-
-
 def export(args) -> dict:
     spec = read_config(args.config)
     out = Path(args.out or Path("work_dirs") / spec.name / "gguf").resolve()
@@ -56,7 +41,9 @@ def export(args) -> dict:
             raise ExportError(f"{args.adapter}: no adapter_config.json (the output of `xtuner "
                               "convert pth_to_hf CONFIG CKPT DIR`)")
         ensure_model(spec)
-        merged = merge(spec, Path(args.adapter), out / "merged", out / "merge.log")
+        from .merge import merge_as_trained  # as the config loads the base: revision, trust
+
+        merged = merge_as_trained(spec, Path(args.adapter), out / "merged")
     else:
         raise ExportError("pass --adapter DIR (merged here) or --merged DIR")
     if not (merged / "config.json").is_file():
@@ -92,7 +79,8 @@ def export(args) -> dict:
     if args.check:
         from .roundtrip import check
 
-        rt = check(merged, f16, spec.template, args.question, system=spec.system)
+        rt = check(merged, f16, spec.template, args.question, system=spec.system,
+                   trust_remote_code=spec.trust_remote_code)
         result["roundtrip"] = dict(ok=rt.ok, prompt=rt.prompt_gguf, greedy_hf=rt.text_hf,
                                    greedy_gguf=rt.text_gguf, problems=rt.problems())
         if not rt.ok:
