@@ -59,9 +59,10 @@ def tree_digest(root: str | os.PathLike) -> dict:
     return {"sha256": h.hexdigest(), "files": len(entries), "bytes": size}
 
 
-def files_digest(paths) -> dict:
-    """The files a dataset was read from: each one's sha256, and one digest over them all."""
-    files = {str(p): sha256_file(p) for p in paths}
+def files_digest(paths, label=str) -> dict:
+    """The files a dataset was read from: each one's sha256 (keyed by `label(path)`), and one
+    digest over them all (by file name and content: where they lie does not count)."""
+    files = {label(p): sha256_file(p) for p in paths}
     h = hashlib.sha256("".join(f"{Path(p).name}\0{d}\n" for p, d in files.items()).encode())
     return {"sha256": h.hexdigest(), "files": files}
 
@@ -141,6 +142,25 @@ def describe_dataset_repo(repo: str, revision: str | None, *,
     return out
 
 
+def cached_remote_code(cache: str | os.PathLike) -> list[dict]:
+    """Every model snapshot in the Hugging Face cache that holds code `trust_remote_code` would
+    run: repo, commit (and the refs naming it), the code's digests and what the patches say."""
+    out = []
+    root = Path(cache)
+    for repo_dir in sorted(root.glob("models--*")):
+        refs = {}
+        for ref in (repo_dir / "refs").rglob("*"):
+            if ref.is_file():
+                refs.setdefault(ref.read_text().strip(), []).append(
+                    ref.relative_to(repo_dir / "refs").as_posix())
+        for snapshot in sorted((repo_dir / "snapshots").glob("*")):
+            code = remote_code(snapshot) if snapshot.is_dir() else None
+            if code and code.get("auto_map"):
+                out.append(dict(repo=repo_dir.name[len("models--"):].replace("--", "/"),
+                                commit=snapshot.name, refs=refs.get(snapshot.name, []), **code))
+    return out
+
+
 # ---- remote code ----------------------------------------------------------------------------
 
 
@@ -172,6 +192,42 @@ def remote_code(directory: str | os.PathLike) -> dict | None:
     if checked:
         out["patches"] = checked
     return out
+
+
+def preflight_remote_code(llm: dict, cache: str | os.PathLike, patches_on: dict[str, bool]
+                          ) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Before a run that trusts remote code: (lines that report the code's digest, problems as
+    (summary, fix lines)) for the patches in force (`patches_on`) that would refuse it."""
+    if not llm.get("trust_remote_code"):
+        return [], []
+    name, revision = str(llm.get("pretrained_model_name_or_path") or ""), llm.get("revision")
+    if is_hub_id(name):
+        directory = hub_snapshot(cache, name, revision)
+    else:
+        directory = Path(name) if Path(name).is_dir() else None
+    if directory is None:
+        return [f"{name} runs its own code (trust_remote_code), not in the cache yet: the "
+                "pack's patches check it when it loads"], []
+    code = remote_code(directory)
+    if not code:
+        return [], []
+    where = f"{name} @ {directory.name}" if is_hub_id(name) else str(directory)
+    info = [f"{where} runs its own code (trust_remote_code): sha256 {code['sha256']} "
+            f"({', '.join(code['files'])})"]
+    problems = []
+    for patch, classes in (code.get("patches") or {}).items():
+        for cls, c in classes.items():
+            if c["known"] or not patches_on.get(patch):
+                continue
+            problems.append((
+                f"{patch} was not written for {where}'s {cls} ({c['file']}: "
+                f"{', '.join(c['differs'])} differ): the run would stop when it reaches it",
+                [f"`python -m doctor.provenance {directory / c['file']}` prints its "
+                 "fingerprints; doctor/data/remote_code.json lists the versions the patch "
+                 "knows", "pin `revision` to a known version"
+                 + (", or --cfg-options model.sdpa_attention=False" if patch ==
+                    "sdpa_attention" else "")]))
+    return info, problems
 
 
 def _canonical(node) -> str:
@@ -320,8 +376,14 @@ def read(path: str | os.PathLike) -> dict | None:
 
 
 def summary_lines(prov: dict) -> list[str]:
-    """A few lines a person reads: model, data, remote code, stack, pack."""
-    lines = []
+    """A few lines a person reads: run, model, data, remote code, stack, pack."""
+    c = prov.get("config") or {}
+    options = " ".join(f"{k}={v}" for k, v in (c.get("cfg_options") or {}).items())
+    lines = [f"run: {c.get('file')}" + (f" --cfg-options {options}" if options else "")
+             + f", started {prov.get('created')}"]
+    if prov.get("checkpoint"):
+        lines.append(f"checkpoint: {prov['checkpoint']['file']} "
+                     f"(sha256 {prov['checkpoint'].get('sha256')})")
     m = prov.get("model") or {}
     where = m.get("commit") or (m.get("files") or {}).get("sha256") or m.get("note") or "?"
     lines.append(f"model: {m.get('name_or_path')} @ {where}"
@@ -352,6 +414,25 @@ def summary_lines(prov: dict) -> list[str]:
         f"{k} {v if isinstance(v, str) else v.get('installed')}" for k, v in stack.items()
         if k in ("python", "torch", "transformers", "xtuner", "peft", "bitsandbytes")))
     return lines
+
+
+def markdown(prov: dict | None, cached: list[dict]) -> list[str]:
+    """`doctor report`'s sections: the run's provenance, the remote code in the cache."""
+    out = []
+    if prov is not None:
+        out += ["", "**Provenance of the run**", ""] + [f"- {line}" for line in
+                                                       summary_lines(prov)]
+    out += ["", "**Remote code in the Hugging Face cache**" + ("" if cached else ": none"), ""]
+    for c in cached:
+        refs = f" ({', '.join(c['refs'])})" if c["refs"] else ""
+        out.append(f"- {c['repo']} @ {c['commit']}{refs}: sha256 {c['sha256']} "
+                   f"({', '.join(c['files'])})")
+        for patch, classes in (c.get("patches") or {}).items():
+            for cls, v in classes.items():
+                out.append(f"  - {patch} / {cls}: " + (f"known ({v['known']})" if v["known"]
+                           else f"unknown: {', '.join(v['differs'])} differ (the patch "
+                                "refuses it)"))
+    return out
 
 
 def main(argv=None) -> int:

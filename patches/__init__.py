@@ -28,6 +28,7 @@ STARTUP = (
     "torchvision_optional",
     "remote_code_generate",
     "xtuner_llm_config",
+    "pth_to_hf_provenance",
     "xtuner_attn_dispatch",
     "cpu_distributed",
     "deepspeed_optimizers",

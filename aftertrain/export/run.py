@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..config import ConfigReadError, ensure_model, read_config
 from ..jsonio import write_json
-from . import llamacpp
+from . import llamacpp, provenance
 from .llamacpp import ExportError
 
 
@@ -27,6 +27,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="round trip: the f16 GGUF in llama.cpp vs "
                    "the merged HF model, same prompt and greedy continuation")
     p.add_argument("--question", default="What is 12 + 30?", help="the round trip's prompt")
+    p.add_argument("--provenance", help="the run's provenance.json, written into the GGUF's "
+                   "metadata (default: the one in the --adapter or --merged directory)")
     return p
 
 
@@ -49,10 +51,15 @@ def export(args) -> dict:
     if not (merged / "config.json").is_file():
         raise ExportError(f"{merged}: no config.json (not a Hugging Face model directory)")
 
+    try:
+        prov = provenance.find(args.provenance, args.adapter, merged)
+    except FileNotFoundError as exc:
+        raise ExportError(str(exc)) from None
     staged = llamacpp.stage(merged, spec.template, out / "staged")
     f16 = out / "model-f16.gguf"
-    llamacpp.convert([[str(staged.path), "--outfile", str(f16), "--outtype", "f16"]],
-                     out / "convert.log")
+    with provenance.into_gguf(prov):  # what it was made from, in its metadata
+        llamacpp.convert([[str(staged.path), "--outfile", str(f16), "--outtype", "f16"]],
+                         out / "convert.log")
     meta = llamacpp.gguf_metadata(f16)
     if meta["chat_template"] != staged.chat_template:
         raise ExportError(f"{f16}: the converter did not keep the chat template")
@@ -72,10 +79,11 @@ def export(args) -> dict:
     shutil.rmtree(staged.path)
     result = dict(config=str(spec.config), merged=str(merged), gguf=files,
                   modelfile=str(out / "Modelfile"), chat_template=meta["chat_template"],
-                  eos_token=meta["eos_token"], stop=staged.stop)
+                  eos_token=meta["eos_token"], stop=staged.stop, provenance=prov)
     print(f"GGUF   {f16}" + "".join(f"\nGGUF   {p}" for k, p in files.items() if k != "f16"))
     print(f"Ollama {out / 'Modelfile'}  (ollama create NAME -f {out / 'Modelfile'})")
     print(f"chat template: XTuner's, EOS {meta['eos_token']!r}, stop {staged.stop}")
+    print(provenance.line(prov))
     if args.check:
         from .roundtrip import check
 

@@ -45,6 +45,7 @@ from components.finetune import PatchedFinetune
 from components.memory_watch import MemoryWatchHook
 from components.paged_adamw_8bit import PagedAdamW8bit
 from components.preference import PairTokenizer
+from components.provenance import ProvenanceHook
 
 
 def recipe(
@@ -272,6 +273,7 @@ def recipe(
             prompt_template=prompt_template,
             max_new_tokens=max_new_tokens,
         ),
+        dict(type=ProvenanceHook),  # what the run is made of -> work_dir/provenance.json
         dict(type=MemoryWatchHook),  # measured peak vs doctor fit -> work_dir/memory.json
         dict(type=ThroughputHook, window=log_interval),  # tokens_per_sec in the log line
     ]
