@@ -18,7 +18,7 @@ import platform
 import re
 import sys
 
-from . import checks
+from . import checks, provenance
 from . import report as render
 from .check import gather
 from .facts import STACK
@@ -81,6 +81,8 @@ def parse(argv):
     ap.add_argument("--stack", default=STACK, metavar="FILE", help="the pin set (env/stack.txt)")
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S")
     ap.add_argument("--deep-timeout", type=float, default=60.0, metavar="S")
+    ap.add_argument("--work-dir", metavar="DIR", help="also what this run was made of: its "
+                    "provenance.json (work_dirs/<name>, or an adapter directory)")
     return ap.parse_args(argv)
 
 
@@ -164,20 +166,32 @@ def main(argv=None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     args.ids = []
+    try:  # the run's provenance (--work-dir): a missing or broken file is bad usage
+        prov = provenance.read(args.work_dir) if args.work_dir else None
+        if args.work_dir and prov is None:
+            raise ValueError(f"{args.work_dir}: no {provenance.FILE} (a training run of the "
+                             "pack writes it into its work dir; an adapter of `xtuner convert "
+                             "pth_to_hf` carries it)")
+    except ValueError as exc:
+        print(f"doctor report: {exc}", file=sys.stderr)
+        return 2
     try:
         facts, findings, elapsed, deep = gather(args, checks.load())
         code = render.exit_code(findings)
         redact = Redactor(facts.m.env)
         info = redact(summary(facts))
+        cached = provenance.cached_remote_code(facts.hf_cache)  # remote code, by digest
         if args.json:
             print(json.dumps({"exit_code": code, "seconds": round(elapsed, 3), "deep": deep,
-                              "summary": info,
+                              "summary": info, "provenance": redact(prov),
+                              "remote_code": redact(cached),
                               "findings": redact([x.to_json() for x in findings]),
                               "facts": redact(json.loads(json.dumps(facts.gathered,
                                                                     default=str)))},
                              indent=2))
         else:
-            print(redact(markdown(info, findings, code)))
+            print(redact("\n".join([markdown(info, findings, code),
+                                     *provenance.markdown(prov, cached)])))
         return code
     except KeyboardInterrupt:
         return 130

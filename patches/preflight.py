@@ -276,6 +276,21 @@ def _pack_dataset_problem(data: dict):
         "train_dataloader.dataset.dataset.data_files=FILE)"])
 
 
+def remote_code_facts(cfg: dict) -> tuple[list[str], list[Problem]]:
+    """The remote code the run trusts (doctor.provenance): its digest, and the patches in force
+    that would refuse it."""
+    from huggingface_hub import constants
+
+    from doctor.provenance import preflight_remote_code
+    from patches import selected
+
+    model = cfg.get("model") or {}
+    on = {"sdpa_attention": bool(model.get("sdpa_attention")),
+          "remote_code_generate": "remote_code_generate" in selected()}
+    info, found = preflight_remote_code(model.get("llm") or {}, constants.HF_HUB_CACHE, on)
+    return info, [Problem(summary, fix) for summary, fix in found]
+
+
 # ---- the check ------------------------------------------------------------------------------
 
 
@@ -289,6 +304,9 @@ def check(run: Run) -> list[str]:
     cfg = load_config(run)
     name = run.config
     facts = Facts(Machine.from_environ())
+    remote_info, remote_problems = remote_code_facts(cfg)  # the digest of the code it trusts
+    for line in remote_info:
+        print(f"{PREFIX}: {line}", file=sys.stderr, flush=True)
     gpu_reason = needs_gpu(cfg, run)
     gpus = facts.gpus
 
@@ -329,6 +347,7 @@ def check(run: Run) -> list[str]:
             ids += ["bnb.install", "bnb.cuda_lib", "bnb.arch"]
         problems += doctor_findings(facts, tuple(ids))
     problems += cache_problems(cfg, name)
+    problems += remote_problems
     if not problems:
         return []
     lines = [f"{PREFIX}: {name} cannot train on this machine:"]
