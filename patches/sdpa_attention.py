@@ -106,9 +106,10 @@ def sdpa_forward(self, hidden_states, *args, **kwargs):
     return out, None, None
 
 
-WAY_OUT = ("`--cfg-options model.sdpa_attention=False` runs the model's own eager attention "
-           "(`python -m doctor fit CONFIG --cfg-options model.sdpa_attention=False` gives the "
-           "length that fits), or pin the model's `revision` to a version the patch knows.")
+WAY_OUT = ("`--cfg-options model.sdpa_attention=False` runs the model's own eager attention, "
+           "which needs a shorter max_length (`python -m doctor fit` on a run file with "
+           "`sdpa_attention=False` says how short), or pin the model's `revision` to a version "
+           "the patch knows.")
 
 
 def install(causal_lm) -> int:
