@@ -6,6 +6,8 @@ home directory redacted as `python -m doctor report` redacts them."""
 import json
 import shutil
 
+import pytest
+
 from doctor.provenance import read, sha256_file, tree_digest
 from tests.helpers import REPO, xtuner
 
@@ -13,6 +15,7 @@ SMOKE = REPO / "configs" / "smoke" / "tiny_llama_qlora_oasst_cpu.py"
 TOKEN = "hf_" + "Ab1" * 12  # shaped like a Hugging Face token
 
 
+@pytest.mark.slow
 def test_xtuner_train_records_what_the_run_is_made_of(tmp_path):
     from demo import tiny
 

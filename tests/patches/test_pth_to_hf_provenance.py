@@ -27,6 +27,7 @@ def checkpoint(tmp_path_factory):
     return work / "iter_7.pth"
 
 
+@pytest.mark.slow
 def test_the_adapter_carries_the_provenance_only_with_the_patch(checkpoint, tmp_path):
     plain = xtuner("convert", "pth_to_hf", SMOKE, checkpoint, tmp_path / "plain",
                    XTUNER_PACK_PATCHES="-pth_to_hf_provenance")
