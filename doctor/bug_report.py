@@ -179,12 +179,11 @@ def main(argv=None) -> int:
         facts, findings, elapsed, deep = gather(args, checks.load())
         code = render.exit_code(findings)
         redact = Redactor(facts.m.env)
-        info = redact(summary(facts))
-        cached = provenance.cached_remote_code(facts.hf_cache)  # remote code, by digest
+        cached = redact(provenance.cached_remote_code(facts.hf_cache))  # remote code, by digest
+        info = dict(redact(summary(facts)), remote_code=cached)
         if args.json:
             print(json.dumps({"exit_code": code, "seconds": round(elapsed, 3), "deep": deep,
-                              "summary": info, "provenance": redact(prov),
-                              "remote_code": redact(cached),
+                              "summary": info, **({"provenance": redact(prov)} if prov else {}),
                               "findings": redact([x.to_json() for x in findings]),
                               "facts": redact(json.loads(json.dumps(facts.gathered,
                                                                     default=str)))},

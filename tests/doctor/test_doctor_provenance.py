@@ -126,7 +126,7 @@ def test_doctor_report_shows_the_run_and_the_remote_code_in_the_cache(tmp_path):
     as_json = json.loads(run([sys.executable, "-m", "doctor", "report", "--json", "--work-dir",
                               _work_dir(tmp_path / "j")], HF_HUB_CACHE=str(cache)).stdout)
     assert as_json["provenance"]["model"]["commit"] == COMMIT
-    assert as_json["remote_code"][0]["sha256"] == code["sha256"]
+    assert as_json["summary"]["remote_code"][0]["sha256"] == code["sha256"]
 
 
 def test_doctor_report_of_a_dir_without_provenance_is_a_message(tmp_path):
