@@ -155,7 +155,7 @@ def cached_remote_code(cache: str | os.PathLike) -> list[dict]:
                     ref.relative_to(repo_dir / "refs").as_posix())
         for snapshot in sorted((repo_dir / "snapshots").glob("*")):
             code = remote_code(snapshot) if snapshot.is_dir() else None
-            if code and code.get("auto_map"):
+            if code:
                 out.append(dict(repo=repo_dir.name[len("models--"):].replace("--", "/"),
                                 commit=snapshot.name, refs=refs.get(snapshot.name, []), **code))
     return out
@@ -165,23 +165,34 @@ def cached_remote_code(cache: str | os.PathLike) -> list[dict]:
 
 
 def remote_code(directory: str | os.PathLike) -> dict | None:
-    """The Python files of a model directory that `trust_remote_code` would run (config.json's
-    `auto_map` names them), their digests, and the fingerprints of the classes the pack's
-    patches replace methods of. None when the model has no such code."""
+    """The Python files of a model directory that `trust_remote_code` would run (the `auto_map`
+    of its config.json or tokenizer_config.json names them), their digests, and the
+    fingerprints of the classes the pack's patches replace methods of. None when nothing would
+    run (no auto_map, or no Python file)."""
     directory = Path(directory)
-    try:
-        config = json.loads((directory / "config.json").read_text())
-    except (OSError, ValueError):
-        config = {}
-    auto_map = config.get("auto_map") or {}
+    auto_map = {}
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            auto_map.update(json.loads((directory / name).read_text()).get("auto_map") or {})
+        except (OSError, ValueError, AttributeError):
+            continue
     files = sorted(p for p in directory.glob("*.py") if p.is_file())
-    if not auto_map and not files:
+    if not auto_map or not files:
         return None
     digests = {p.name: sha256_file(p) for p in files}
     h = hashlib.sha256("".join(f"{n}\0{d}\n" for n, d in digests.items()).encode())
     out = {"sha256": h.hexdigest(), "files": digests, "auto_map": auto_map}
-    checked = {}
-    for p in files:
+    checked = patch_checks(files)
+    if checked:
+        out["patches"] = checked
+    return out
+
+
+def patch_checks(files) -> dict:
+    """{patch: {class: {file, known, differs, fingerprints}}} for each class of these modeling
+    files that a patch of the pack replaces methods of."""
+    checked: dict = {}
+    for p in map(Path, files):
         source = p.read_text(encoding="utf-8", errors="replace")
         for patch, classes in known_code().items():
             for cls in classes:
@@ -189,9 +200,7 @@ def remote_code(directory: str | os.PathLike) -> dict | None:
                     origin, differs, prints = check_code(patch, cls, source)
                     checked.setdefault(patch, {})[cls] = dict(
                         file=p.name, known=origin, differs=differs, fingerprints=prints)
-    if checked:
-        out["patches"] = checked
-    return out
+    return checked
 
 
 def preflight_remote_code(llm: dict, cache: str | os.PathLike, patches_on: dict[str, bool]
@@ -444,10 +453,10 @@ def main(argv=None) -> int:
         return 2
     out = {}
     for name in argv:
-        code = remote_code(Path(name).parent) if Path(name).is_file() else None
-        mine = {p: {c: v for c, v in cs.items() if v["file"] == Path(name).name}
-                for p, cs in ((code or {}).get("patches") or {}).items()}
-        out[name] = {p: cs for p, cs in mine.items() if cs} or "no class the patches replace"
+        if not Path(name).is_file():
+            print(f"{name}: no such file", file=sys.stderr)
+            return 2
+        out[name] = patch_checks([name]) or "no class the patches replace"
     print(json.dumps(out, indent=1))
     return 0
 

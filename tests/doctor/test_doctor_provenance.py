@@ -169,3 +169,19 @@ def test_the_preflight_reports_the_digest_and_what_a_patch_would_refuse(tmp_path
         assert p.summary.startswith(f"sdpa_attention was not written for {REPO_ID} @ {COMMIT}'s "
                                     "InternLM2Attention (modeling_internlm2.py: "
                                     "InternLM2Attention.forward differ)")
+
+
+def test_the_fingerprint_command_a_maintainer_adds_a_version_with(tmp_path):
+    """`python -m doctor.provenance FILE` (docs/provenance.md): per patch and class, the
+    fingerprints to add to doctor/data/remote_code.json, and whether they are known."""
+    changed = tmp_path / "modeling_internlm2.py"
+    changed.write_text((xtuner_internlm2() / "modeling_internlm2.py").read_text()
+                       .replace(SOFTMAX, CHANGED))
+    out = run([sys.executable, "-m", "doctor.provenance", changed])
+    assert out.returncode == 0, out.stdout
+    sdpa = json.loads(out.stdout)[str(changed)]["sdpa_attention"]["InternLM2Attention"]
+    assert sdpa["known"] is None and sdpa["differs"] == ["InternLM2Attention.forward"]
+    known = provenance.known_code()["sdpa_attention"]["InternLM2Attention"]["known"][0]
+    assert sdpa["fingerprints"]["repeat_kv"] == known["fingerprints"]["repeat_kv"]
+    assert sdpa["fingerprints"]["InternLM2Attention.forward"] != \
+        known["fingerprints"]["InternLM2Attention.forward"]
