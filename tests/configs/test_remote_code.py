@@ -50,14 +50,13 @@ def test_trust_remote_code_only_where_the_architecture_needs_it(path: Path):
     assert spec.trust_remote_code is wanted and spec.revision is None
 
 
-@pytest.mark.parametrize("path", [p for p in RUN_FILES if "_base_" not in p.parts],
+@pytest.mark.parametrize("path", [p for p in RUN_FILES if p.parent.name != "smoke"],
                          ids=lambda p: p.stem)
 def test_every_hub_dataset_preset_has_a_revision_knob(path: Path):
     data = Config.fromfile(path).train_dataloader.dataset.dataset
-    if data.get("data_files") and not data.get("source"):
-        pytest.skip("a local file (load_dataset json)")
-    if data.get("source"):
-        assert "revision" in data or path.parent.name == "smoke", path.name
+    if not data.get("source"):
+        pytest.skip("a local file (load_dataset json): its sha256 is its provenance")
+    assert "revision" in data and data["revision"] is None, path.name
 
 
 def _swap_model(cfg, model_dir: Path):
