@@ -23,6 +23,8 @@ class ModelSpec:
     template: dict
     system: str = ""
     quantized: bool = False
+    revision: str | None = None  # the hub commit the config pins (None: the newest)
+    trust_remote_code: bool = False  # as the config loads the model: eval and export follow it
     data_files: list[str] = field(default_factory=list)
     cfg: object = None  # the mmengine Config
 
@@ -57,6 +59,8 @@ def read_config(path) -> ModelSpec:
         template=templates.as_dict(template),
         system=system,
         quantized=bool((llm.get("quantization_config") or {}).get("load_in_4bit")),
+        revision=llm.get("revision"),
+        trust_remote_code=bool(llm.get("trust_remote_code", False)),
         data_files=_data_files(cfg),
         cfg=cfg,
     )

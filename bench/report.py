@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from curation.common.atomic import write_text  # noqa: E402
+from doctor.atomic import write_text  # noqa: E402
 
 OUT = REPO / "docs" / "benchmarks.md"
 HEADER = """# Benchmarks

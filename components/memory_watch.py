@@ -63,13 +63,6 @@ def nvml_used_gib(device_index: int) -> float | None:
         return None
 
 
-def write_json(path: Path, data: dict) -> None:
-    """All or nothing: a reader never sees half a file (curation's one atomic writer)."""
-    from curation.common.atomic import write_json as write
-
-    write(path, data)
-
-
 class MemoryWatchHook(Hook):
     priority = "NORMAL"  # before the LoggerHook (BELOW_NORMAL), whose log line resets the peaks
 
@@ -120,6 +113,8 @@ class MemoryWatchHook(Hook):
 
     def _measure(self, runner, log: bool) -> None:
         data = self.measurement()
+        from doctor.atomic import write_json  # all or nothing: no reader sees half a file
+
         write_json(Path(runner.work_dir) / FILENAME, data)
         self.written_steps = self.steps
         if log:

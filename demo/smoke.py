@@ -106,12 +106,17 @@ def run(work_dir: Path) -> dict:
     memory = work_dir / "memory.json"  # components.memory_watch, in the recipe's hooks
     if not memory.is_file() or json.loads(memory.read_text()).get("steps") != curve[-1][0]:
         raise SmokeFailure(f"{memory}: missing, or not rewritten at the end of training")
+    provenance = work_dir / "provenance.json"  # components.provenance: what the run is made of
+    if not provenance.is_file():
+        raise SmokeFailure(f"{provenance}: not written at the start of training")
 
     adapter = work_dir / "hf_adapter"
     ckpt = last_checkpoint(work_dir)
     took = xtuner("convert", "pth_to_hf", str(CONFIG), str(ckpt), str(adapter),
                   log=work_dir / "pth_to_hf.log").wait()
     print(f"[3/6] xtuner convert pth_to_hf: {ckpt.name} -> {adapter} {took}", flush=True)
+    if not (adapter / provenance.name).is_file():  # patches.pth_to_hf_provenance
+        raise SmokeFailure(f"{adapter}: the adapter does not carry {provenance.name}")
 
     evaluation = aftertrain("eval", str(CONFIG), "--adapter", str(adapter), "--gsm8k",
                             str(GSM8K_ITEMS), "--tasks", "gsm8k", "--max-new-tokens", "24",
@@ -124,13 +129,18 @@ def run(work_dir: Path) -> dict:
 
         gguf_dir = work_dir / "gguf"
         took = aftertrain("export", str(CONFIG), "--merged", str(merged), "--out", str(gguf_dir),
-                          "--check", "--question", QUESTION, log=work_dir / "export.log").wait()
+                          "--check", "--question", QUESTION, "--provenance",
+                          str(adapter / provenance.name), log=work_dir / "export.log").wait()
         exported = json.loads((gguf_dir / "export.json").read_text())
+        if not exported.get("provenance"):
+            raise SmokeFailure(f"{gguf_dir}: the export carried no provenance")
         rt = exported["roundtrip"]
         answer = rt["greedy_hf"].split(exported["eos_token"])[0].strip()
         print(f"[6/6] python -m aftertrain export: {exported['gguf']['Q4_K_M']} (+ f16, "
               f"Modelfile) {took}\n      the merged model, asked {QUESTION!r}: {answer!r}, and "
-              "the same prompt and greedy tokens in llama.cpp", flush=True)
+              "the same prompt and greedy tokens in llama.cpp\n      provenance.json: written "
+              "when training started, carried by the adapter and the GGUFs' metadata",
+              flush=True)
 
         took = evaluation.wait()
     finally:

@@ -16,11 +16,11 @@ torch) are printed and never run.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import write_text
 from .findings import Fix
 
 
@@ -104,15 +104,12 @@ def names_of(line: str) -> tuple[str, ...]:
 
 def write_env_file(path: Path, lines: list[EnvLine]) -> None:
     """Merge lines into the exports file: a later line for a variable replaces the earlier one.
-    Written beside and renamed over, so a shell sourcing it never reads half a file."""
+    Written whole or not at all, so a shell sourcing it never reads half a file."""
     old = path.read_text().splitlines() if path.is_file() else []
     kept = [ln for ln in old if ln.strip() and not ln.startswith("#")]
     for new in lines:
         kept = [ln for ln in kept if not set(names_of(ln)) & set(new.names)] + [new.line]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(ENV_HEADER.format(path=path) + "".join(ln + "\n" for ln in kept))
-    os.replace(tmp, path)
+    write_text(path, ENV_HEADER.format(path=path) + "".join(ln + "\n" for ln in kept))
 
 
 # -- what checks write -------------------------------------------------------------------------

@@ -291,6 +291,19 @@ def loader_need(data: dict) -> tuple[str, list[str]] | None:
     return need(**{k: v for k, v in data.items() if k != "type"})
 
 
+def remote_code_facts(cfg: dict, cache: str) -> tuple[list[str], list[Problem]]:
+    """The remote code the run trusts (doctor.provenance): its digest, and the patches in force
+    that would refuse it."""
+    from .provenance import preflight_remote_code
+    from .pth import selects
+
+    model = cfg.get("model") or {}
+    on = {"sdpa_attention": bool(model.get("sdpa_attention")),
+          "remote_code_generate": selects("remote_code_generate")}
+    info, found = preflight_remote_code(model.get("llm") or {}, cache, on)
+    return info, [Problem(summary, fix) for summary, fix in found]
+
+
 # ---- the check ------------------------------------------------------------------------------
 
 
@@ -304,6 +317,9 @@ def check(run: Run) -> list[str]:
     cfg = load_config(run)
     name = run.config
     facts = Facts(Machine.from_environ())
+    remote_info, remote_problems = remote_code_facts(cfg, facts.hf_cache)  # the code it trusts
+    for line in remote_info:
+        print(f"{PREFIX}: {line}", file=sys.stderr, flush=True)
     gpu_reason = needs_gpu(cfg, run)
     gpus = facts.gpus
 
@@ -352,6 +368,7 @@ def check(run: Run) -> list[str]:
             ids += ["bnb.install", "bnb.cuda_lib", "bnb.arch"]
         problems += doctor_findings(facts, tuple(ids))
     problems += cache_problems(cfg, name)
+    problems += remote_problems
     if not problems:
         return []
     lines = [f"{PREFIX}: {name} cannot train on this machine:"]

@@ -1,8 +1,10 @@
-"""python -m doctor report [--json] [--deep] [--stack FILE] [--timeout S]
+"""python -m doctor report [--json] [--deep] [--work-dir DIR] [--stack FILE] [--timeout S]
 
 One Markdown block to paste into a bug report (or `--json`): the machine (OS, container, VM,
 WSL), GPUs and driver, torch and the CUDA toolkit, the stack's versions, and every finding with
-its fix. Home paths, user names in paths, tokens and keys are redacted: the values of
+its fix, the remote code in the Hugging Face cache (by digest, and whether the pack's patches
+know it) and, with --work-dir, what a run was made of (its provenance.json). Home paths, user
+names in paths, tokens and keys are redacted: the values of
 environment variables named like secrets (HF_TOKEN, WANDB_API_KEY, ...*TOKEN/*KEY/*SECRET...),
 Hugging Face (hf_...), OpenAI-style (sk-...), GitHub (ghp_..., github_pat_...) and Slack
 tokens, and credentials in URLs. Exit codes are those of `check`: 0, 1 when a check failed or
@@ -19,7 +21,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from . import checks, render
+from . import checks, provenance, render
 from .check import gather
 from .facts import STACK
 from .findings import RANK
@@ -81,6 +83,8 @@ def parse(argv):
     ap.add_argument("--stack", default=STACK, metavar="FILE", help="the pin set (env/stack.txt)")
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S")
     ap.add_argument("--deep-timeout", type=float, default=60.0, metavar="S")
+    ap.add_argument("--work-dir", metavar="DIR", help="also what this run was made of: its "
+                    "provenance.json (work_dirs/<name>, or an adapter directory)")
     return ap.parse_args(argv)
 
 
@@ -174,8 +178,13 @@ def env_line(f):
         f"{k}={v}" for k, v in found.items()))] if found else [])]
 
 
+def remote_code_line(f):
+    """The remote code cached models carry, by digest (its own section in the Markdown)."""
+    return [Line("remote_code", provenance.cached_remote_code(f.hf_cache))]
+
+
 SECTIONS = (os_line, where_line, python_line, torch_line, gpu_line, driver_line, cuda_line,
-            packages_line, env_line)
+            packages_line, env_line, remote_code_line)
 
 
 def lines(facts) -> list[Line]:
@@ -214,6 +223,15 @@ def main(argv=None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     args.ids = []
+    try:  # the run's provenance (--work-dir): a missing or broken file is bad usage
+        prov = provenance.read(args.work_dir) if args.work_dir else None
+        if args.work_dir and prov is None:
+            raise ValueError(f"{args.work_dir}: no {provenance.FILE} (a training run of the "
+                             "pack writes it into its work dir; an adapter of `xtuner convert "
+                             "pth_to_hf` carries it)")
+    except ValueError as exc:
+        print(f"doctor report: {exc}", file=sys.stderr)
+        return 2
     try:
         facts, findings, elapsed, deep = gather(args, checks.load())
         code = render.exit_code(findings)
@@ -222,13 +240,15 @@ def main(argv=None) -> int:
         info = redact({line.key: line.value for line in facts_lines})
         if args.json:
             print(json.dumps({"exit_code": code, "seconds": round(elapsed, 3), "deep": deep,
-                              "summary": info,
+                              "summary": info, **({"provenance": redact(prov)} if prov else {}),
                               "findings": redact([x.to_json() for x in findings]),
                               "facts": redact(json.loads(json.dumps(facts.gathered,
                                                                     default=str)))},
                              indent=2))
         else:
-            print(redact(markdown(facts_lines, findings, code)))
+            cached = next(x.value for x in facts_lines if x.key == "remote_code")
+            print(redact("\n".join([markdown(facts_lines, findings, code),
+                                     *provenance.markdown(prov, cached)])))
         return code
     except KeyboardInterrupt:
         return 130

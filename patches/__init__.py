@@ -15,7 +15,6 @@ XTUNER_PACK_PATCHES selects them: unset or "all" = every startup patch, "none" =
 from __future__ import annotations
 
 import importlib
-import os
 
 from ._hooks import after_import, before_import, instead_of_import
 
@@ -27,6 +26,8 @@ STARTUP = (
     "resume_safe_globals",
     "torchvision_optional",
     "remote_code_generate",
+    "xtuner_llm_config",
+    "pth_to_hf_provenance",
     "xtuner_attn_dispatch",
     "cpu_distributed",
     "deepspeed_optimizers",
@@ -57,19 +58,14 @@ applied: set[str] = set()
 
 
 def selected(spec: str | None = None) -> list[str]:
-    """The startup patches that XTUNER_PACK_PATCHES (or `spec`) selects."""
-    spec = (os.environ.get("XTUNER_PACK_PATCHES", "all") if spec is None else spec).strip()
-    if spec in ("", "all", "1"):
-        return list(STARTUP)
-    if spec in ("none", "0"):
-        return []
-    names = [n.strip() for n in spec.split(",") if n.strip()]
-    excluded = {n[1:] for n in names if n.startswith("-")}
-    included = [n for n in names if not n.startswith("-")]
-    unknown = (excluded | set(included)) - set(STARTUP)
+    """The startup patches that XTUNER_PACK_PATCHES (or `spec`) selects (doctor.pth's rule)."""
+    from doctor.pth import selection
+
+    only, but = selection(spec)
+    unknown = (set(only or ()) | but) - set(STARTUP)
     if unknown:
         raise ValueError(f"XTUNER_PACK_PATCHES names unknown patches: {sorted(unknown)}")
-    return [n for n in (included or STARTUP) if n not in excluded]
+    return [n for n in (STARTUP if only is None else only) if n not in but]
 
 
 def enable(name: str) -> None:

@@ -10,17 +10,47 @@ InternLM-7B's and InternLM2's code on the hub (trust_remote_code) was written fo
 For the first style, generation keeps the legacy tuples these classes expect (transformers' own
 path for models that "only support legacy caches"); for the second, the two removed names come
 back with their old meaning. Native transformers models are untouched.
+
+Only the remote classes it was written for are handled, and only the versions of them it was
+checked against (patches/_remote_code.py; doctor/data/remote_code.json: the fingerprints of
+`prepare_inputs_for_generation` and the model's `forward`, where the cache is read): the first
+`generate` of another version stops with a message naming its file and what differs. Remote
+classes of other names are left to transformers.
 """
 
 from __future__ import annotations
 
+import functools
+
 TARGET = "transformers.generation.utils"
+WRITTEN_FOR = ("InternLMForCausalLM", "InternLM2ForCausalLM")
+WAY_OUT = ("pin the model's `revision` to a version the patch knows; without the patch "
+           "(XTUNER_PACK_PATCHES=-remote_code_generate) this code cannot `generate` on the "
+           "pack's transformers, so XTuner's chat hook and `xtuner chat` fail.")
+
+
+def is_remote(cls) -> bool:
+    return any(k.__module__.startswith("transformers_modules.") for k in cls.__mro__)
+
+
+@functools.cache
+def handled(cls) -> bool:
+    """A remote class this patch was written for, in a version it knows (else it raises)."""
+    if not is_remote(cls):
+        return False
+    known = next((k for k in cls.__mro__ if k.__name__ in WRITTEN_FOR
+                  and k.__module__.startswith("transformers_modules.")), None)
+    if known is None:
+        return False
+    from ._remote_code import verify
+
+    verify("remote_code_generate", known, WAY_OUT)
+    return True
 
 
 def is_legacy_cache_remote_code(cls) -> bool:
-    """A class loaded with trust_remote_code that predates transformers' Cache objects."""
-    remote = any(k.__module__.startswith("transformers_modules.") for k in cls.__mro__)
-    return remote and not getattr(cls, "_supports_cache_class", False)
+    """A remote class this patch handles that predates transformers' Cache objects."""
+    return handled(cls) and not getattr(cls, "_supports_cache_class", False)
 
 
 def apply(generation_utils) -> None:
@@ -30,6 +60,8 @@ def apply(generation_utils) -> None:
     native = mixin._supports_default_dynamic_cache.__func__
 
     def _supports_default_dynamic_cache(cls) -> bool:
+        # called by every generate that uses a cache, before the cache is made: the check of
+        # the remote code (handled) runs here
         return not is_legacy_cache_remote_code(cls) and native(cls)
 
     mixin._supports_default_dynamic_cache = classmethod(_supports_default_dynamic_cache)

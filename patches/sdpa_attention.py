@@ -16,6 +16,12 @@ at all; any other mask is passed as the additive mask it is. Calls with a KV cac
 `output_attentions` (generation, the chat hook) run the original eager forward, untouched. It is
 opt-in per config, through components.finetune.PatchedFinetune(sdpa_attention=True); native
 transformers models (already SDPA) are left alone.
+
+The hub serves whatever code its repository holds that day, and this forward is only right for
+the eager forward it replaces. So before patching, each class is checked against the versions
+the patch was written for and tested on (patches/_remote_code.py; doctor/data/remote_code.json:
+the fingerprints of `forward`, `apply_rotary_pos_emb` and `repeat_kv`): any other version stops
+the run with a message naming its file and what differs.
 """
 
 from __future__ import annotations
@@ -100,15 +106,25 @@ def sdpa_forward(self, hidden_states, *args, **kwargs):
     return out, None, None
 
 
+WAY_OUT = ("`--cfg-options model.sdpa_attention=False` runs the model's own eager attention, "
+           "which needs a shorter max_length (`python -m doctor fit` on a run file with "
+           "`sdpa_attention=False` says how short), or pin the model's `revision` to a version "
+           "the patch knows.")
+
+
 def install(causal_lm) -> int:
     """Route the eager attention modules of `causal_lm` (PEFT-wrapped or not) through SDPA.
-    Returns how many modules were patched (0 for models without such modules)."""
-    n = 0
-    for module in causal_lm.modules():
-        if (type(module).__name__ in EAGER_CLASSES and not hasattr(module, "_pack_eager_forward")
-                # not already dispatched elsewhere (XTuner's flash-attn forward)
-                and getattr(module.forward, "__func__", None) is type(module).forward):
-            module._pack_eager_forward = module.forward
-            module.forward = types.MethodType(sdpa_forward, module)
-            n += 1
-    return n
+    Returns how many modules were patched (0 for models without such modules). Raises
+    RemoteCodeChanged, before patching anything, for an attention class it does not know."""
+    from ._remote_code import verify
+
+    targets = [m for m in causal_lm.modules()
+               if type(m).__name__ in EAGER_CLASSES and not hasattr(m, "_pack_eager_forward")
+               # not already dispatched elsewhere (XTuner's flash-attn forward)
+               and getattr(m.forward, "__func__", None) is type(m).forward]
+    for cls in {type(m) for m in targets}:
+        verify("sdpa_attention", cls, WAY_OUT)
+    for module in targets:
+        module._pack_eager_forward = module.forward
+        module.forward = types.MethodType(sdpa_forward, module)
+    return len(targets)

@@ -30,16 +30,13 @@ class DeconFinding:
 
 def find_report(data_files: list[str], explicit=None) -> Path | None:
     """The report beside a training file: X_clean.jsonl -> X_report.jsonl (`make mathmix`),
-    X.jsonl -> X.report.jsonl; or the one given."""
+    X.jsonl -> X.report.jsonl (doctor.provenance, which records it with the run); or the one
+    given."""
     if explicit:
         return Path(explicit)
-    for f in data_files:
-        p = Path(f)
-        stem = p.name[: -len(".jsonl")] if p.name.endswith(".jsonl") else p.stem
-        for candidate in (stem.replace("_clean", "_report") + ".jsonl", stem + ".report.jsonl"):
-            if candidate != p.name and (p.parent / candidate).is_file():
-                return p.parent / candidate
-    return None
+    from doctor.provenance import decontamination_report
+
+    return decontamination_report(data_files)
 
 
 def _same_file(a: str, b: Path) -> bool:

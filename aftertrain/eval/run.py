@@ -10,8 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from doctor.atomic import write_json
+
 from ..config import ConfigReadError, ensure_model, read_config
-from ..jsonio import write_json
 from . import decon
 from .data import EvalDataError, load_items
 from .harness import EvalError

@@ -56,11 +56,12 @@ def xtuner_prompt_ids(template, messages: list[dict], tokenizer) -> list[int]:
     return encode_fn(example, tokenizer, 10**9, input_ids_with_output=False)["input_ids"]
 
 
-def greedy_hf(model_dir, ids: list[int], n: int) -> list[int]:
+def greedy_hf(model_dir, ids: list[int], n: int, trust_remote_code: bool = False) -> list[int]:
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
+                                                 trust_remote_code=trust_remote_code)
     model = model.half().float().eval()  # the f16 GGUF's weights
     out = list(ids)
     with torch.no_grad():
@@ -71,14 +72,14 @@ def greedy_hf(model_dir, ids: list[int], n: int) -> list[int]:
 
 
 def check(merged_dir, gguf_path, template, question: str, *, system: str = "",
-          n_tokens: int = 16) -> RoundTrip:
+          n_tokens: int = 16, trust_remote_code: bool = False) -> RoundTrip:
     from llama_cpp import Llama
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
     from transformers import AutoTokenizer
 
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": question}]
-    tokenizer = AutoTokenizer.from_pretrained(merged_dir)
+    tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=trust_remote_code)
     ids_hf = xtuner_prompt_ids(template, messages, tokenizer)
     prompt_hf = tokenizer.decode(ids_hf, skip_special_tokens=False,
                                  clean_up_tokenization_spaces=False)
@@ -96,7 +97,7 @@ def check(merged_dir, gguf_path, template, question: str, *, system: str = "",
         greedy_gguf.append(int(tok))
         if len(greedy_gguf) >= n_tokens:
             break
-    greedy = greedy_hf(merged_dir, ids_hf, n_tokens)
+    greedy = greedy_hf(merged_dir, ids_hf, n_tokens, trust_remote_code)
     return RoundTrip(prompt_hf, prompt_gguf, ids_hf, ids_gguf, greedy, greedy_gguf,
                      tokenizer.decode(greedy, skip_special_tokens=False),
                      llm.detokenize(greedy_gguf, special=True).decode("utf-8", "replace"))

@@ -5,15 +5,14 @@ Modelfile beside it, and (--check) the round trip against the merged HF model.""
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
+from doctor.atomic import write_json
+
 from ..config import ConfigReadError, ensure_model, read_config
-from ..jsonio import write_json
-from . import llamacpp
+from . import llamacpp, provenance
 from .llamacpp import ExportError
 
 
@@ -29,20 +28,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="round trip: the f16 GGUF in llama.cpp vs "
                    "the merged HF model, same prompt and greedy continuation")
     p.add_argument("--question", default="What is 12 + 30?", help="the round trip's prompt")
+    p.add_argument("--provenance", help="the run's provenance.json, written into the GGUF's "
+                   "metadata (default: the one in the --adapter or --merged directory)")
     return p
-
-
-def merge(spec, adapter: Path, out: Path, log: Path) -> Path:
-    """XTuner's own `xtuner convert merge BASE ADAPTER OUT` on the CPU."""
-    exe = shutil.which("xtuner", path=str(Path(sys.executable).parent)) or "xtuner"
-    with open(log, "w") as f:
-        rc = subprocess.run([exe, "convert", "merge", spec.model_path, str(adapter), str(out),
-                             "--device", "cpu"], stdout=f, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, HF_HUB_OFFLINE="1")).returncode
-    if rc != 0:
-        tail = "".join(log.read_text(errors="replace").splitlines(True)[-12:])
-        raise ExportError(f"`xtuner convert merge` exited {rc}; end of {log}:\n{tail}")
-    return out
 
 
 def export(args) -> dict:
@@ -56,16 +44,23 @@ def export(args) -> dict:
             raise ExportError(f"{args.adapter}: no adapter_config.json (the output of `xtuner "
                               "convert pth_to_hf CONFIG CKPT DIR`)")
         ensure_model(spec)
-        merged = merge(spec, Path(args.adapter), out / "merged", out / "merge.log")
+        from .merge import merge_as_trained  # as the config loads the base: revision, trust
+
+        merged = merge_as_trained(spec, Path(args.adapter), out / "merged")
     else:
         raise ExportError("pass --adapter DIR (merged here) or --merged DIR")
     if not (merged / "config.json").is_file():
         raise ExportError(f"{merged}: no config.json (not a Hugging Face model directory)")
 
+    try:
+        prov = provenance.find(args.provenance, args.adapter, merged)
+    except FileNotFoundError as exc:
+        raise ExportError(str(exc)) from None
     staged = llamacpp.stage(merged, spec.template, out / "staged")
     f16 = out / "model-f16.gguf"
-    llamacpp.convert([[str(staged.path), "--outfile", str(f16), "--outtype", "f16"]],
-                     out / "convert.log")
+    with provenance.into_gguf(prov):  # what it was made from, in its metadata
+        llamacpp.convert([[str(staged.path), "--outfile", str(f16), "--outtype", "f16"]],
+                         out / "convert.log")
     meta = llamacpp.gguf_metadata(f16)
     if meta["chat_template"] != staged.chat_template:
         raise ExportError(f"{f16}: the converter did not keep the chat template")
@@ -85,14 +80,16 @@ def export(args) -> dict:
     shutil.rmtree(staged.path)
     result = dict(config=str(spec.config), merged=str(merged), gguf=files,
                   modelfile=str(out / "Modelfile"), chat_template=meta["chat_template"],
-                  eos_token=meta["eos_token"], stop=staged.stop)
+                  eos_token=meta["eos_token"], stop=staged.stop, provenance=prov)
     print(f"GGUF   {f16}" + "".join(f"\nGGUF   {p}" for k, p in files.items() if k != "f16"))
     print(f"Ollama {out / 'Modelfile'}  (ollama create NAME -f {out / 'Modelfile'})")
     print(f"chat template: XTuner's, EOS {meta['eos_token']!r}, stop {staged.stop}")
+    print(provenance.line(prov))
     if args.check:
         from .roundtrip import check
 
-        rt = check(merged, f16, spec.template, args.question, system=spec.system)
+        rt = check(merged, f16, spec.template, args.question, system=spec.system,
+                   trust_remote_code=spec.trust_remote_code)
         result["roundtrip"] = dict(ok=rt.ok, prompt=rt.prompt_gguf, greedy_hf=rt.text_hf,
                                    greedy_gguf=rt.text_gguf, problems=rt.problems())
         if not rt.ok:

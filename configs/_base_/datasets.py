@@ -9,13 +9,15 @@
 #
 # Each reads its dataset through curation's converter (hub, `data_files`, or XTUNER_PACK_DATA;
 # README "Local data"), which already writes XTuner's conversation format: no map function.
-# Sizes, licences and conversion rules: docs/datasets.md.
+# Sizes, licences and conversion rules: docs/datasets.md. `revision=None` reads the hub's newest
+# commit; a commit id pins it (docs/provenance.md), from the command line too:
+#     --cfg-options train_dataloader.dataset.dataset.revision=<commit>
 from curation.convert.load import load_conversations
 from curation.convert.pairs import load_pairs
 
 guanaco = dict(
     # XTuner's oasst1_map_fn inside the converter, which skips and counts malformed threads
-    dataset=dict(type=load_conversations, source="guanaco"),
+    dataset=dict(type=load_conversations, source="guanaco", revision=None),
     dataset_map_fn=None,
     evaluation_inputs=[
         "请给我介绍五个上海的景点",
@@ -24,7 +26,7 @@ guanaco = dict(
 )
 
 alpaca = dict(
-    dataset=dict(type=load_conversations, source="alpaca"),
+    dataset=dict(type=load_conversations, source="alpaca", revision=None),
     dataset_map_fn=None,
     evaluation_inputs=[
         "Give three tips for staying healthy.",
@@ -32,7 +34,7 @@ alpaca = dict(
 )
 
 ultrachat = dict(
-    dataset=dict(type=load_conversations, source="ultrachat", split="train_sft"),
+    dataset=dict(type=load_conversations, source="ultrachat", split="train_sft", revision=None),
     dataset_map_fn=None,
     evaluation_inputs=[
         "Can you explain what a hash table is, with a short example?",
@@ -40,7 +42,7 @@ ultrachat = dict(
 )
 
 sharegpt = dict(
-    dataset=dict(type=load_conversations, source="sharegpt"),
+    dataset=dict(type=load_conversations, source="sharegpt", revision=None),
     dataset_map_fn=None,
     evaluation_inputs=[
         "Can you explain what a hash table is, with a short example?",
@@ -48,7 +50,8 @@ sharegpt = dict(
 )
 
 oasst1 = dict(
-    dataset=dict(type=load_conversations, source="oasst1", lang="en"),  # English threads
+    # English threads
+    dataset=dict(type=load_conversations, source="oasst1", lang="en", revision=None),
     dataset_map_fn=None,
     evaluation_inputs=[
         "Can you write a short introduction about the relevance of the term "
@@ -57,7 +60,7 @@ oasst1 = dict(
 )
 
 personachat = dict(
-    dataset=dict(type=load_conversations, source="personachat"),
+    dataset=dict(type=load_conversations, source="personachat", revision=None),
     dataset_map_fn=None,
     evaluation_inputs=[
         "Hi! What do you like to do on weekends?",
@@ -65,7 +68,7 @@ personachat = dict(
 )
 
 hh_rlhf = dict(
-    dataset=dict(type=load_conversations, source="hh_rlhf"),
+    dataset=dict(type=load_conversations, source="hh_rlhf", revision=None),
     dataset_map_fn=None,
     evaluation_inputs=[
         "What are some tips for a good night's sleep?",
@@ -74,7 +77,7 @@ hh_rlhf = dict(
 
 # hh-rlhf as Anthropic meant it: chosen/rejected pairs for DPO/ORPO (recipe(preference="dpo"))
 hh_rlhf_pairs = dict(
-    dataset=dict(type=load_pairs, source="hh_rlhf"),
+    dataset=dict(type=load_pairs, source="hh_rlhf", revision=None),
     dataset_map_fn=None,
     evaluation_inputs=[
         "What are some tips for a good night's sleep?",
@@ -83,7 +86,7 @@ hh_rlhf_pairs = dict(
 )
 
 blended_skill_talk = dict(
-    dataset=dict(type=load_conversations, source="blended_skill_talk"),
+    dataset=dict(type=load_conversations, source="blended_skill_talk", revision=None),
     dataset_map_fn=None,
     evaluation_inputs=[
         "Hi! I just started learning to play the guitar.",
@@ -91,7 +94,7 @@ blended_skill_talk = dict(
 )
 
 empathetic_dialogues = dict(
-    dataset=dict(type=load_conversations, source="empathetic_dialogues"),
+    dataset=dict(type=load_conversations, source="empathetic_dialogues", revision=None),
     dataset_map_fn=None,
     evaluation_inputs=[
         "I finally passed my driving test today after three tries!",
@@ -99,7 +102,7 @@ empathetic_dialogues = dict(
 )
 
 gsm8k = dict(
-    dataset=dict(type=load_conversations, source="gsm8k"),
+    dataset=dict(type=load_conversations, source="gsm8k", revision=None),
     dataset_map_fn=None,
     evaluation_inputs=[
         "Natalia sold clips to 48 of her friends in April, and then she sold half as many "
@@ -108,7 +111,7 @@ gsm8k = dict(
 )
 
 orca_math = dict(
-    dataset=dict(type=load_conversations, source="orca_math"),
+    dataset=dict(type=load_conversations, source="orca_math", revision=None),
     dataset_map_fn=None,
     evaluation_inputs=[
         "Natalia sold clips to 48 of her friends in April, and then she sold half as many "
@@ -117,7 +120,7 @@ orca_math = dict(
 )
 
 math = dict(
-    dataset=dict(type=load_conversations, source="math"),
+    dataset=dict(type=load_conversations, source="math", revision=None),
     dataset_map_fn=None,
     evaluation_inputs=[
         "What is the smallest positive integer $n$ such that $17n \\equiv 1234 \\pmod{7}?$",

@@ -10,10 +10,19 @@
 # longest length per model and memory patch): 2048 tokens for the 7B models, 4096 for Llama-2-7B,
 # with the long-sequence patches the recipe offers: InternLM's eager remote attention through SDPA
 # (recipe default), the frozen untied embedding table and the layer checkpoints in CPU memory.
+#
+# Code and weights: `trust_remote_code=True` only where transformers lacks the architecture
+# (InternLM, InternLM2: their modeling code comes from the hub repository); every other model
+# runs transformers' own classes, so a modeling_*.py a repository adds later never runs.
+# `revision=None` loads the repository's newest commit; a commit id pins it (docs/provenance.md):
+#     recipe(**dict(qwen2_5_7b_instruct, revision="<40-hex commit>"), ...)
+# work_dirs/<name>/provenance.json records the commit every run loaded.
 from xtuner.utils import PROMPT_TEMPLATE
 
 internlm_7b = dict(
-    model_path="internlm/internlm-7b",  # base model, remote code (trust_remote_code)
+    model_path="internlm/internlm-7b",  # base model
+    revision=None,
+    trust_remote_code=True,  # not in transformers: its modeling code comes from the hub
     prompt_template=PROMPT_TEMPLATE.default,  # a base model has no chat format: XTuner's choice
     max_length=2048,  # SDPA + offloads: upper 6.92 GiB (eager, all on the GPU: 8.18 at 1024)
     offload_embeddings=True,  # 0.79 GiB of 103k x 4096 16-bit rows off the GPU
@@ -21,7 +30,9 @@ internlm_7b = dict(
 )
 
 internlm2_math_plus_7b = dict(
-    model_path="internlm/internlm2-math-plus-7b",  # chat model, remote code (trust_remote_code)
+    model_path="internlm/internlm2-math-plus-7b",  # chat model
+    revision=None,
+    trust_remote_code=True,  # not in transformers: its modeling code comes from the hub
     prompt_template=PROMPT_TEMPLATE.internlm2_chat,  # the format it was tuned in
     max_length=2048,  # SDPA + offloads: upper 7.14 GiB (eager, all on the GPU: 8.31 at 1024)
     offload_embeddings=True,  # 0.70 GiB of 92k x 4096 16-bit rows off the GPU
@@ -33,6 +44,7 @@ internlm2_math_plus_7b = dict(
 
 qwen2_5_7b_instruct = dict(
     model_path="Qwen/Qwen2.5-7B-Instruct",
+    revision=None,
     prompt_template=PROMPT_TEMPLATE.qwen_chat,  # ChatML, as Qwen2.5-Instruct was tuned
     # 152k-token vocabulary: 2.03 GiB of 16-bit embedding and head; the input table goes to the
     # CPU: upper 7.20 GiB at 2048 tokens (all on the GPU: 8.41 at 1024)
@@ -43,6 +55,7 @@ qwen2_5_7b_instruct = dict(
 
 llama2_7b_chat = dict(
     model_path="meta-llama/Llama-2-7b-chat-hf",  # gated: accept Meta's licence on the hub
+    revision=None,
     prompt_template=PROMPT_TEMPLATE.llama2_chat,  # [INST] ... [/INST], as Llama-2-chat was tuned
     max_length=4096,  # with the layer checkpoints in CPU memory: upper 7.36 GiB
     offload_embeddings=True,  # 0.24 GiB
@@ -51,6 +64,7 @@ llama2_7b_chat = dict(
 
 llama3_2_3b_instruct = dict(
     model_path="meta-llama/Llama-3.2-3B-Instruct",  # gated: accept Meta's licence on the hub
+    revision=None,
     prompt_template=PROMPT_TEMPLATE.llama3_chat,  # Llama-3 headers, as Llama-3.2-Instruct was tuned
     # 4-bit base (QLoRA). LoRA on its 16-bit base does not fit 8 GiB at the top of the error band
     # at any length: 5.98 GiB of frozen weights + the CUDA context, 8.53 GiB at 1024 tokens and

@@ -48,6 +48,7 @@ from components.finetune import PatchedFinetune
 from components.memory_watch import MemoryWatchHook
 from components.paged_adamw_8bit import PagedAdamW8bit
 from components.preference import PairTokenizer
+from components.provenance import ProvenanceHook
 
 
 def recipe(**knobs) -> dict:
@@ -100,12 +101,15 @@ def model_part(
     *,
     model_path,  # hub id or local directory
     prompt_template,
+    revision=None,  # hub commit (or tag/branch) to load; None = the newest (docs/provenance.md)
     quantize=True,  # 4-bit nf4 base (QLoRA); False = standard LoRA on a 16-bit base
     dtype="float16",  # compute/storage dtype; fp16 runs on every 8 GB card (Turing has no bf16)
     model_type=None,  # None: SupervisedFinetune, or XTuner's DPO/ORPO for `preference`
     tokenizer=None,  # tokenizer dict; default: AutoTokenizer from model_path
     llm=None,  # model dict; default: AutoModelForCausalLM from model_path
-    trust_remote_code=True,
+    # run the model repository's own Python code: only for architectures transformers lacks
+    # (InternLM, InternLM2: their presets say so); off, a repo's added modeling_*.py never runs
+    trust_remote_code=False,
     # ---- LoRA ----
     lora_r=16,  # XTuner's r=64 costs ~2.6 GB of fp32 LoRA state on a 7B model
     lora_alpha=32,
@@ -139,6 +143,7 @@ def model_part(
         tokenizer = dict(
             type=AutoTokenizer.from_pretrained,
             pretrained_model_name_or_path=model_path,
+            revision=revision,
             trust_remote_code=trust_remote_code,
             padding_side="right",
         )
@@ -148,6 +153,7 @@ def model_part(
         llm = dict(
             type=AutoModelForCausalLM.from_pretrained,
             pretrained_model_name_or_path=model_path,
+            revision=revision,
             trust_remote_code=trust_remote_code,
             torch_dtype=_torch_dtype(dtype),
         )
@@ -325,6 +331,7 @@ def runtime_part(
             prompt_template=prompt_template,
             max_new_tokens=max_new_tokens,
         ),
+        dict(type=ProvenanceHook),  # what the run is made of -> work_dir/provenance.json
         dict(type=MemoryWatchHook),  # measured peak vs doctor fit -> work_dir/memory.json
         dict(type=ThroughputHook, window=log_interval),  # tokens_per_sec in the log line
     ]

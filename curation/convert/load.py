@@ -59,8 +59,11 @@ class Conversion:
         return self.source.converter(**self.options).convert(self.records, self.stats)
 
 
-def open_conversion(source: str, split: str | None = None, data_files=None, **options):
-    """Resolve where the rows of `source` come from; nothing is converted until iterated."""
+def open_conversion(source: str, split: str | None = None, data_files=None,
+                    revision: str | None = None, **options):
+    """Resolve where the rows of `source` come from; nothing is converted until iterated.
+    `revision`: the hub commit (or tag/branch) to read; None = the newest (or the export the
+    dataset is read from, e.g. refs/convert/parquet)."""
     src = source if isinstance(source, Source) else get(source)  # pairs pass their Source
     split = split or src.default_split
     src.converter(**options)  # unknown options fail here, before any download
@@ -71,7 +74,7 @@ def open_conversion(source: str, split: str | None = None, data_files=None, **op
         files, directory = env_files(src, split)
         origin = f"{ENV_VAR}: {directory}"
     else:
-        records, total, origin = hub_records(src, split)
+        records, total, origin = hub_records(src, split, revision)
         return Conversion(src, split, origin, records, total, options)
     totals = [count_rows(f) for f in files]
     total = None if None in totals else sum(totals)
@@ -81,19 +84,21 @@ def open_conversion(source: str, split: str | None = None, data_files=None, **op
 
 
 def load_conversations(source: str, split: str | None = None, data_files=None,
-                       limit: int | None = None, cache_dir=None, **options):
+                       limit: int | None = None, cache_dir=None, revision: str | None = None,
+                       **options):
     """A `datasets.Dataset` with one `conversation` column, for `process_hf_dataset`.
 
     `source` is a short name of `curation.convert.converters.SOURCES`; `split` defaults to the
     dataset's training split; `limit` keeps the first N conversations; other keyword arguments are
-    the converter's options (e.g. `lang="en"` for oasst1). The conversations are written to an Arrow
+    the converter's options (e.g. `lang="en"` for oasst1); `revision` pins the hub commit the
+    rows are read from (docs/provenance.md). The conversations are written to an Arrow
     file in `cache_dir` (default: the datasets cache, `$HF_DATASETS_CACHE/curation`) and memory-
     mapped, so XTuner's tokenization maps cache on disk as they do for a hub dataset instead of
     holding 200k tokenized rows in RAM.
     """
     from mmengine.logging import print_log
 
-    conversion = open_conversion(source, split, data_files, **options)
+    conversion = open_conversion(source, split, data_files, revision, **options)
     conversations = iter(conversion)
     if cache_dir is None:
         from datasets import config
@@ -274,19 +279,23 @@ def _no_split_files(directory: Path, source: Source, split: str) -> str:
 # ---- the hub ------------------------------------------------------------------------------
 
 
-def hub_records(source: Source, split: str) -> tuple[Iterable[Record], int | None, str]:
-    """Download (or reuse the cache of) the public copy; rows are read lazily."""
+def hub_records(source: Source, split: str,
+                revision: str | None = None) -> tuple[Iterable[Record], int | None, str]:
+    """Download (or reuse the cache of) the public copy; rows are read lazily. `revision`
+    replaces the source's own (a commit pins it)."""
     if split not in source.splits:
         splits = ", ".join(source.splits)
         raise SourceError(f"{source.name} has no split {split!r}; splits: {splits}")
+    revision = revision or source.hub_revision
     try:
         if source.hub_file:
             from huggingface_hub import hf_hub_download
 
             path = hf_hub_download(source.hub_id, source.hub_file, repo_type="dataset",
-                                   revision=source.hub_revision)
+                                   revision=revision)
             return iter_records(path), None, f"hub: {source.hub_id}/{source.hub_file}"
-        parts = [(config, _load_hub_split(source, config, split)) for config in source.hub_configs]
+        parts = [(config, _load_hub_split(source, config, split, revision))
+                 for config in source.hub_configs]
     except Exception as e:  # no network, gated repo, renamed dataset, ...
         raise SourceError(
             f"cannot load {source.hub_id} ({split}) from the Hugging Face Hub: "
@@ -303,16 +312,17 @@ def hub_records(source: Source, split: str) -> tuple[Iterable[Record], int | Non
                 yield Record(row, f"{label}#{i}")
 
     configs = ",".join(c for c in source.hub_configs if c)
-    origin = f"hub: {source.hub_id}" + (f" ({configs})" if configs else "")
+    origin = (f"hub: {source.hub_id}" + (f" ({configs})" if configs else "")
+              + (f" @ {revision}" if revision else ""))
     return records(), sum(len(d) for _, d in parts), origin
 
 
-def _load_hub_split(source: Source, config: str | None, split: str):
+def _load_hub_split(source: Source, config: str | None, split: str, revision: str | None):
     from datasets import load_dataset
 
     kwargs = {"split": split}
-    if source.hub_revision:
-        kwargs["revision"] = source.hub_revision
+    if revision:
+        kwargs["revision"] = revision
     if source.hub_data_files:
         kwargs["data_files"] = {split: source.hub_data_files.format(config=config, split=split)}
     else:

@@ -20,15 +20,17 @@ from .load import SourceError, open_conversion
 PAIR_SOURCES = {"hh_rlhf": hh_rlhf.PAIRS}
 
 
-def load_pairs(source: str, split: str | None = None, data_files=None, limit: int | None = None):
-    """A `datasets.Dataset` with `prompt`, `chosen` and `rejected` message-list columns."""
+def load_pairs(source: str, split: str | None = None, data_files=None, limit: int | None = None,
+               revision: str | None = None):
+    """A `datasets.Dataset` with `prompt`, `chosen` and `rejected` message-list columns;
+    `revision` pins the hub commit, as in load_conversations."""
     from datasets import Dataset
     from mmengine.logging import print_log
 
     if source not in PAIR_SOURCES:
         raise SourceError(f"no preference pairs for {source!r}; datasets with pairs: "
                           f"{', '.join(PAIR_SOURCES)}")
-    conversion = open_conversion(PAIR_SOURCES[source], split, data_files)
+    conversion = open_conversion(PAIR_SOURCES[source], split, data_files, revision)
     pairs = []
     for pair in conversion:
         pairs.append(pair)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from doctor.provenance import sha256_file
 from tests.helpers import REPO, offline_env, run, xtuner
 
 SMOKE = REPO / "configs" / "smoke" / "tiny_llama_qlora_oasst_cpu.py"
@@ -56,6 +57,23 @@ def test_make_smoke_trains_converts_merges_and_answers(tmp_path):
     answer = exported["roundtrip"]["greedy_hf"].split(exported["eos_token"])[0].strip()
     assert f"the merged model, asked 'What is the capital of France?': {answer!r}" in out.stdout
     assert exported["roundtrip"]["greedy_gguf"] == exported["roundtrip"]["greedy_hf"]
+    # what the run was made of: written as it started, read back from the adapter and the GGUFs
+    from aftertrain.export.provenance import from_gguf
+    from doctor.provenance import read
+
+    smoke = tmp_path / "smoke"
+    started = read(smoke)
+    assert started["config"]["file"] == "configs/smoke/tiny_llama_qlora_oasst_cpu.py"
+    assert started["model"]["source"] == "local" and len(started["model"]["files"]["sha256"]) == 64
+    assert started["model"]["trust_remote_code"] is False and "remote_code" not in started["model"]
+    assert started["dataset"]["files"]["files"] == {
+        "configs/smoke/oasst_tiny.jsonl": sha256_file(REPO / "configs/smoke/oasst_tiny.jsonl")}
+    assert started["stack"]["xtuner"] == "0.2.0" and started["pack"]["commit"]
+    adapter = read(smoke / "hf_adapter")
+    assert adapter["checkpoint"]["file"] == FINAL
+    assert {k: v for k, v in adapter.items() if k != "checkpoint"} == started
+    for gguf in exported["gguf"].values():
+        assert from_gguf(gguf) == adapter
 
 
 @pytest.mark.slow

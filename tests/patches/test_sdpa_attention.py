@@ -3,6 +3,8 @@ the eager code's loss and LoRA gradients, and no per-head score matrix is kept f
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -148,3 +150,34 @@ def test_saved_bytes_per_layer_are_the_estimators(tmp_path, family):
                   sdpa_attention=True)
     assert setup.attention == "sdpa_expanded"
     assert sum(saved.values()) == layer_saved_per_token(setup, dtypes(setup)) * tokens
+
+
+def test_a_changed_attention_is_refused_before_anything_is_patched(model_dir, tmp_path):
+    """The hub serves whatever its repository holds: a forward the patch was not written for
+    stops the build with the file and the member that differs."""
+    from patches._remote_code import RemoteCodeChanged
+    from tests.patches.remote_edits import CHANGED, SOFTMAX, edited_copy
+
+    family = json.loads((model_dir / "config.json").read_text())["model_type"]
+    changed = edited_copy(model_dir, tmp_path / f"changed_sdpa_{family}", SOFTMAX, CHANGED)
+    cls = "InternLMAttention" if family == "internlm" else "InternLM2Attention"
+    with pytest.raises(RemoteCodeChanged) as err:
+        build_remote(changed, patches=dict(PLAIN, sdpa_attention=True))
+    text = str(err.value)
+    assert text.startswith("sdpa_attention was not written for this remote code: ")
+    assert f"changed_sdpa_{family}/modeling_{family}.py" in text.splitlines()[0]
+    assert f"{cls}: {cls}.forward differ from every version it was checked against" in text
+    assert "model.sdpa_attention=False" in text  # the way out
+    # without the patch the same code builds (and runs its own eager attention)
+    model = build_remote(changed, patches=PLAIN)
+    assert not any(hasattr(m, "_pack_eager_forward") for m in model.modules())
+
+
+def test_comments_and_formatting_are_not_a_change(model_dir, tmp_path):
+    from tests.patches.remote_edits import REFORMATTED, SOFTMAX, edited_copy
+
+    family = json.loads((model_dir / "config.json").read_text())["model_type"]
+    same = edited_copy(model_dir, tmp_path / f"reformatted_sdpa_{family}", SOFTMAX, REFORMATTED,
+                       comment=True)
+    model = build_remote(same, patches=dict(PLAIN, sdpa_attention=True))
+    assert sum(hasattr(m, "_pack_eager_forward") for m in model.modules()) == 2
