@@ -60,7 +60,7 @@ fit:  # doctor fit's verdict on every top-level run file, as on an 8 GB card
 	@for c in $(FIT_CONFIGS); do $(PY) -m doctor fit $$c --gpu-mem 8 || exit $$?; done
 
 fit-calibration:  # the estimator against published measurements
-	$(PY) -m doctor.fit.calibration
+	$(PY) -m doctor.fit.calibration --write
 
 fit-sweep:  # the longest max_length that fits 8 GiB per model, today and with each long-sequence patch
 	$(PY) -m doctor.fit.sweep --grid

@@ -20,22 +20,25 @@ import math
 from dataclasses import dataclass, field, replace
 
 from .arch import Arch, Linear
+from .fitted import fitted
 
 GiB = 1024**3
 
 # The constants below are fitted to the published measurements in calibration.json by
-# `python -m doctor.fit.calibration` (least squares on relative error, per regime: 4-bit or 16-bit
-# base); tests/doctor/test_fit_calibration.py checks that they are what the fit gives.
+# `make fit-calibration` (least squares on relative error, per regime: 4-bit or 16-bit base), which
+# writes them to doctor/data/estimator_fit.json (fitted.py reads it);
+# tests/doctor/test_fit_calibration.py checks that they are what the fit gives.
+_FIT = fitted()
 # CUDA context, cuBLAS workspace and the bitsandbytes kernels: allocated outside PyTorch's caching
 # allocator, seen by nvidia-smi (not by torch.cuda.max_memory_*). The bare context with CUDA's
 # lazy module loading (PyTorch's default since 1.13) is about 0.3-0.4 GB (pytorch/pytorch#107667,
 # #109888), far below the 1.3 GB of HF's memory anatomy doc; training runs' nvidia-smi rows show
 # about 1 GiB beyond the tensors (workspaces, kernels, NCCL in DeepSpeed runs).
-CUDA_CONTEXT_GIB = 0.970
+CUDA_CONTEXT_GIB = _FIT.context_gib
 # What the term-by-term count of the training-time tensors misses (allocated memory: autograd's
 # small buffers, kernels' workspaces, copies the counts do not see), as a fraction of everything
 # allocated during training (not the frozen weights, allocated once at load in exact sizes).
-UNCOUNTED = {"4bit": 0.092, "16bit": 0.043}
+UNCOUNTED = _FIT.uncounted
 # PyTorch's caching allocator (c10/cuda/CUDACachingAllocator.cpp) rounds every block to 512 bytes
 # and carves them from 2 MiB (small pool) or 20 MiB / exact 2 MiB-rounded (large pool) segments;
 # a freed block stays reserved and can host only tensors no larger than it, so the working sets
@@ -43,7 +46,7 @@ UNCOUNTED = {"4bit": 0.092, "16bit": 0.043}
 # the shifted logits, fp32 copies after 16-bit ones, one layer's recompute after another's) leave
 # reserved-but-free memory. Modelled as a fraction of everything allocated during training:
 # torch.cuda.max_memory_reserved - max_memory_allocated.
-ALLOCATOR_CACHE = {"4bit": 0.192, "16bit": 0.515}
+ALLOCATOR_CACHE = _FIT.cache
 # PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True maps pages into one growing segment instead of
 # fixed ones, so a freed block merges with the free tail: the reserved-but-free part shrinks. The
 # factor is a published measurement (NVIDIA cosmos-rl PR #388, Qwen2.5-7B: reserved 126.97 GB with
