@@ -307,7 +307,7 @@ def report(all_rows: list[Row]) -> dict:
 
 def measured_part_upper(row: Row) -> int:
     """The top of the band of what the row's measure sees."""
-    est = estimate(row.setup)
+    est = estimate(SHIPPED.setup(row.setup))  # the row's stack: the fitted uncounted share
     return upper_of(est, band(row.setup).margin, measured_part(est, row.measure))
 
 
