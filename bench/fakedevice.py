@@ -335,6 +335,7 @@ def bnb_constants():
     import bitsandbytes.functional as bnbf
 
     original = bnbf.create_dynamic_map
+    cached = dict(bnbf.name2qmap)  # its module-level cache keeps what the fake run puts there
 
     def create_dynamic_map(*args, **kwargs):
         with unset_fake_temporarily():
@@ -345,6 +346,8 @@ def bnb_constants():
         yield
     finally:
         bnbf.create_dynamic_map = original
+        bnbf.name2qmap.clear()
+        bnbf.name2qmap.update(cached)
 
 
 # ---- CUDA autocast ------------------------------------------------------------------------------
@@ -580,10 +583,8 @@ class Workspaces:
     """Memory CUDA kernels allocate through the caching allocator for themselves: `note()`
     passes each to whoever listens (the memory trace labels it)."""
 
-    # cuBLAS's workspace, allocated at the first matmul and kept: CUBLAS_WORKSPACE_CONFIG's
-    # default ":4096:2:16:8" (2 x 4 MiB + 8 x 16 KiB; 32 MiB on sm90), plus cuBLASLt's 1 MiB
-    # (aten/src/ATen/cuda/CublasHandlePool.cpp)
-    CUBLAS = 2 * 4096 * 1024 + 8 * 16 * 1024 + 1024 * 1024
+    # cuBLAS's workspace, allocated at the first matmul and kept (the estimator's term)
+    from doctor.fit.estimate import CUBLAS_WORKSPACE as CUBLAS
 
     def __init__(self):
         self.listeners = []

@@ -93,9 +93,9 @@ class Band:
 
 
 def frozen_bytes(est) -> int:
-    from .estimate import FROZEN
+    from .estimate import EXACT  # the frozen weights and the kept kernel workspaces
 
-    return sum(est.parts.get(k, 0) for k in FROZEN)
+    return sum(est.parts.get(k, 0) for k in EXACT)
 
 
 def upper_of(est, margin: float, counted: int | None = None) -> int:

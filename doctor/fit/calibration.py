@@ -26,7 +26,7 @@ from .estimate import (
     ALLOCATOR_CACHE,
     CUDA_CONTEXT_GIB,
     EXPANDABLE_CACHE_FACTOR,
-    FROZEN,
+    EXACT,
     UNCOUNTED,
     DeepSpeed,
     GiB,
@@ -152,7 +152,7 @@ def terms(row: Row) -> Terms:
     est = estimate(zero.setup(row.setup))
     fixed = measured_part(est, row.measure) / GiB
     trained = sum(v for k, v in est.parts.items()
-                  if k not in FROZEN + ("cuda_context", "allocator_reserve", "uncounted")) / GiB
+                  if k not in EXACT + ("cuda_context", "allocator_reserve", "uncounted")) / GiB
     q = row.setup.quant is not None
     cache = trained * (0.0 if row.measure == "allocated" else 1.0)
     if row.setup.expandable_segments:

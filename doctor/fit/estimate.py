@@ -65,6 +65,12 @@ def regime_key(quantized) -> str:
 
 
 FROZEN = ("weights_4bit", "quant_constants", "weights_16bit", "weights_fp32")
+# Allocated once and kept, in exact sizes: not scaled by the fitted shares.
+EXACT = FROZEN + ("workspaces",)
+# cuBLAS's workspace, allocated through the caching allocator at the first matmul and kept:
+# CUBLAS_WORKSPACE_CONFIG's default ":4096:2:16:8" (2 x 4 MiB + 8 x 16 KiB) and cuBLASLt's 1 MiB
+# (aten/src/ATen/cuda/CublasHandlePool.cpp; 32 MiB on sm90, not an 8 GB card)
+CUBLAS_WORKSPACE = 2 * 4096 * 1024 + 8 * 16 * 1024 + 1024 * 1024
 
 # bitsandbytes 4-bit: blocks of 64 weights share an absmax; with double quantization the absmaxes
 # are themselves 8-bit in blocks of 256 (bitsandbytes.functional.quantize_4bit).
@@ -199,6 +205,7 @@ LABELS = {
     "deepspeed_buffers": "DeepSpeed buffers",
     "deepspeed_gathered": "ZeRO-3: gathered parameters (a layer or the head)",
     "ddp_buckets": "DDP gradient buckets",
+    "workspaces": "kernel workspaces (cuBLAS)",
     "uncounted": "not counted term by term (fitted)",
     "allocator_reserve": "allocator cache (fragmentation, fitted)",
     "cuda_context": "CUDA context",
@@ -706,7 +713,9 @@ def estimate(setup: Setup) -> Estimate:
                          "elements (the 4-bit data stored 16-bit, as XTuner's QLoRA + ZeRO-3 "
                          f"sets bnb_4bit_quant_storage) are 1/{n} per GPU, gathered per layer")
 
-    trained = sum(v for k, v in parts.items() if k not in FROZEN)
+    if setup.device == "cuda":
+        parts["workspaces"] = CUBLAS_WORKSPACE
+    trained = sum(v for k, v in parts.items() if k not in EXACT)
     key = regime_key(setup.quant)
     uncounted = 0.0 if setup.uncounted is None else setup.uncounted
     cache = ALLOCATOR_CACHE[key] if setup.cache is None else setup.cache
