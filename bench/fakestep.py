@@ -84,12 +84,13 @@ def _short(module: str) -> str:
 
 
 def trace(path: Path | str, *, tiny: bool = False, steps: int = 2,
-          variant: str = "as configured", check_devices: bool = True) -> dict:
+          variant: str = "as configured", check_devices: bool = True,
+          seq: int | None = None) -> dict:
     """The fake-GPU step of `path` (see the module docstring), as a JSON-ready dict."""
     from bench.fakedevice import ACCELERATOR, CAPABILITY, FakeGPU
 
     path = Path(path)
-    p = vram.plan(path, "cuda", tiny, variant)
+    p = vram.plan(path, "cuda", tiny, variant, seq=seq)
     row = dict(config=str(path), model=p.setup.arch.name, variant=variant,
                tokens=p.setup.tokens, steps=steps,
                device=f"fake GPU: torch 'meta' tensors under FakeTensorMode, CUDA rules of "
@@ -119,7 +120,7 @@ def trace(path: Path | str, *, tiny: bool = False, steps: int = 2,
     return row
 
 
-def cpu_pair(path: Path | str, *, steps: int = 2) -> dict:
+def cpu_pair(path: Path | str, *, steps: int = 2, seq: int | None = None) -> dict:
     """The tiny step of `path` on the CPU, run twice under the same tracker: on fake tensors
     (FakeTensorMode) and on real ones. {"fake": bytes, "real": bytes, per-kind dicts}."""
     from torch._subclasses.fake_tensor import FakeTensorMode
@@ -129,7 +130,7 @@ def cpu_pair(path: Path | str, *, steps: int = 2) -> dict:
     path = Path(path)
     out = {}
     for name in ("real", "fake"):
-        p = vram.plan(path, "cpu", True)
+        p = vram.plan(path, "cpu", True, seq=seq)
         if name == "fake":
             import contextlib
 

@@ -237,8 +237,10 @@ class Plan:
         return self.estimate.total - parts["cuda_context"] - parts["allocator_reserve"]
 
 
-def plan(path: Path, device: str, tiny: bool, variant: str = "as configured") -> Plan:
-    """The config's step: its estimate (at the size built) and the model dict to build."""
+def plan(path: Path, device: str, tiny: bool, variant: str = "as configured",
+         seq: int | None = None) -> Plan:
+    """The config's step: its estimate (at the size built) and the model dict to build; `seq`
+    replaces the config's max_length (a shorter step, for tests)."""
     import torch
     from mmengine.config import Config, ConfigDict
 
@@ -253,6 +255,8 @@ def plan(path: Path, device: str, tiny: bool, variant: str = "as configured") ->
         if "fused_loss" in overrides:
             est_fields["fused_loss"] = None
         setup = replace(setup, **est_fields)
+    if seq is not None:
+        setup = replace(setup, seq=seq)
     fields = config_fields(setup.arch, tiny)
     if tiny:
         setup = replace(setup, arch=from_config(fields, name=setup.arch.name + " (tiny)",
@@ -304,11 +308,17 @@ def build(p: Plan, device: str, cpu_amp: bool = True) -> Built:
     config_dir = Path(tempfile.mkdtemp(prefix="vram-config-"))
     llm.config.save_pretrained(config_dir)
     model_cfg.llm = ConfigDict(type=_prebuilt(llm), pretrained_model_name_or_path=str(config_dir))
-    base = model_cfg.get("base")
-    if base is not None and getattr(base, "__name__", "") == "TinyFinetune":
-        from xtuner.model import SupervisedFinetune
+    # the smoke configs' model types make their tiny model on disk first; the bench brings its
+    # own llm: the XTuner classes they wrap
+    tiny_types = {"TinyFinetune": ("xtuner.model", "SupervisedFinetune"),
+                  "TinyDPO": ("xtuner.model.dpo", "DPO")}
+    for key in ("base", "type"):
+        name = getattr(model_cfg.get(key), "__name__", "")
+        if name in tiny_types:
+            import importlib
 
-        model_cfg.base = SupervisedFinetune  # the bench brings its own llm
+            module, cls = tiny_types[name]
+            model_cfg[key] = getattr(importlib.import_module(module), cls)
     from xtuner.registry import BUILDER
 
     model = BUILDER.build(model_cfg).to(device)  # mmengine's runner: model.to(get_device())
