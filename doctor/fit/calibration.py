@@ -25,8 +25,8 @@ from .band import band, band_from, excess, frozen_bytes, regime, upper_of
 from .estimate import (
     ALLOCATOR_CACHE,
     CUDA_CONTEXT_GIB,
-    EXPANDABLE_CACHE_FACTOR,
     EXACT,
+    EXPANDABLE_CACHE_FACTOR,
     UNCOUNTED,
     DeepSpeed,
     GiB,
