@@ -323,8 +323,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     rows, excluded = load()
     if args.write:
-        write(fit_data(rows), FIT_DATA)
-        print(f"wrote {FIT_DATA}; the estimate with what it holds:", flush=True)
+        data = fit_data(rows)
+        try:
+            current = json.loads(FIT_DATA.read_text())
+        except (OSError, ValueError):
+            current = {}
+        if {**current, "date": data["date"]} == data:  # the same fit: the file (and its date) stay
+            print(f"{FIT_DATA} is what the fit gives (of {current.get('date')})", flush=True)
+        else:
+            write(data, FIT_DATA)
+            print(f"wrote {FIT_DATA}; the estimate with what it holds:", flush=True)
         import subprocess  # this process imported the previous constants
 
         return subprocess.run([sys.executable, "-m", "doctor.fit.calibration"]).returncode
