@@ -60,12 +60,18 @@ class DeviceError(RuntimeError):
     """What a CUDA run would fail with, raised where the fake run gets there."""
 
 
-def _user_frame(skip: tuple[str, ...] = ()) -> str:
-    """`file:line in function` of the innermost frame outside torch and this module."""
-    here = Path(__file__).resolve()
+# Frames of the dispatch machinery between the code that reads a value and this mode.
+_MACHINERY = ("torch/_subclasses/", "torch/utils/_python_dispatch.py", "torch/_ops.py",
+              "torch/_compile.py", "torch/_dynamo/", "torch/distributed/_tools/",
+              "torch/utils/_stats.py", "torch/_tensor.py", "bench/fakedevice.py",
+              "bench/memtrack.py")
+
+
+def _user_frame() -> str:
+    """`file:line in function` of the code that called the operator (the innermost frame outside
+    torch's dispatch machinery and these tools)."""
     for frame in reversed(traceback.extract_stack()):
-        path = Path(frame.filename)
-        if path == here or "/torch/" in frame.filename or any(s in frame.filename for s in skip):
+        if "/torch/" in frame.filename or any(m in frame.filename for m in _MACHINERY):
             continue
         return f"{frame.filename}:{frame.lineno} in {frame.name}"
     return "?"
@@ -224,13 +230,6 @@ ANSWERS: dict[tuple[str, str], tuple[object, str]] = {
     ("torch/optim/optimizer.py", "_get_value"):
         (1.0, "torch's AdamW step count (any positive count: memory does not depend on it)"),
 }
-
-
-# Frames of the dispatch machinery between the code that reads a value and this mode.
-_MACHINERY = ("torch/_subclasses/", "torch/utils/_python_dispatch.py", "torch/_ops.py",
-              "torch/_compile.py", "torch/_dynamo/", "torch/distributed/_tools/",
-              "torch/utils/_stats.py", "torch/_tensor.py", "bench/fakedevice.py",
-              "bench/memtrack.py")
 
 
 class DataDependent(TorchDispatchMode):
