@@ -741,9 +741,5 @@ class FakeGPU:
         return self._stack.__exit__(*exc)
 
 
-def is_fake(t) -> bool:
-    return isinstance(t, FakeTensor)
-
-
 __all__ = ["ACCELERATOR", "HOST", "FakeGPU", "DeviceError", "DeviceChecker", "CudaOps",
-           "DataDependent", "cuda_sdpa", "is_fake"]
+           "DataDependent", "cuda_sdpa"]

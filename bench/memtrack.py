@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import weakref
 from collections import defaultdict
-from contextlib import contextmanager
 
 import torch
 from torch.distributed._tools import mem_tracker as _mt
@@ -36,11 +35,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 MIN_BLOCK = 512  # CUDACachingAllocator.cpp kMinBlockSize: every block is a multiple of it
-
-# Kinds of memory, as reported (MemTracker's reference types refined by what the tensor is).
-KINDS = ("weights", "quantization constants", "LoRA adapters", "gradients", "optimizer states",
-         "kernel workspaces",
-         "saved activations", "temporaries", "inputs", "other")
 
 
 def cuda_block_bytes(nbytes: int) -> int:
@@ -244,13 +238,6 @@ class StepMemory(MemTracker):
             super().__exit__(*args)
         finally:
             _mt._WeakRefInfo = self._previous_winfo
-
-
-@contextmanager
-def tracking(memory: StepMemory):
-    """Enter `memory` (a convenience for `with tracking(m): ...` beside other contexts)."""
-    with memory:
-        yield memory
 
 
 class LiveBytes(TorchDispatchMode):
