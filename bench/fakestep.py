@@ -17,6 +17,7 @@ CPU tensors and run on real ones, under the same tracker.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
 from pathlib import Path
@@ -76,10 +77,11 @@ def _breakdown(mem, device) -> tuple[dict, list, list]:
 
 
 def _short(module: str) -> str:
-    """`SupervisedFinetune.llm.base_model.model.model.layers.0.mlp` -> `layers.0.mlp`."""
+    """`SupervisedFinetune.llm.base_model.model.model.layers.0.mlp` -> `layers.0.mlp`: past
+    XTuner's, PEFT's and the causal LM's wrappers."""
     for marker in (".model.model.", ".model.", ".llm."):
         if marker in module:
-            return module.split(marker, 1)[1] if marker != ".llm." else module.split(".llm.")[1]
+            return module.split(marker, 1)[1]
     return module
 
 
@@ -131,19 +133,12 @@ def cpu_pair(path: Path | str, *, steps: int = 2, seq: int | None = None) -> dic
     out = {}
     for name in ("real", "fake"):
         p = vram.plan(path, "cpu", True, seq=seq)
+        context = contextlib.ExitStack()
         if name == "fake":
-            import contextlib
-
             mode = FakeTensorMode(allow_non_fake_inputs=True)
-            stack = contextlib.ExitStack()
             for ctx in (bnb_constants(), fake_params4bit(), swappable_fakes(mode), mode,
                         DataDependent()):
-                stack.enter_context(ctx)
-            context = stack
-        else:
-            import contextlib
-
-            context = contextlib.nullcontext()
+                context.enter_context(ctx)
         mem, _, seconds = _run(p, "cpu", steps, (), True, context)
         out[name] = mem.peak("cpu")
         out[f"{name}_at_peak"] = mem.at_peak("cpu")["by_kind"]
