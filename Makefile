@@ -57,14 +57,14 @@ bench-prepare:
 	$(PY) bench/prepare_speed.py
 
 # ---- memory (docs/memory.md) ----
-.PHONY: fit fit-calibration fit-sweep patch-effects vram-cpu vram-wheels vram-gpu vram-patches
+.PHONY: fit fit-calibration fit-sweep patch-effects vram-cpu vram-fake vram-wheels vram-gpu vram-patches
 FIT_CONFIGS ?= $(filter-out configs/__init__.py,$(wildcard configs/*.py))
 
 fit:  # doctor fit's verdict on every top-level run file, as on an 8 GB card
 	@for c in $(FIT_CONFIGS); do $(PY) -m doctor fit $$c --gpu-mem 8 || exit $$?; done
 
 fit-calibration:  # the estimator against published measurements
-	$(PY) -m doctor.fit.calibration
+	$(PY) -m doctor.fit.calibration --write
 
 fit-sweep:  # the longest max_length that fits 8 GiB per model, today and with each long-sequence patch
 	$(PY) -m doctor.fit.sweep --grid
@@ -74,6 +74,9 @@ patch-effects:  # what each memory patch saves, measured on the CPU (ratios to X
 
 vram-cpu:  # bench/vram.py on the CPU with scaled-down architectures
 	$(PY) bench/vram.py $(FIT_CONFIGS) --device cpu --tiny
+
+vram-fake:  # each run file's step at full size on a fake GPU: traced peak beside the estimate
+	$(PY) bench/vram.py $(FIT_CONFIGS) --device fake
 
 vram-wheels:  # where there is internet: the wheels a GPU machine lacks, into .whl/
 	bash bench/fetch_wheels.sh

@@ -1,4 +1,4 @@
-"""bench/vram.py CONFIG... [--device cuda|cpu] [--tiny] [--steps N] [--cap-gib 8] [--json FILE]
+"""bench/vram.py CONFIG... [--device cuda|cpu|fake] [--tiny] [--steps N] [--cap-gib 8] [--json FILE]
 
 Measures the peak memory of a few real training steps of each config and prints it next to
 `python -m doctor fit`'s estimate. Nothing is downloaded: the model is the architecture the
@@ -20,6 +20,10 @@ tracked through torch's dispatcher (bench/memtrack.py); --tiny scales the archit
 InternLM-7B is built as Llama with q/k/v/o biases and eager attention (its remote code is Llama's
 renamed; with sdpa_attention, transformers' SDPA attention stands in for what
 patches.sdpa_attention makes of it); InternLM2 with the remote code XTuner ships.
+
+--device fake runs the same step at full size on a fake GPU (bench/fakestep.py, no GPU needed):
+device placement checked as CUDA would, memory traced per device, the traced peak beside the
+estimate's allocated part (two steps by default).
 
 --patches measures each config once as configured and once with each long-sequence memory patch
 turned back (sdpa_attention, offload_embeddings, offload_checkpoints off; fused_loss="chunked"),
@@ -171,9 +175,12 @@ def quantize(model, quant_cfg: dict, compute_dtype, device):
                                   bias=child.bias is not None, compute_dtype=compute_dtype,
                                   compress_statistics=double, quant_type=quant_type,
                                   device="meta")
-            q.weight = bnb.nn.Params4bit(child.weight.data.to(torch.float16), requires_grad=False,
-                                         compress_statistics=double, quant_type=quant_type)
-            q.weight = q.weight.to(device)  # quantizes
+            weight = bnb.nn.Params4bit(child.weight.data.to(torch.float16), requires_grad=False,
+                                       compress_statistics=double, quant_type=quant_type,
+                                       module=q)
+            # .to() quantizes on a real device; the fake GPU (meta) is quantized explicitly
+            q.weight = (weight._quantize(torch.device(device))
+                        if torch.device(device).type == "meta" else weight.to(device))
             if child.bias is not None:
                 q.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
             setattr(module, child_name, q)
@@ -208,88 +215,148 @@ def paged_bytes() -> int:
     return sum(t.numel() * t.element_size() for t in GlobalPageManager.get_instance().paged_tensors)
 
 
-def measure(path: Path, device: str, tiny: bool, steps: int, cap_gib: float,
-            variant: str = "as configured") -> Result:
+@dataclass
+class Plan:
+    """What a config's step is, read from the config (no torch model yet)."""
+
+    path: Path
+    setup: object  # doctor.fit.estimate.Setup of the step as it runs (tiny or full size)
+    estimate: object  # doctor.fit.estimate.Estimate of it
+    fields: dict  # config.json fields of the model built
+    cfg: object  # the mmengine Config
+    model_cfg: object  # cfg.model with the variant's overrides
+    dtype: object
+    amp: bool  # the config trains under mmengine's AmpOptimWrapper
+    variant: str
+    error: str | None = None
+
+    @property
+    def allocated(self) -> int:
+        """The estimate's allocated part: total without CUDA context and allocator cache."""
+        parts = self.estimate.parts
+        return self.estimate.total - parts["cuda_context"] - parts["allocator_reserve"]
+
+
+def plan(path: Path, device: str, tiny: bool, variant: str = "as configured",
+         seq: int | None = None) -> Plan:
+    """The config's step: its estimate (at the size built) and the model dict to build; `seq`
+    replaces the config's max_length (a shorter step, for tests)."""
     import torch
     from mmengine.config import Config, ConfigDict
-    from mmengine.optim import OptimWrapper, build_optim_wrapper
 
-    from bench.memtrack import LiveBytes
     from doctor.fit.arch import from_config
     from doctor.fit.config import read
-    from doctor.fit.estimate import GiB as _GiB
     from doctor.fit.estimate import estimate
 
-    loaded = read(path)
-    setup = loaded.setup
+    setup = read(path).setup
     overrides = VARIANTS[variant]
     if overrides:  # the estimate of the same variant
         est_fields = {k: v for k, v in overrides.items() if k != "fused_loss"}
         if "fused_loss" in overrides:
             est_fields["fused_loss"] = None
         setup = replace(setup, **est_fields)
+    if seq is not None:
+        setup = replace(setup, seq=seq)
     fields = config_fields(setup.arch, tiny)
     if tiny:
         setup = replace(setup, arch=from_config(fields, name=setup.arch.name + " (tiny)",
                                                 attn=setup.arch.attn))
     if device == "cpu":  # the CPU build: float dropout masks, no CUDA context
         setup = replace(setup, device="cpu", context_gib=0.0)
-    est = estimate(setup)
-    allocated = est.total - est.parts["cuda_context"] - est.parts["allocator_reserve"]
-    result = Result(str(path), setup.arch.name, device, setup.tokens, est.total / _GiB,
-                    allocated / _GiB, variant=variant)
-
     cfg = Config.fromfile(str(path), lazy_import=True)  # imports only what the model needs
     model_cfg = ConfigDict(cfg.model)
+    error = None
     if overrides and "PatchedFinetune" not in str(model_cfg.get("type")):
-        result.error = ("not built through components.finetune.PatchedFinetune: no patch to "
-                        "turn back")
-        return result
+        error = "not built through components.finetune.PatchedFinetune: no patch to turn back"
     model_cfg.update(overrides)
-    llm_cfg = model_cfg.llm
-    dtype = dtype_of(llm_cfg.get("torch_dtype"), torch.float32)
+    dtype = dtype_of(model_cfg.llm.get("torch_dtype"), torch.float32)
     amp = cfg.optim_wrapper.get("type") is not None and "Amp" in str(cfg.optim_wrapper.type)
     if device == "cpu" and dtype == torch.float16:
         dtype = torch.bfloat16  # the CPU has no fp16 matmuls; same sizes
+    return Plan(path, setup, estimate(setup), fields, cfg, model_cfg, dtype, amp, variant, error)
+
+
+@dataclass
+class Built:
+    model: object
+    optim_wrapper: object
+    batch: dict
+    autocast: object  # the context each step runs in (CPU autocast where AMP cannot run)
+
+
+def build(p: Plan, device: str, cpu_amp: bool = True) -> Built:
+    """The config's model, optimizer wrapper and a full-length batch, built as `xtuner train`
+    builds them: the config's model dict through XTuner's builder (PatchedFinetune's patches,
+    LoRA, checkpointing), the weights random (no download), the model on `device`. `cpu_amp`:
+    on the CPU, mmengine's AmpOptimWrapper (which refuses it) becomes an OptimWrapper under
+    bf16 CPU autocast."""
+    import torch
+    from mmengine.config import ConfigDict
+    from mmengine.optim import OptimWrapper, build_optim_wrapper
+
+    torch.manual_seed(0)
+    model_cfg = ConfigDict(p.model_cfg)
+    llm_cfg = model_cfg.llm
+    llm = random_model(p.fields, p.dtype, device, sdpa=p.setup.sdpa_attention)
+    quant = llm_cfg.get("quantization_config")
+    if quant and quant.get("load_in_4bit"):
+        llm = quantize(llm, quant, p.dtype, device)
+    llm.config.use_cache = False
+    # XTuner 0.2.0 cannot take a built model as `llm` (build_llm_from_cfg reads an
+    # unassigned variable), and reads the model's config.json first: hand it a builder
+    # that returns ours, with its config.json in a temporary directory.
+    config_dir = Path(tempfile.mkdtemp(prefix="vram-config-"))
+    llm.config.save_pretrained(config_dir)
+    model_cfg.llm = ConfigDict(type=_prebuilt(llm), pretrained_model_name_or_path=str(config_dir))
+    # the smoke configs' model types make their tiny model on disk first; the bench brings its
+    # own llm: the XTuner classes they wrap
+    tiny_types = {"TinyFinetune": ("xtuner.model", "SupervisedFinetune"),
+                  "TinyDPO": ("xtuner.model.dpo", "DPO")}
+    for key in ("base", "type"):
+        name = getattr(model_cfg.get(key), "__name__", "")
+        if name in tiny_types:
+            import importlib
+
+            module, cls = tiny_types[name]
+            model_cfg[key] = getattr(importlib.import_module(module), cls)
+    from xtuner.registry import BUILDER
+
+    model = BUILDER.build(model_cfg).to(device)  # mmengine's runner: model.to(get_device())
+    model.train()
+    optim_cfg = ConfigDict(p.cfg.optim_wrapper)
+    optim_cfg.accumulative_counts = 1  # the optimizer steps every step: its states exist
+    autocast = contextlib.nullcontext()
+    if device == "cpu" and p.amp and cpu_amp:  # mmengine's AmpOptimWrapper refuses the CPU
+        optim_cfg = ConfigDict(type=OptimWrapper, optimizer=optim_cfg.optimizer,
+                               clip_grad=optim_cfg.get("clip_grad"))
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16)
+    optim_wrapper = build_optim_wrapper(model, optim_cfg)
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, p.fields["vocab_size"], (p.setup.batch, p.setup.seq), generator=gen)
+    labels = ids.clone()
+    labels[:, : p.setup.seq // 8] = -100
+    # as XTuner's default_collate_fn gives a packed batch (on the host; the model's data
+    # preprocessor moves it)
+    batch = dict(data=dict(input_ids=ids, labels=labels, attention_mask=torch.ones_like(ids)),
+                 data_samples=None)
+    return Built(model, optim_wrapper, batch, autocast)
+
+
+def measure(path: Path, device: str, tiny: bool, steps: int, cap_gib: float,
+            variant: str = "as configured") -> Result:
+    import torch
+
+    from bench.memtrack import LiveBytes
+
+    p = plan(path, device, tiny, variant)
+    result = Result(str(path), p.setup.arch.name, device, p.setup.tokens,
+                    p.estimate.total / GiB, p.allocated / GiB, variant=variant, error=p.error)
+    if p.error:
+        return result
     tracker = LiveBytes() if device == "cpu" else contextlib.nullcontext()
     try:
         with tracker:
-            torch.manual_seed(0)
-            llm = random_model(fields, dtype, device, sdpa=setup.sdpa_attention)
-            quant = llm_cfg.get("quantization_config")
-            if quant and quant.get("load_in_4bit"):
-                llm = quantize(llm, quant, dtype, device)
-            llm.config.use_cache = False
-            # XTuner 0.2.0 cannot take a built model as `llm` (build_llm_from_cfg reads an
-            # unassigned variable), and reads the model's config.json first: hand it a builder
-            # that returns ours, with its config.json in a temporary directory.
-            config_dir = Path(tempfile.mkdtemp(prefix="vram-config-"))
-            llm.config.save_pretrained(config_dir)
-            model_cfg.llm = ConfigDict(type=_prebuilt(llm),
-                                       pretrained_model_name_or_path=str(config_dir))
-            base = model_cfg.get("base")
-            if base is not None and getattr(base, "__name__", "") == "TinyFinetune":
-                from xtuner.model import SupervisedFinetune
-
-                model_cfg.base = SupervisedFinetune  # the bench brings its own llm
-            from xtuner.registry import BUILDER
-
-            model = BUILDER.build(model_cfg).to(device)
-            model.train()
-            optim_cfg = ConfigDict(cfg.optim_wrapper)
-            optim_cfg.accumulative_counts = 1
-            autocast = contextlib.nullcontext()
-            if device == "cpu" and amp:  # mmengine's AmpOptimWrapper refuses the CPU
-                optim_cfg = ConfigDict(type=OptimWrapper, optimizer=optim_cfg.optimizer,
-                                       clip_grad=optim_cfg.get("clip_grad"))
-                autocast = torch.autocast("cpu", dtype=torch.bfloat16)
-            optim_wrapper = build_optim_wrapper(model, optim_cfg)
-            gen = torch.Generator().manual_seed(0)
-            ids = torch.randint(0, fields["vocab_size"], (setup.batch, setup.seq), generator=gen)
-            labels = ids.clone()
-            labels[:, : setup.seq // 8] = -100
-            batch = dict(data=dict(input_ids=ids, labels=labels,
-                                   attention_mask=torch.ones_like(ids)), data_samples=None)
+            b = build(p, device)
             if device == "cuda":
                 torch.cuda.synchronize()
                 free, total = torch.cuda.mem_get_info()
@@ -307,8 +374,8 @@ def measure(path: Path, device: str, tiny: bool, steps: int, cap_gib: float,
                     if device == "cuda":
                         torch.cuda.synchronize()
                     started = time.perf_counter()
-                with autocast:
-                    model.train_step(batch, optim_wrapper)
+                with b.autocast:
+                    b.model.train_step(b.batch, b.optim_wrapper)
             if device == "cuda":
                 torch.cuda.synchronize()
                 result.peak_allocated_gib = torch.cuda.max_memory_allocated() / GiB
@@ -317,12 +384,11 @@ def measure(path: Path, device: str, tiny: bool, steps: int, cap_gib: float,
             else:
                 result.peak_allocated_gib = tracker.peak / GiB
             if started is not None:
-                result.tokens_per_s = setup.tokens * (steps - 1) / (time.perf_counter() - started)
+                result.tokens_per_s = p.setup.tokens * (steps - 1) / (time.perf_counter() - started)
     except torch.OutOfMemoryError as exc:
         result.error = f"out of memory under the {cap_gib:g} GiB cap: {str(exc).splitlines()[0]}"
     finally:
-        for name in ("model", "optim_wrapper", "llm"):
-            locals().pop(name, None)
+        locals().pop("b", None)
         gc.collect()
         if device == "cuda":
             torch.cuda.empty_cache()
@@ -360,10 +426,53 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def fake_table(rows: list[dict]) -> str:
+    """The fake-GPU rows (bench/fakestep.py trace()): traced peak beside the estimate."""
+    head = (f"{'config':<44}{'model':<26}{'tokens':>7}{'est alloc':>10}{'traced':>9}"
+            f"{'traced/est':>11}{'host':>7}{'s':>6}   at the peak")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        name = Path(r["config"]).name[:43]
+        if r.get("variant", "as configured") != "as configured":
+            name = f"  {r['variant']}"[:43]
+        if r.get("error"):
+            lines.append(f"{name:<44}{r.get('model', '')[:25]:<26}  {r['error']}")
+            continue
+        kinds = ", ".join(f"{k} {v:.2f}" for k, v in list(r["at_peak"].items())[:4])
+        lines.append(f"{name:<44}{r['model'][:25]:<26}{r['tokens']:>7}{r['estimate_gb']:>10.3f}"
+                     f"{r['peak_gb']:>9.3f}{r['ratio']:>11.3f}{r['host_peak_gb']:>7.2f}"
+                     f"{r['seconds']:>6.0f}   {kinds}")
+    lines.append("GiB; est alloc = doctor fit's estimate without CUDA context and allocator cache; "
+                 "traced = peak of live device memory on the fake GPU (512-byte blocks); host = "
+                 "peak of live host memory of the step")
+    return "\n".join(lines)
+
+
+def fake(args) -> int:
+    """--device fake: each config's step on the fake GPU (bench/fakestep.py)."""
+    from bench.fakestep import trace
+
+    rows = []
+    variants = list(VARIANTS) if args.patches else ["as configured"]
+    for path in args.configs:
+        for variant in variants:
+            try:
+                rows.append(trace(path, tiny=args.tiny, steps=args.steps, variant=variant))
+            except Exception as exc:  # a step that fails where a GPU would: the finding
+                rows.append(dict(config=str(path), variant=variant,
+                                 error=f"{type(exc).__name__}: {exc}"))
+            print(f"traced {path} ({variant})", file=sys.stderr, flush=True)
+    print(fake_table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 1 if any(r.get("error") for r in rows) else 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("configs", nargs="+", type=Path)
-    parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    parser.add_argument("--device", choices=["cuda", "cpu", "fake"], default="cuda",
+                        help="fake: the step at full size on a fake GPU (no GPU needed)")
     parser.add_argument("--tiny", action="store_true", help="scaled-down architecture")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--cap-gib", type=float, default=8.0)
@@ -372,6 +481,10 @@ def main(argv=None) -> int:
                         help="also each long-sequence patch turned back, one run each")
     args = parser.parse_args(argv)
     enable_compat_patches()
+    if args.device == "fake":
+        if "--steps" not in (argv if argv is not None else sys.argv):
+            args.steps = 2  # the second step has the optimizer states: its peak is the run's
+        return fake(args)
     if args.device == "cuda":
         import torch
 

@@ -21,6 +21,7 @@ through components.finetune.PatchedFinetune(offload_checkpoints=True).
 from __future__ import annotations
 
 import types
+import weakref
 from contextlib import contextmanager
 
 TARGET = None  # installed on a built model by install(), not on an import
@@ -33,8 +34,11 @@ def offloaded_saves(min_bytes: int = MIN_BYTES, stats: dict | None = None):
     """Saved tensors of at least `min_bytes` go to (pinned) CPU memory while this is active."""
     import torch
 
-    pin = torch.cuda.is_available()
-    copies: dict[tuple, object] = {}
+    # A tensor saved twice is copied once. Copies are found by the storage object itself, held
+    # weakly: an address is not an identity (a freed block is handed to the next tensor of the
+    # same size, whose copy would then be the freed one's), and a strong reference would keep
+    # the device memory the offload exists to free.
+    copies: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
     stats = {} if stats is None else stats
     stats.update(tensors=0, bytes=0)
 
@@ -42,20 +46,22 @@ def offloaded_saves(min_bytes: int = MIN_BYTES, stats: dict | None = None):
         nbytes = t.numel() * t.element_size()
         if not t.is_floating_point() or nbytes < min_bytes:
             return t
-        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(),
-               t._version, t.device)
-        if key not in copies:
-            # a new CPU tensor even for a CPU source: the path is the same on every device
+        views = copies.setdefault(t.untyped_storage(), {})
+        key = (t.storage_offset(), tuple(t.shape), t.stride(), t._version)
+        if key not in views:
+            # page-locked host memory for a device tensor, so that both copies are asynchronous
+            # on its stream; a new host tensor even for a host source: the same path everywhere
+            pin = t.device.type != "cpu"
             cpu = torch.empty(t.shape, dtype=t.dtype, layout=t.layout, pin_memory=pin)
             cpu.copy_(t, non_blocking=pin)
-            copies[key] = (t.device, cpu)
+            views[key] = (t.device, cpu, pin)
             stats["tensors"] += 1
             stats["bytes"] += nbytes
-        return copies[key]
+        return views[key]
 
     def unpack(packed):
         if isinstance(packed, tuple):
-            device, cpu = packed
+            device, cpu, pin = packed
             return cpu.to(device, non_blocking=pin)
         return packed
 

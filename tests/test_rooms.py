@@ -35,9 +35,8 @@ KNOWN_EXCEPTIONS = {
     # aftertrain's config check builds the demo's tiny model
     ("aftertrain/config.py", "demo"),
 }
-# Import cycles inside the doctor that another issue removes (issue 20: doctor/fit's band and
-# calibration); the lead empties this at integration.
-KNOWN_CYCLES = {frozenset({"doctor.fit.band", "doctor.fit.calibration"})}
+# Import cycles inside the doctor: none may be added (the test fails on a stale entry too).
+KNOWN_CYCLES: set[frozenset] = set()
 
 
 def module_name(path: Path) -> str:

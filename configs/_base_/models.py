@@ -7,9 +7,11 @@
 #     globals().update(recipe(**qwen2_5_7b_instruct, dataset=..., max_epochs=...))
 #
 # Lengths come from `python -m doctor fit` at the top of its error band (`make fit-sweep` has the
-# longest length per model and memory patch): 2048 tokens for the 7B models, 4096 for Llama-2-7B,
-# with the long-sequence patches the recipe offers: InternLM's eager remote attention through SDPA
-# (recipe default), the frozen untied embedding table and the layer checkpoints in CPU memory.
+# longest length per model and memory patch), every config's step traced at that length on a fake
+# GPU within 1 % of the estimate (tests/bench/test_fakestep.py): 4096 tokens for InternLM, InternLM2,
+# Llama-2 and Llama-3.2, 3584 for Qwen2.5-7B, with the long-sequence patches the recipe offers:
+# InternLM's eager remote attention through SDPA (recipe default), the frozen untied embedding
+# table and the layer checkpoints in CPU memory.
 #
 # Code and weights: `trust_remote_code=True` only where transformers lacks the architecture
 # (InternLM, InternLM2: their modeling code comes from the hub repository); every other model
@@ -24,7 +26,7 @@ internlm_7b = dict(
     revision=None,
     trust_remote_code=True,  # not in transformers: its modeling code comes from the hub
     prompt_template=PROMPT_TEMPLATE.default,  # a base model has no chat format: XTuner's choice
-    max_length=2048,  # SDPA + offloads: upper 6.92 GiB (eager, all on the GPU: 8.18 at 1024)
+    max_length=4096,  # SDPA + offloads: upper 7.21 GiB (eager, all on the GPU: 7.51 at 1024)
     offload_embeddings=True,  # 0.79 GiB of 103k x 4096 16-bit rows off the GPU
     offload_checkpoints=True,  # 0.5 GiB of layer inputs at 2048 tokens
 )
@@ -34,7 +36,7 @@ internlm2_math_plus_7b = dict(
     revision=None,
     trust_remote_code=True,  # not in transformers: its modeling code comes from the hub
     prompt_template=PROMPT_TEMPLATE.internlm2_chat,  # the format it was tuned in
-    max_length=2048,  # SDPA + offloads: upper 7.14 GiB (eager, all on the GPU: 8.31 at 1024)
+    max_length=4096,  # SDPA + offloads: upper 7.34 GiB (eager, all on the GPU: 7.60 at 1024)
     offload_embeddings=True,  # 0.70 GiB of 92k x 4096 16-bit rows off the GPU
     offload_checkpoints=True,
     # Every linear but the LM head. XTuner's default drops heads named lm_head or output_layer;
@@ -47,8 +49,8 @@ qwen2_5_7b_instruct = dict(
     revision=None,
     prompt_template=PROMPT_TEMPLATE.qwen_chat,  # ChatML, as Qwen2.5-Instruct was tuned
     # 152k-token vocabulary: 2.03 GiB of 16-bit embedding and head; the input table goes to the
-    # CPU: upper 7.20 GiB at 2048 tokens (all on the GPU: 8.41 at 1024)
-    max_length=2048,
+    # CPU: upper 7.46 GiB at 3584 tokens, 7.71 at 4096 (all on the GPU: 7.74 at 1024)
+    max_length=3584,
     offload_embeddings=True,
     offload_checkpoints=True,
 )
@@ -57,7 +59,7 @@ llama2_7b_chat = dict(
     model_path="meta-llama/Llama-2-7b-chat-hf",  # gated: accept Meta's licence on the hub
     revision=None,
     prompt_template=PROMPT_TEMPLATE.llama2_chat,  # [INST] ... [/INST], as Llama-2-chat was tuned
-    max_length=4096,  # with the layer checkpoints in CPU memory: upper 7.36 GiB
+    max_length=4096,  # with the layer checkpoints in CPU memory: upper 6.67 GiB
     offload_embeddings=True,  # 0.24 GiB
     offload_checkpoints=True,  # 1 GiB of layer inputs at 4096 tokens
 )
@@ -67,8 +69,8 @@ llama3_2_3b_instruct = dict(
     revision=None,
     prompt_template=PROMPT_TEMPLATE.llama3_chat,  # Llama-3 headers, as Llama-3.2-Instruct was tuned
     # 4-bit base (QLoRA). LoRA on its 16-bit base does not fit 8 GiB at the top of the error band
-    # at any length: 5.98 GiB of frozen weights + the CUDA context, 8.53 GiB at 1024 tokens and
-    # 7.9 with every knob at its floor. `quantize=False` is that run, for a 12 GB card.
-    max_length=4096,  # QLoRA + layer checkpoints in CPU memory: upper 5.22 GiB
+    # at any length: 5.98 GiB of frozen weights + the CUDA context, 8.28 GiB at 1024 tokens and
+    # 7.63 with every knob at its floor. `quantize=False` is that run, for a 12 GB card.
+    max_length=4096,  # QLoRA + layer checkpoints in CPU memory: upper 4.73 GiB
     offload_checkpoints=True,  # its embedding is tied to the head: offload_embeddings refuses it
 )

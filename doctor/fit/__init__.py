@@ -1,4 +1,5 @@
 """python -m doctor fit CONFIG [--gpu-mem GB] [--json] [--deepspeed NAME] [--measured FILE]
+                                  [--trace]
 
 Estimates the peak GPU memory of `xtuner train CONFIG` from the config alone (nothing is
 downloaded, torch is not imported) with the top of its calibrated error band (band.py), compares
@@ -240,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpus", type=int, default=1, metavar="N", help="GPUs of the run")
     parser.add_argument("--measured", metavar="FILE",
                         help="work_dirs/<name>/memory.json of a run: measurement beside estimate")
+    parser.add_argument("--trace", action="store_true",
+                        help="also run the config's training step at full size on a fake GPU "
+                        "(a subprocess, bench/vram.py --device fake): its traced peak beside "
+                        "the estimate")
+    parser.add_argument("--trace-timeout", type=float, default=None, metavar="S",
+                        help="seconds the traced step may take (default 600)")
     args = parser.parse_args(argv)
 
     try:
@@ -256,6 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     report["config"] = args.config
     if measured is not None:
         report["measured"] = measured
+    if args.trace:
+        from . import trace
+
+        allocated = est.total - est.parts["cuda_context"] - est.parts["allocator_reserve"]
+        report["trace"] = trace.run(args.config, allocated / GiB,
+                                    args.trace_timeout or trace.TIMEOUT_S)
 
     if args.json:
         print(json.dumps(report))
@@ -264,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
                band_line(est, upper, b)]
         if measured is not None:
             out += measured_lines(measured, est, upper)
+        if args.trace:
+            from . import trace
+
+            out += trace.lines(report["trace"])
         out += verdict_lines(est, upper, b, card) if card is not None else [f"  {no_gpu}"]
         print("\n".join(out))
     if card is None:

@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .fitted import fitted
+
 # An "8 GB" card holds 8 GiB; on a headless card (no display) the driver, its firmware and
 # ECC/page-retirement tables leave about 7.6 GiB that a process can allocate (NVML's free memory
 # on an idle headless 8 GiB card). With a GPU present the budget is NVML's free memory instead.
@@ -48,6 +50,16 @@ class Regime:
         base = "QLoRA" if self.quant else "16-bit LoRA"
         ckpt = "checkpointing" if self.grad_ckpt else "no checkpointing"
         return f"{base}, {ckpt}, {self.tokens} tokens"
+
+    def key(self) -> str:
+        """How the regime is written in estimator_fit.json."""
+        return f"{'4bit' if self.quant else '16bit'}|{'ckpt' if self.grad_ckpt else 'no-ckpt'}|" \
+               f"{self.tokens}"
+
+    @classmethod
+    def from_key(cls, key: str) -> Regime:
+        quant, ckpt, tokens = key.split("|")
+        return cls(quant == "4bit", ckpt == "ckpt", tokens)
 
 
 def token_range(tokens: int) -> str:
@@ -81,9 +93,9 @@ class Band:
 
 
 def frozen_bytes(est) -> int:
-    from .estimate import FROZEN
+    from .estimate import EXACT  # the frozen weights and the kept kernel workspaces
 
-    return sum(est.parts.get(k, 0) for k in FROZEN)
+    return sum(est.parts.get(k, 0) for k in EXACT)
 
 
 def upper_of(est, margin: float, counted: int | None = None) -> int:
@@ -116,13 +128,9 @@ def band_from(rows_by_regime: dict[Regime, list[float]], reg: Regime) -> Band:
 
 @lru_cache(maxsize=1)
 def residuals() -> dict[Regime, list[float]]:
-    """Leave-one-source-out residuals of the calibration rows, grouped by regime."""
-    from .calibration import _loso_cached
-
-    grouped: dict[Regime, list[float]] = {}
-    for row, est, frozen in _loso_cached():
-        grouped.setdefault(regime(row.setup), []).append(excess(row.measured_gib, est, frozen))
-    return grouped
+    """Leave-one-source-out residuals of the calibration rows, grouped by regime (as
+    `make fit-calibration` wrote them)."""
+    return {Regime.from_key(k): list(v) for k, v in fitted().residuals.items()}
 
 
 def band(setup) -> Band:

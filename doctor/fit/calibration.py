@@ -1,10 +1,12 @@
-"""python -m doctor.fit.calibration: the estimator against published measurements.
+"""python -m doctor.fit.calibration [--write]: the estimator against published measurements.
 
 Reads doctor/data/calibration.json, fits the estimator's constants (CUDA context, the uncounted
 share and the allocator cache per regime) to the rows by least squares on the relative error,
 and prints each row's estimate / measured, the in-sample and the leave-one-source-out median
 |error| (constants fitted without a source, that source scored), and the share of rows measured
-above the top of the error band (band.py).
+above the top of the error band (band.py). `--write` (`make fit-calibration`) writes the fitted
+constants and the band's residuals to doctor/data/estimator_fit.json, which the estimator and
+the band read (fitted.py); this module is the only one that fits, and nothing imports it.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ import statistics
 import sys
 from dataclasses import dataclass, replace
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 
 from .arch import load_table
+from .band import band, band_from, excess, frozen_bytes, regime, upper_of
 from .estimate import (
     ALLOCATOR_CACHE,
     CUDA_CONTEXT_GIB,
+    EXACT,
     EXPANDABLE_CACHE_FACTOR,
-    FROZEN,
     UNCOUNTED,
     DeepSpeed,
     GiB,
@@ -148,7 +150,7 @@ def terms(row: Row) -> Terms:
     est = estimate(zero.setup(row.setup))
     fixed = measured_part(est, row.measure) / GiB
     trained = sum(v for k, v in est.parts.items()
-                  if k not in FROZEN + ("cuda_context", "allocator_reserve", "uncounted")) / GiB
+                  if k not in EXACT + ("cuda_context", "allocator_reserve", "uncounted")) / GiB
     q = row.setup.quant is not None
     cache = trained * (0.0 if row.measure == "allocated" else 1.0)
     if row.setup.expandable_segments:
@@ -212,16 +214,47 @@ def loso(rows: list[Row]) -> list[tuple[Row, float]]:
 
 
 def frozen_gib(row: Row) -> float:
-    from .band import frozen_bytes
-
     return frozen_bytes(estimate(row.setup)) / GiB
 
 
-@lru_cache(maxsize=1)
-def _loso_cached() -> tuple:
-    """(row, leave-one-source-out estimate GiB, frozen weights GiB) of the fitted rows."""
-    rows, _ = load()
-    return tuple((r, e, frozen_gib(r)) for r, e in loso([r for r in rows if r.fitted]))
+def band_residuals(pairs: list[tuple[Row, float]]) -> dict[str, list[float]]:
+    """Regime key -> the excess (band.excess) of each row over its leave-one-source-out
+    estimate: what the band is drawn from."""
+    grouped: dict[str, list[float]] = {}
+    for row, est in pairs:
+        grouped.setdefault(regime(row.setup).key(), []).append(
+            round(excess(row.measured_gib, est, frozen_gib(row)), 6))
+    return grouped
+
+
+def fit_data(rows: list[Row]) -> dict:
+    """What doctor/data/estimator_fit.json holds (fitted.py reads it)."""
+    fitted_rows = [r for r in rows if r.fitted]
+    c = fit(fitted_rows)
+    return {
+        "_about": [
+            "Written by `make fit-calibration` (python -m doctor.fit.calibration --write) from",
+            "calibration.json: the estimator's fitted constants (estimate.py reads them) and the",
+            "leave-one-source-out residuals of the rows by regime, from which band.py draws the",
+            "error band. Do not edit by hand; refit.",
+        ],
+        "date": date.today().isoformat(),
+        "rows": len(fitted_rows),
+        "sources": sorted({r.publisher for r in fitted_rows}),
+        "constants": {
+            "cuda_context_gib": round(c.context_gib, 4),
+            "uncounted": {k: round(v, 4) for k, v in c.uncounted.items()},
+            "allocator_cache": {k: round(v, 4) for k, v in c.cache.items()},
+        },
+        "band": {"residuals": band_residuals(loso(fitted_rows))},
+    }
+
+
+def write(data: dict, path: Path) -> None:
+    """The file whole or not at all (the pack's atomic writer)."""
+    from ..atomic import write_json
+
+    write_json(path, data)
 
 
 def summary(rows: list[Row]) -> tuple[float, Row]:
@@ -242,8 +275,6 @@ def report(all_rows: list[Row]) -> dict:
              if r.measured_gib > measured_part_upper(r) / GiB + 1e-9]
     # Out of sample twice over: each row's estimate with constants fitted without its source, and
     # its band from the residuals of the other sources only.
-    from .band import band_from, excess, regime
-
     frozen = {r.id: frozen_gib(r) for r in rows}
     oos_above = []
     for r, e in pairs:
@@ -272,16 +303,35 @@ def report(all_rows: list[Row]) -> dict:
 
 def measured_part_upper(row: Row) -> int:
     """The top of the band of what the row's measure sees."""
-    from .band import band, upper_of
-
-    est = estimate(row.setup)
+    est = estimate(SHIPPED.setup(row.setup))  # the row's stack: the fitted uncounted share
     return upper_of(est, band(row.setup).margin, measured_part(est, row.measure))
 
 
 def main(argv=None) -> int:
-    from .band import band
+    import argparse
 
+    from .fitted import DATA as FIT_DATA
+
+    parser = argparse.ArgumentParser(prog="python -m doctor.fit.calibration",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true",
+                        help=f"write the fitted constants and residuals to {FIT_DATA}")
+    args = parser.parse_args(argv)
     rows, excluded = load()
+    if args.write:
+        data = fit_data(rows)
+        try:
+            current = json.loads(FIT_DATA.read_text())
+        except (OSError, ValueError):
+            current = {}
+        if {**current, "date": data["date"]} == data:  # the same fit: the file (and its date) stay
+            print(f"{FIT_DATA} is what the fit gives (of {current.get('date')})", flush=True)
+        else:
+            write(data, FIT_DATA)
+            print(f"wrote {FIT_DATA}; the estimate with what it holds:", flush=True)
+        import subprocess  # this process imported the previous constants
+
+        return subprocess.run([sys.executable, "-m", "doctor.fit.calibration"]).returncode
     rep = report(rows)
     loso_by_id = {r.id: e for r, e in rep["loso"]}
     print(f"{'row':<34}{'measure':>10}{'measured':>10}{'estimate':>10}{'error':>8}"

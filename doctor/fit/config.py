@@ -214,6 +214,7 @@ def read(path: str | Path, deepspeed: str | None = None, gpus: int = 1) -> Loade
         offload_embeddings=bool(patched and model.get("offload_embeddings", False)),
         offload_checkpoints=bool(patched and model.get("offload_checkpoints", False)),
         fused_loss=(str(model["fused_loss"]) if patched and model.get("fused_loss") else None),
+        preference=pairs == 2,
     )
     knobs = long_sequence_knobs(model if patched else {}, setup, path)
     return Loaded(path, model_path, replace(setup, **knobs.pop("setup")), patched, **knobs)

@@ -20,22 +20,26 @@ import math
 from dataclasses import dataclass, field, replace
 
 from .arch import Arch, Linear
+from .fitted import fitted
 
 GiB = 1024**3
 
 # The constants below are fitted to the published measurements in calibration.json by
-# `python -m doctor.fit.calibration` (least squares on relative error, per regime: 4-bit or 16-bit
-# base); tests/doctor/test_fit_calibration.py checks that they are what the fit gives.
+# `make fit-calibration` (least squares on relative error, per regime: 4-bit or 16-bit base), which
+# writes them to doctor/data/estimator_fit.json (fitted.py reads it);
+# tests/doctor/test_fit_calibration.py checks that they are what the fit gives.
+_FIT = fitted()
 # CUDA context, cuBLAS workspace and the bitsandbytes kernels: allocated outside PyTorch's caching
 # allocator, seen by nvidia-smi (not by torch.cuda.max_memory_*). The bare context with CUDA's
 # lazy module loading (PyTorch's default since 1.13) is about 0.3-0.4 GB (pytorch/pytorch#107667,
 # #109888), far below the 1.3 GB of HF's memory anatomy doc; training runs' nvidia-smi rows show
 # about 1 GiB beyond the tensors (workspaces, kernels, NCCL in DeepSpeed runs).
-CUDA_CONTEXT_GIB = 0.970
-# What the term-by-term count of the training-time tensors misses (allocated memory: autograd's
-# small buffers, kernels' workspaces, copies the counts do not see), as a fraction of everything
-# allocated during training (not the frozen weights, allocated once at load in exact sizes).
-UNCOUNTED = {"4bit": 0.092, "16bit": 0.043}
+CUDA_CONTEXT_GIB = _FIT.context_gib
+# What the term-by-term count of the training-time tensors misses on the published rows' stacks
+# (Hugging Face Trainer, litgpt, DeepSpeed scripts: their own buffers and copies, kernels'
+# workspaces), as a fraction of everything allocated during training (not the frozen weights).
+# Applied to those rows only (calibration.py): XTuner's step, traced, has no such remainder.
+UNCOUNTED = _FIT.uncounted
 # PyTorch's caching allocator (c10/cuda/CUDACachingAllocator.cpp) rounds every block to 512 bytes
 # and carves them from 2 MiB (small pool) or 20 MiB / exact 2 MiB-rounded (large pool) segments;
 # a freed block stays reserved and can host only tensors no larger than it, so the working sets
@@ -43,7 +47,7 @@ UNCOUNTED = {"4bit": 0.092, "16bit": 0.043}
 # the shifted logits, fp32 copies after 16-bit ones, one layer's recompute after another's) leave
 # reserved-but-free memory. Modelled as a fraction of everything allocated during training:
 # torch.cuda.max_memory_reserved - max_memory_allocated.
-ALLOCATOR_CACHE = {"4bit": 0.192, "16bit": 0.515}
+ALLOCATOR_CACHE = _FIT.cache
 # PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True maps pages into one growing segment instead of
 # fixed ones, so a freed block merges with the free tail: the reserved-but-free part shrinks. The
 # factor is a published measurement (NVIDIA cosmos-rl PR #388, Qwen2.5-7B: reserved 126.97 GB with
@@ -61,6 +65,12 @@ def regime_key(quantized) -> str:
 
 
 FROZEN = ("weights_4bit", "quant_constants", "weights_16bit", "weights_fp32")
+# Allocated once and kept, in exact sizes: not scaled by the fitted shares.
+EXACT = FROZEN + ("workspaces",)
+# cuBLAS's workspace, allocated through the caching allocator at the first matmul and kept:
+# CUBLAS_WORKSPACE_CONFIG's default ":4096:2:16:8" (2 x 4 MiB + 8 x 16 KiB) and cuBLASLt's 1 MiB
+# (aten/src/ATen/cuda/CublasHandlePool.cpp; 32 MiB on sm90, not an 8 GB card)
+CUBLAS_WORKSPACE = 2 * 4096 * 1024 + 8 * 16 * 1024 + 1024 * 1024
 
 # bitsandbytes 4-bit: blocks of 64 weights share an absmax; with double quantization the absmaxes
 # are themselves 8-bit in blocks of 256 (bitsandbytes.functional.quantize_4bit).
@@ -122,14 +132,21 @@ class Setup:
     gpus: int = 1  # data-parallel processes (NPROC_PER_NODE); the estimate is per GPU
     device: str = "cuda"  # "cpu": how the CPU build saves dropout masks (for the CPU checks)
     context_gib: float = CUDA_CONTEXT_GIB
-    uncounted: float | None = None  # None: UNCOUNTED of the regime
+    # What the term-by-term count misses, as a share of the training-time bytes. None: nothing,
+    # for an XTuner step: its fake-GPU trace (bench/fakestep.py) allocates what the terms count
+    # (within 1 %); the published rows of other stacks are estimated with the share fitted to
+    # them (UNCOUNTED, calibration.py).
+    uncounted: float | None = None
     cache: float | None = None  # None: ALLOCATOR_CACHE of the regime
     expandable_segments: bool = False  # PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
-    # The long-sequence memory patches (components.finetune.PatchedFinetune's knobs of those names)
+    # The long-sequence memory patches (components.finetune.PatchedFinetune's knobs, same names)
     sdpa_attention: bool = False  # eager remote-code attention through SDPA
     offload_embeddings: bool = False  # the frozen input embedding table in CPU memory
     offload_checkpoints: bool = False  # the checkpointed layer inputs in pinned CPU memory
     fused_loss: str | None = None  # "liger" | "cce" (config.py resolves "auto"): no full logits
+    # XTuner's DPO/ORPO: `batch` counts both sequences of a pair; the reference pass (adapters
+    # off) computes its logits and loss while the policy's logits are kept
+    preference: bool = False
 
     @property
     def tokens(self) -> int:
@@ -179,6 +196,7 @@ LABELS = {
     "weights_16bit": "16-bit weights (not quantized)",
     "weights_fp32": "fp32 weights (not quantized)",
     "lora": "LoRA adapters",
+    "lora_copies": "LoRA adapters' 16-bit copies (autocast)",
     "gradients": "gradients",
     "optimizer": "optimizer states",
     "activations": "activations: saved checkpoints",
@@ -187,6 +205,7 @@ LABELS = {
     "deepspeed_buffers": "DeepSpeed buffers",
     "deepspeed_gathered": "ZeRO-3: gathered parameters (a layer or the head)",
     "ddp_buckets": "DDP gradient buckets",
+    "workspaces": "kernel workspaces (cuBLAS)",
     "uncounted": "not counted term by term (fitted)",
     "allocator_reserve": "allocator cache (fragmentation, fitted)",
     "cuda_context": "CUDA context",
@@ -391,9 +410,12 @@ def layer_saved_per_token(setup: Setup, dt: Dtypes) -> float:
     if setup.attention == "eager":
         b += C * 3 * q_dim + (4 + C) * a.heads * setup.seq
     elif setup.attention == "sdpa_expanded":
-        # SDPA's output is the output projection's input (one storage, counted with LoRA's), and
-        # the remote code gathers its cos/sin rows per layer (tests/patches/test_sdpa_attention.py)
+        # q and k, v repeated to every head, and the remote code gathers its cos/sin rows per
+        # layer (tests/patches/test_sdpa_attention.py); SDPA's output is the output projection's
+        # input: one storage with LoRA's when that input is not a dropout's output
         b += C * 3 * q_dim + 4 * a.heads + 2 * C * a.head_dim
+        if setup.lora_dropout > 0 or not any(m.role == "o" for m in lora_modules(setup)):
+            b += C * q_dim
     else:
         b += C * (q_dim + 2 * kv_dim) + C * q_dim + 4 * a.heads
     # SwiGLU MLP: the gate projection's output (for SiLU), SiLU's output and the up projection's
@@ -410,14 +432,88 @@ def _input_of(role: str) -> str:
 
 
 def layer_backward_per_token(setup: Setup, dt: Dtypes) -> float:
-    """Gradient tensors alive while one layer runs backward: MLP-sized ones, and with eager
-    attention the 16-bit gradient of the attention weights (measured on the CPU, bench/vram.py)."""
+    """Gradient tensors alive while one layer runs backward, as first measured on the CPU: MLP-
+    sized ones, and with eager attention the 16-bit gradient of the attention weights. Eager
+    attention's peak (its score-sized tensors) is still taken from it (`layer_peak`)."""
     a = setup.arch
     topk = a.experts_per_token or 1
     grads = topk * 2 * (dt.mlp + 2) * a.intermediate
     if setup.attention == "eager":
         grads += dt.compute * a.heads * setup.seq
     return grads
+
+
+def _down(setup: Setup):
+    """The MLP's down projection (its backward runs first in a layer's backward)."""
+    return next(lin for lin in setup.arch.layer_linears() if lin.role == "down")
+
+
+def lora_input_bytes(setup: Setup, dt: Dtypes, role: str) -> float:
+    """Bytes per token a LoRA module of `role` keeps of its own (the input of its lora_A and
+    lora_A's output): what its backward frees. 0 for a module without LoRA or one whose input is
+    shared with other modules."""
+    mods = [m for m in lora_modules(setup) if m.role == role]
+    if not mods:
+        return 0.0
+    m, C = mods[0], dt.compute
+    mask = 1 if setup.device == "cuda" else 4
+    b = setup.lora_r * C
+    if setup.autocast or dt.adapter != C:
+        b += (C if setup.autocast else dt.adapter) * m.d_in
+    if setup.lora_dropout > 0:
+        b += mask * m.d_in + (C * m.d_in if not setup.autocast and dt.adapter == C else 0)
+    return b
+
+
+def layer_peak_bytes(setup: Setup, dt: Dtypes) -> int:
+    """The peak while one checkpointed layer is recomputed and runs backward (the traced step,
+    bench/fakestep.py, shows where): the larger of
+    - the recomputed forward at the MLP's down projection: everything the layer saves, the
+      residual and the MLP's normalized input, the down projection's input and output (with
+      LoRA also PEFT's clone of the base output, lora_B's output and its scaled copy), and on a
+      quantized base bitsandbytes' dequantized weight (its CUDA gemm_4bit dequantizes and calls
+      F.linear for more than 1536 rows);
+    - the down projection's backward: everything saved but the down projection's LoRA input,
+      the gradient of its input from the base and from the LoRA path, the dequantized weight.
+    Both hold the gradient arriving at the layer (fp32 from the next layer's fp32 norm, and its
+    16-bit copy), one layer's LoRA weights in 16 bits (autocast's copies for the recompute)
+    and, on a 16-bit base upcast to fp32, autocast's 16-bit copies of the layer's weights.
+    Eager attention (without patches.sdpa_attention) keeps its first-measured formula, whose
+    score-sized gradients outgrow both."""
+    a, T = setup.arch, setup.tokens
+    C, S, M = dt.compute, dt.stream, dt.mlp
+    h, topk = a.hidden, a.experts_per_token or 1
+    I = a.intermediate * topk  # noqa: E741
+    saved = layer_saved_per_token(setup, dt)
+    lora_down = any(m.role == "down" for m in lora_modules(setup))
+    incoming = 4 * h + (S * h if S < 4 else 0)
+    # the residual (or the layer's output), and with offloaded checkpoints the layer's input
+    # brought back from the host
+    held = saved + S * h + incoming + (S * h if setup.offload_checkpoints else 0)
+    bnb = bool(setup.quant) and setup.quant != "gptq4"
+    fixed = 0 if bnb else layer_fixed_bytes(setup, dt)  # bnb's dequantized weight: below
+    layer_lora = sum(setup.lora_r * (m.d_in + m.d_out) * m.count for m in lora_modules(setup)
+                     if m.role != "head")
+    if setup.autocast:
+        fixed += layer_lora * C
+    dequant = _down(setup).numel * C if bnb else 0
+    forward_dequant = dequant if T > BNB_GEMM_CUSTOM_MAX_M else 0
+    out = (3 if lora_down else 1) * C * h
+    down_in = lora_input_bytes(setup, dt, "down") * topk
+    # during the base matmul (no LoRA input yet), or after it (PEFT's sum of both paths)
+    recompute = ((held + M * I + S * h) * T + fixed
+                 + max(forward_dequant + (C * h - down_in) * T, out * T))
+    backward = (held - down_in + (2 if lora_down else 1) * C * I) * T + dequant + fixed
+    peak = max(recompute, backward)
+    if setup.attention == "eager":
+        old = (saved + layer_backward_per_token(setup, dt) + h * S) * T + fixed
+        peak = max(peak, old)
+    return int(peak)
+
+
+# bitsandbytes' CUDA gemm_4bit runs its fused kernel up to this many rows of its input, and
+# dequantizes the weight then calls F.linear above it (backends/cuda/ops.py)
+BNB_GEMM_CUSTOM_MAX_M = 1536
 
 
 def layer_fixed_bytes(setup: Setup, dt: Dtypes) -> int:
@@ -433,8 +529,9 @@ def layer_fixed_bytes(setup: Setup, dt: Dtypes) -> int:
     return 0
 
 
-def logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int]:
-    """(peak bytes of logits and loss, tokens whose logits exist at once).
+def logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int, int]:
+    """(bytes of logits and loss at the forward's peak, at the backward's, tokens whose logits
+    exist at once).
 
     Per logit: the loss runs in L bytes (fp32 when the model or autocast upcasts, else the compute
     dtype). The backward of the log-softmax holds its saved output, the incoming and the outgoing
@@ -456,17 +553,18 @@ def logits_bytes(setup: Setup, dt: Dtypes) -> tuple[int, int]:
     else:  # shift: cross_entropy upcasts under autocast, else runs in the logits' dtype
         L = 4 if amp else C
         fwd = 2 * C + (4 + 4 if amp and C < 4 else C)
-    per = max(fwd, 3 * L)
-    if any(m.role == "head" for m in lora_modules(setup)):
-        per += 2 * C
-    total = tokens * a.vocab * per
+    if setup.preference:  # the reference pass's loss runs beside the policy's 16-bit logits
+        fwd += C
+    head_lora = 2 * C if any(m.role == "head" for m in lora_modules(setup)) else 0
+    forward, backward = tokens * a.vocab * (fwd + head_lora), tokens * a.vocab * (3 * L + head_lora)
     # An fp32 head under autocast is cast to 16-bit for the matmul and kept for its backward.
     if dt.head_weight == 4 and C < 4:
-        total += a.vocab * a.hidden * C
+        forward += a.vocab * a.hidden * C
+        backward += a.vocab * a.hidden * C
     # The gradient of the final hidden states, filled chunk by chunk.
     if chunk:
-        total += setup.tokens * a.hidden * 4
-    return total, tokens
+        backward += setup.tokens * a.hidden * 4
+    return forward, backward, tokens
 
 
 def offloaded_checkpoint_bytes(setup: Setup, dt: Dtypes) -> int:
@@ -531,7 +629,7 @@ def estimate(setup: Setup) -> Estimate:
     n = setup.gpus
     if ds is None:
         parts["lora"] = n_lora * dt.adapter
-        parts["gradients"] = n_lora * dt.adapter
+        grads = n_lora * dt.adapter
         parts["optimizer"] = optimizer_bytes(setup, sizes)
         if n > 1:  # DDP's reducer copies every gradient into its flat buckets (no bucket views)
             parts["ddp_buckets"] = n_lora * dt.adapter
@@ -540,36 +638,53 @@ def estimate(setup: Setup) -> Estimate:
         # optimizer states (stage >= 1), of the 16-bit gradients (stage >= 2), and of the
         # parameters (stage 3: the adapters and the frozen model, 4-bit data included).
         parts["lora"] = 2 * (zero3_shard(sizes, ds, n) if ds.stage == 3 else n_lora)
-        parts["gradients"] = n_lora * 2 // (n if ds.stage >= 2 else 1)
+        parts["gradients"] = grads = n_lora * 2 // (n if ds.stage >= 2 else 1)
         parts["optimizer"] = 0 if ds.offload_optimizer else (
             n_lora * (4 + 4) + optimizer_bytes(setup, sizes)) // n
-    # autocast's cached 16-bit copies of the adapters, alive from the forward to the backward
-    if setup.autocast:
-        parts["lora"] += n_lora * dt.compute
+    # autocast's cached 16-bit copies of the adapters live until the forward's autocast region
+    # ends (and, without checkpointing, in each layer's saved tensors until its backward)
+    copies = n_lora * dt.compute if setup.autocast else 0
 
-    # Activations
+    # Activations, and the phase the peak falls in (the traced step shows each:
+    # bench/fakestep.py). Gradients exist only once the backward reached the layers; the
+    # optimizer zeroes them (to None) after its step, so a forward peak has none.
     saved = layer_saved_per_token(setup, dt)
     rope = 2 * dt.stream * a.head_dim * T  # cos, sin: shared by every layer
     final_norm = (4 * a.hidden + 4) * T
-    logits, logit_tokens = logits_bytes(setup, dt)
-    layer = int((saved + layer_backward_per_token(setup, dt) + a.hidden * dt.stream) * T
-                + layer_fixed_bytes(setup, dt))
+    logits_fwd, logits_bwd, logit_tokens = logits_bytes(setup, dt)
     off_peak = {}
     if setup.grad_ckpt:
         parts["activations"] = a.layers * T * a.hidden * dt.stream + rope + final_norm
         offloaded = offloaded_checkpoint_bytes(setup, dt)
-        if offloaded:  # the layer being recomputed gets its input back: in the `layer` term
-            parts["activations"] -= offloaded
+        if offloaded:  # the layer being recomputed gets its input back: in the layer term
+            # the first layer's input is the embedding output, a leaf that requires grad
+            # (enable_input_require_grads): its AccumulateGrad node keeps it on the GPU
+            parts["activations"] += T * a.hidden * dt.stream - offloaded
             notes.append(f"checkpoints in pinned CPU memory (patches.offload_checkpoints): "
                          f"{offloaded / GiB:.2f} GiB of host RAM, copied out and back each step")
-        if logits >= layer:
-            parts["logits_loss"], off_peak["layer_backward"] = logits, layer
-        else:
-            parts["layer_backward"], off_peak["logits_loss"] = layer, logits
+        if setup.preference:  # the reference pass's last hidden state and its norm's output
+            logits_fwd += 2 * T * a.hidden * dt.stream
+        phases = {
+            "forward": {"logits_loss": logits_fwd, "lora_copies": copies},
+            "layer": {"layer_backward": layer_peak_bytes(setup, dt), "gradients": grads},
+            "loss backward": {"logits_loss": logits_bwd},
+        }
+        if ds is not None:  # ZeRO's gradient partitions are allocated up front
+            for phase in phases.values():
+                phase["gradients"] = grads
+        peak = max(phases, key=lambda k: sum(phases[k].values()))
+        parts.update(phases[peak])
+        for phase in phases.values():
+            for key, value in phase.items():
+                if key not in parts and value:
+                    off_peak[key] = max(off_peak.get(key, 0), value)
     else:
         per_layer = saved + a.hidden * dt.stream
         parts["activations"] = int(a.layers * T * per_layer) + rope + final_norm
-        parts["logits_loss"] = logits
+        parts["logits_loss"] = max(logits_fwd, logits_bwd)
+        parts["lora_copies"] = copies
+        if ds is None:
+            off_peak["gradients"] = grads
         notes.append("gradient checkpointing is off: every layer's activations are kept")
     if setup.fused_loss and not setup.loss_chunk:
         notes.append(f"fused loss ({FUSED_NAMES.get(setup.fused_loss, setup.fused_loss)}): "
@@ -598,9 +713,11 @@ def estimate(setup: Setup) -> Estimate:
                          "elements (the 4-bit data stored 16-bit, as XTuner's QLoRA + ZeRO-3 "
                          f"sets bnb_4bit_quant_storage) are 1/{n} per GPU, gathered per layer")
 
-    trained = sum(v for k, v in parts.items() if k not in FROZEN)
+    if setup.device == "cuda":
+        parts["workspaces"] = CUBLAS_WORKSPACE
+    trained = sum(v for k, v in parts.items() if k not in EXACT)
     key = regime_key(setup.quant)
-    uncounted = UNCOUNTED[key] if setup.uncounted is None else setup.uncounted
+    uncounted = 0.0 if setup.uncounted is None else setup.uncounted
     cache = ALLOCATOR_CACHE[key] if setup.cache is None else setup.cache
     if setup.expandable_segments:
         cache *= EXPANDABLE_CACHE_FACTOR

@@ -127,3 +127,24 @@ def test_offload_checkpoints_through_the_recipe_knob(untied):
     assert decoder._pack_offload_stats == {}
     step(model, batch(64))
     assert decoder._pack_offload_stats["tensors"] == 0  # 64 tokens: all below 1 MiB, kept
+
+
+def test_a_freed_tensors_address_reused_by_the_next_saved_tensor_gets_its_own_copy():
+    # A saved tensor is freed once its copy is taken; an allocator hands its memory to the next
+    # tensor of the same size (CUDA's caching allocator does so at once). Copies found by
+    # address (data_ptr, shape, stride, version) returned the freed tensor's copy for the new
+    # one, which its layer then recomputed from: wrong gradients. Two storages on one buffer
+    # make the reuse deterministic.
+    import numpy as np
+
+    w = torch.ones(4096, requires_grad=True)
+    memory = np.ones(4096, dtype=np.float32)
+    with offload_checkpoints.offloaded_saves(min_bytes=0):
+        first = torch.from_numpy(memory)
+        kept = (first * w).sum()  # its graph holds the copy of `first` (ones)
+        del first
+        memory[:] = 2.0  # the same address, now a new tensor's
+        second = torch.from_numpy(memory)
+        loss = (second * w).sum()
+    (kept + loss).backward()
+    assert w.grad.eq(1.0 + 2.0).all()
