@@ -82,6 +82,8 @@ def test_fingerprints_ignore_comments_docstrings_annotations_and_layout():
     fp = [provenance.fingerprints(s, ["f"])["f"] for s in (a, b, c, d)]
     assert fp[0] == fp[1] and len({fp[0], fp[2], fp[3]}) == 3
     assert provenance.fingerprints(a, ["g", "K.f"]) == {"g": None, "K.f": None}
+    # a file that does not parse is unknown, not a traceback of the doctor
+    assert provenance.fingerprints("def f(x:\n    return x\n", ["f"]) == {"f": None}
 
 
 def test_a_local_directory_is_identified_by_its_files(tmp_path):
