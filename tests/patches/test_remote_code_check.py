@@ -43,3 +43,17 @@ def test_an_attention_that_computes_otherwise_fails(tmp_path):
     assert "[FAIL] defaults: sdpa: loss and LoRA gradients, packed fp32" in out.stdout
     assert "[FAIL] defaults: generate: with a KV cache equals without" in out.stdout
     assert "NOT VERIFIED" in out.stdout
+
+
+def test_every_known_version_says_what_it_is_and_what_checked_it():
+    """doctor/data/remote_code.json: an entry per version, each member fingerprinted, its origin
+    (what a run reports), the evidence for it and the check that passed on it."""
+    for patch, classes in provenance.known_code().items():
+        for cls, spec in classes.items():
+            prints = [tuple(e["fingerprints"][m] for m in spec["members"]) for e in spec["known"]]
+            assert len(set(prints)) == len(prints), (patch, cls)  # no version twice
+            for entry in spec["known"]:
+                assert set(entry) == {"origin", "evidence", "checked", "fingerprints"}
+                assert set(entry["fingerprints"]) == set(spec["members"])
+                assert all(len(v) == 64 for v in entry["fingerprints"].values())
+                assert entry["evidence"] and entry["checked"]

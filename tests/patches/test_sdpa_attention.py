@@ -168,6 +168,7 @@ def test_a_changed_attention_is_refused_before_anything_is_patched(model_dir, tm
     assert f"changed_sdpa_{family}/modeling_{family}.py" in text.splitlines()[0]
     assert f"{cls}: {cls}.forward differ from every version it was checked against" in text
     assert "model.sdpa_attention=False" in text  # the way out
+    assert "`python -m bench.remote_code_check FILE` checks the patches on this code" in text
     # without the patch the same code builds (and runs its own eager attention)
     model = build_remote(changed, patches=PLAIN)
     assert not any(hasattr(m, "_pack_eager_forward") for m in model.modules())
