@@ -124,7 +124,8 @@ def test_doctor_report_shows_the_run_and_the_remote_code_in_the_cache(tmp_path):
     code = provenance.remote_code(provenance.hub_snapshot(cache, REPO_ID))
     assert (f"- {REPO_ID} @ {COMMIT} (main): sha256 {code['sha256']} "
             "(configuration_internlm2.py, modeling_internlm2.py)") in text
-    assert "  - sdpa_attention / InternLM2Attention: known (InternLM2's hub code since 2024-07" in text
+    assert ("  - sdpa_attention / InternLM2Attention: known (InternLM2's hub code since "
+            "2024-07") in text
     as_json = json.loads(run([sys.executable, "-m", "doctor", "report", "--json", "--work-dir",
                               _work_dir(tmp_path / "j")], HF_HUB_CACHE=str(cache)).stdout)
     assert as_json["provenance"]["model"]["commit"] == COMMIT
