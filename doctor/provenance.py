@@ -274,8 +274,12 @@ def fingerprints(source: str, members) -> dict[str, str | None]:
     """sha256 of the code of each member ("Class.method" or "function") of a module's source,
     its signature included, docstrings, annotations, comments and formatting not: a method that
     computes something else gets another fingerprint, a reworded comment does not. None for a
-    member the source does not define."""
-    tree = ast.parse(source)
+    member the source does not define, or for every member of a source that does not parse (a
+    hub commit of internlm2-chat-7b did not): the doctor reads it, Python would not."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return {member: None for member in members}
     top = {n.name: n for n in tree.body
            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     out: dict[str, str | None] = {}

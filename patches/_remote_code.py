@@ -41,6 +41,7 @@ def verify(patch: str, cls, way_out: str) -> str:
              "  This file's fingerprints: " + ", ".join(
                  f"{m}={'absent' if prints[m] is None else prints[m][:16]}" for m in differs),
              "  The pack does not patch code it does not know: " + way_out,
-             "  (`python -m doctor.provenance FILE` prints the fingerprints; "
-             "doctor/data/remote_code.json lists the known versions.)"]
+             "  (doctor/data/remote_code.json lists the known versions; `python -m "
+             "bench.remote_code_check FILE` checks the patches on this code, and when it passes "
+             "docs/provenance.md says how to add the version.)"]
     raise RemoteCodeChanged("\n".join(lines))

@@ -95,29 +95,4 @@ def internlm2_classes():
     return load()
 
 
-from bench.remote_models import VOCAB_REMOTE, remote_dir  # noqa: E402,F401
-
-
-def build_remote(model_dir: Path, *, patches: dict | None, dtype=torch.float32, r=8):
-    """XTuner's SupervisedFinetune over a remote-code model, LoRA on every linear but the head."""
-    from mmengine.config import ConfigDict
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM
-    from xtuner.model import SupervisedFinetune
-
-    from components.finetune import PatchedFinetune
-
-    torch.manual_seed(0)
-    llm = ConfigDict(type=AutoModelForCausalLM.from_pretrained,
-                     pretrained_model_name_or_path=str(model_dir), torch_dtype=dtype,
-                     trust_remote_code=True)
-    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-               "wqkv", "wo", "w1", "w2", "w3"]
-    lora = ConfigDict(type=LoraConfig, r=r, lora_alpha=2 * r, lora_dropout=0.0,
-                      target_modules=targets, task_type="CAUSAL_LM")
-    model = (SupervisedFinetune(llm=llm, lora=lora) if patches is None
-             else PatchedFinetune(base=SupervisedFinetune, llm=llm, lora=lora, **patches))
-    for name, p in model.named_parameters():  # LoRA B starts at 0: give the adapters a slope
-        if "lora_B" in name:
-            torch.nn.init.normal_(p, std=0.02, generator=torch.Generator().manual_seed(3))
-    return model.train()
+from bench.remote_models import VOCAB_REMOTE, build_remote, remote_dir  # noqa: E402,F401

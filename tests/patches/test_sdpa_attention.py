@@ -8,8 +8,9 @@ import json
 import pytest
 import torch
 
+from bench.remote_code_check import saved_shapes, step
 from patches import sdpa_attention
-from tests.patches.memory_models import VOCAB_REMOTE, batch, build_remote, lora_grads, remote_dir
+from tests.patches.memory_models import VOCAB_REMOTE, batch, build_remote, remote_dir
 
 TOKENS = 96
 FAMILIES = ("internlm", "internlm2")
@@ -19,16 +20,6 @@ PLAIN = dict(keep_16bit=True, loss_chunk=None)
 @pytest.fixture(scope="module", params=FAMILIES)
 def model_dir(request, tmp_path_factory):
     return remote_dir(tmp_path_factory.mktemp(request.param) / "model", request.param)
-
-
-def step(model, data, autocast_dtype=None):
-    model.zero_grad(set_to_none=True)
-    ctx = (torch.autocast("cpu", dtype=autocast_dtype) if autocast_dtype
-           else torch.autocast("cpu", enabled=False))
-    with ctx:
-        loss = model(dict(data), mode="loss")["loss"]
-    loss.backward()
-    return loss.item(), lora_grads(model)
 
 
 def assert_same_grads(a, b, rel):
@@ -66,26 +57,12 @@ def test_under_16bit_autocast_too(model_dir):
     assert_same_grads(grads_a, grads_b, rel=0.03)
 
 
-def saved_sizes(model, data) -> list[tuple[int, ...]]:
-    """Shapes of every tensor autograd saves in a forward without checkpointing."""
-    model.llm.gradient_checkpointing_disable()
-    shapes = []
-
-    def pack(t):
-        shapes.append(tuple(t.shape))
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(dict(data), mode="loss")["loss"]
-    return shapes
-
-
 def test_no_score_matrix_is_saved(model_dir):
     data = batch(TOKENS, vocab=VOCAB_REMOTE)
     scores = (1, 4, TOKENS, TOKENS)  # (batch, heads, queries, keys)
-    eager = saved_sizes(build_remote(model_dir, patches=PLAIN), data)
+    eager = saved_shapes(build_remote(model_dir, patches=PLAIN), data)
     assert eager.count(scores) >= 2  # each layer's softmax output (and its 16-bit copy's input)
-    patched = saved_sizes(build_remote(model_dir, patches=dict(PLAIN, sdpa_attention=True)),
+    patched = saved_shapes(build_remote(model_dir, patches=dict(PLAIN, sdpa_attention=True)),
                           data)
     assert scores not in patched
 
@@ -168,6 +145,7 @@ def test_a_changed_attention_is_refused_before_anything_is_patched(model_dir, tm
     assert f"changed_sdpa_{family}/modeling_{family}.py" in text.splitlines()[0]
     assert f"{cls}: {cls}.forward differ from every version it was checked against" in text
     assert "model.sdpa_attention=False" in text  # the way out
+    assert "`python -m bench.remote_code_check FILE` checks the patches on this code" in text
     # without the patch the same code builds (and runs its own eager attention)
     model = build_remote(changed, patches=PLAIN)
     assert not any(hasattr(m, "_pack_eager_forward") for m in model.modules())
