@@ -24,7 +24,8 @@ tables: its base is the first of the config's `rotary.base`, `rope_theta` and th
 default `base` whose cos/sin table, over the module's cached length, is the module's own. The
 model keeps its own module (and the run says why) where no base reproduces it, where the config
 asks for a scaled RoPE (`rotary.type` other than "origin", `rope_scaling`) that XTuner's plain
-one does not compute beyond that length, and where XTuner's class cannot be imported.
+one does not compute beyond that length, where XTuner's class cannot be imported, and where the
+table has no values to compare (meta or fake tensors).
 """
 
 from __future__ import annotations
@@ -86,21 +87,21 @@ def replacement(module, config, xtuner_cls):
     scaled = _scaled(config)
     if scaled:
         return None, f"the config asks for a scaled RoPE ({scaled}); XTuner's is plain"
+    bases = _candidates(module, config)
     try:
         dim = module.inv_freq.shape[0] * 2
         length = int(module.max_seq_len_cached)
         own = _table(module, length)
-    except Exception as exc:  # noqa: BLE001 - not a table we can read: keep the model's own
-        return None, f"its table cannot be read ({type(exc).__name__}: {exc})"
-    atol = max([_ATOL] + [2 * torch.finfo(b.dtype).eps for b in module.buffers()
-                          if b.is_floating_point()])
-    bases = _candidates(module, config)
-    for base in bases:
-        new = xtuner_cls(dim, length, base)
-        theirs = _table(new, length)
-        if all(torch.allclose(a, b, rtol=0, atol=atol) for a, b in zip(own, theirs, strict=True)):
-            new = new.to(device=module.inv_freq.device, dtype=module.inv_freq.dtype)
-            return new, f"base {base:g}, the module's own"
+        atol = max([_ATOL] + [2 * torch.finfo(b.dtype).eps for b in module.buffers()
+                              if b.is_floating_point()])
+        for base in bases:
+            new = xtuner_cls(dim, length, base)
+            if all(torch.allclose(a, b, rtol=0, atol=atol)
+                   for a, b in zip(own, _table(new, length), strict=True)):
+                new = new.to(device=module.inv_freq.device, dtype=module.inv_freq.dtype)
+                return new, f"base {base:g}, the module's own"
+    except Exception as exc:  # noqa: BLE001 - tables without values (a fake device), another API
+        return None, f"its table cannot be compared ({type(exc).__name__}: {exc})"
     return None, (f"no base among {bases} (the config's rotary.base, rope_theta, the class's "
                   f"default) gives its table")
 
