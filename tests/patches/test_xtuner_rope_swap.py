@@ -161,3 +161,17 @@ def test_16bit_tables_still_find_their_base_and_a_wrong_one_is_still_refused():
     assert replacement(module, SimpleNamespace(rope_theta=10000), plain)[0] is not None
     wrong = rotary(20000)[0].to(torch.bfloat16)
     assert replacement(wrong, SimpleNamespace(rope_theta=10000), plain)[0] is None
+
+
+def test_tables_without_values_keep_the_module_rather_than_fail_the_build():
+    """On the fake GPU (meta or fake tensors) no table can be compared."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from patches.xtuner_rope_swap import replacement
+
+    with torch.device("meta"):
+        module, plain = rotary(10000)
+    new, why = replacement(module, SimpleNamespace(rope_theta=10000), plain)
+    assert new is None and why.startswith("its table cannot be compared")
