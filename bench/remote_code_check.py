@@ -13,6 +13,8 @@ fingerprints were known:
   matrix is saved for backward;
 - remote_code_generate: the chat hook's `generate` on that (patched, PEFT-wrapped) model runs with
   a KV cache and gives what it gives without one.
+- XTuner's RoPE swap (dispatch_modules, patches.xtuner_rope_swap): the model builds as `xtuner
+  train` builds it, and computes the logits the model's own code computes.
 Each check runs on every rotary variant the file's config selects between. It prints the
 fingerprints, each check's figures, and, when all pass, the entries to add; exit 1 otherwise.
 """
@@ -55,12 +57,7 @@ def variants(family: str, config_source: str) -> list[tuple[str, dict]]:
         out += [("rope_scaling dynamic, beyond max_position_embeddings",
                  dict(rope_scaling={"type": "dynamic", "factor": 2.0},
                       max_position_embeddings=TOKENS // 2))]
-    if family == "internlm":
-        # XTuner swaps a module of class InternLMRotaryEmbedding for its own and asserts the
-        # config has rope_theta (InternLM's configs name the base elsewhere): give it one
-        for _, fields in out:
-            fields.setdefault("rope_theta", 10000)
-    return out
+    return out  # no rope_theta added: InternLM's configs have none (patches.xtuner_rope_swap)
 
 
 def xtuner_rotary_without_triton() -> None:
@@ -176,6 +173,30 @@ def check_sdpa(model_dir: Path, layers: int) -> list[tuple[str, bool, str]]:
     return out
 
 
+def check_rope_swap(model_dir: Path) -> list[tuple[str, bool, str]]:
+    """XTuner's SupervisedFinetune builds the model (dispatch_modules swaps rotary embeddings)
+    and the model computes what its own code does, beyond max_position_embeddings too."""
+    import torch
+    from mmengine.config import ConfigDict
+    from transformers import AutoModelForCausalLM
+    from xtuner.model import SupervisedFinetune
+
+    from bench.remote_models import VOCAB_REMOTE
+
+    ids = batch(VOCAB_REMOTE)["input_ids"]
+    own = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=True,
+                                               torch_dtype=torch.float32).eval()
+    built = SupervisedFinetune(llm=ConfigDict(
+        type=AutoModelForCausalLM.from_pretrained, pretrained_model_name_or_path=str(model_dir),
+        torch_dtype=torch.float32, trust_remote_code=True)).eval()
+    with torch.no_grad():
+        diff = float((built.llm(ids).logits - own(ids).logits).abs().max())
+    rotary = sorted({f"{type(m).__module__.split('.')[0]}:{type(m).__name__}"
+                     for m in built.llm.modules() if "Rotary" in type(m).__name__})
+    return [("rope swap: as xtuner train builds it, the model's own logits", diff <= 1e-5,
+             f"rotary {rotary}, max |logit diff| {diff:.1e}")]
+
+
 def check_generate(model_dir: Path) -> list[tuple[str, bool, str]]:
     """The chat hook's call on the training model (PEFT-wrapped, sdpa_attention installed)."""
     import torch
@@ -240,7 +261,8 @@ def main(argv=None) -> int:
 
             try:
                 remote_dir(model_dir, family, source=staged, config=fields, heads=HEADS)
-                got = check_sdpa(model_dir, layers=2) + check_generate(model_dir)
+                got = (check_rope_swap(model_dir) + check_sdpa(model_dir, layers=2)
+                       + check_generate(model_dir))
             except Exception as exc:  # noqa: BLE001 - a file that does not build fails here
                 got = [("build", False, f"{type(exc).__name__}: {exc}")]
             for what, ok, detail in got:

@@ -25,6 +25,8 @@ def test_the_code_the_patches_were_written_for_passes():
     assert out.returncode == 0, out.stdout[-3000:]
     assert "[FAIL]" not in out.stdout and "\nVERIFIED." in out.stdout
     for variant in ("defaults", "rope_scaling dynamic, beyond max_position_embeddings"):
+        assert f"[ok] {variant}: rope swap: as xtuner train builds it, the model's own logits" \
+            in out.stdout
         assert f"[ok] {variant}: sdpa: loss and LoRA gradients, padded fp32" in out.stdout
         assert f"[ok] {variant}: generate: with a KV cache equals without" in out.stdout
     # the fingerprints it prints are those the patches know this code by
@@ -40,6 +42,9 @@ def test_an_attention_that_computes_otherwise_fails(tmp_path):
     out = check(file)
     assert out.returncode == 1, out.stdout[-3000:]
     assert "[ok] defaults: generate: remote_code_generate handles the class" in out.stdout
+    # the stand-in's config has no rope_theta, as InternLM-7B's: XTuner's swap still builds it
+    assert ("[ok] defaults: rope swap: as xtuner train builds it, the model's own logits: "
+            "rotary ['xtuner:InternLMRotaryEmbedding']") in out.stdout
     assert "[FAIL] defaults: sdpa: loss and LoRA gradients, packed fp32" in out.stdout
     assert "[FAIL] defaults: generate: with a KV cache equals without" in out.stdout
     assert "NOT VERIFIED" in out.stdout

@@ -49,12 +49,12 @@ class InternLMRMSNorm(nn.Module):
         return self.weight * hidden_states
 
 
-# The hub names it InternLMRotaryEmbedding; XTuner swaps a class of that name for its own, whose
-# module needs Triton (CUDA). Another name keeps the toy buildable on the CPU; the patch under
-# test calls whichever rotary embedding the attention module holds.
-class RotaryEmbedding(nn.Module):
+# The hub's class names: XTuner swaps a module of class InternLMRotaryEmbedding for its own
+# (patches.xtuner_rope_swap); the dynamic NTK one it leaves alone.
+class InternLMRotaryEmbedding(nn.Module):
     def __init__(self, dim, max_position_embeddings=2048, base=10000, device=None):
         super().__init__()
+        self.dim, self.base, self.max_position_embeddings = dim, base, max_position_embeddings
         inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2).float().to(device) / dim))
         self.register_buffer("inv_freq", inv_freq, persistent=False)
         self._set_cache(max_position_embeddings, self.inv_freq.device, torch.get_default_dtype())
@@ -71,6 +71,24 @@ class RotaryEmbedding(nn.Module):
             self._set_cache(seq_len, x.device, x.dtype)
         return (self.cos_cached[:, :, :seq_len, ...].to(dtype=x.dtype),
                 self.sin_cached[:, :, :seq_len, ...].to(dtype=x.dtype))
+
+
+class InternLMDynamicNTKScalingRotaryEmbedding(InternLMRotaryEmbedding):
+    def __init__(self, dim, max_position_embeddings=2048, base=10000, device=None,
+                 scaling_factor=1.0):
+        super().__init__(dim, max_position_embeddings, base, device)
+        self.scaling_factor = scaling_factor
+
+    def forward(self, x, seq_len=None):
+        if seq_len <= self.max_position_embeddings:
+            return super().forward(x, seq_len)
+        f = self.scaling_factor
+        base = self.base * ((f * seq_len / self.max_position_embeddings) - (f - 1)) ** (
+            self.dim / (self.dim - 2))
+        inv_freq = 1.0 / (base ** (torch.arange(0, self.dim, 2).float().to(x.device) / self.dim))
+        emb = torch.cat([torch.outer(torch.arange(seq_len, device=x.device).float(), inv_freq)] * 2,
+                        dim=-1)
+        return emb.cos()[None, None].to(x.dtype), emb.sin()[None, None].to(x.dtype)
 
 
 def rotate_half(x):
@@ -108,7 +126,16 @@ class InternLMAttention(nn.Module):
         self.k_proj = nn.Linear(self.hidden_size, self.num_heads * self.head_dim, bias=config.bias)
         self.v_proj = nn.Linear(self.hidden_size, self.num_heads * self.head_dim, bias=config.bias)
         self.o_proj = nn.Linear(self.num_heads * self.head_dim, self.hidden_size, bias=config.bias)
-        self.rotary_emb = RotaryEmbedding(self.head_dim, self.max_position_embeddings)
+        rotary = config.rotary  # None: the 2023 code (base fixed); a dict: the 2024 code's
+        if rotary is None:
+            self.rotary_emb = InternLMRotaryEmbedding(self.head_dim, self.max_position_embeddings)
+        elif rotary["type"] == "origin":
+            self.rotary_emb = InternLMRotaryEmbedding(
+                self.head_dim, self.max_position_embeddings, base=rotary["base"])
+        else:
+            self.rotary_emb = InternLMDynamicNTKScalingRotaryEmbedding(
+                self.head_dim, self.max_position_embeddings, base=rotary["base"],
+                scaling_factor=rotary.get("scaling_factor", 1.0))
 
     def forward(self, hidden_states, attention_mask=None, position_ids=None, past_key_value=None,
                 output_attentions=False, use_cache=False):
