@@ -30,6 +30,7 @@ STARTUP = (
     "xtuner_attn_dispatch",
     "cpu_distributed",
     "deepspeed_optimizers",
+    "xtuner_template_bos",
     "bnb_cpu_packing",
     # run time (README "Before and during a run"): stop early, measure, explain an OOM
     "cuda_alloc_conf",

@@ -25,7 +25,8 @@ def build_tokenizer(spec: ModelSpec):
     from xtuner.registry import BUILDER
 
     tokenizer = BUILDER.build(spec.cfg.tokenizer)
-    tokenizer.chat_template = templates.jinja(spec.template)
+    tokenizer.chat_template = templates.jinja(
+        spec.template, bos_token=templates.xtuner_bos(tokenizer), system=spec.system)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

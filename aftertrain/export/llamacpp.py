@@ -59,9 +59,10 @@ class Staged:
     stop: list[str]
 
 
-def stage(model_dir, template, out_dir) -> Staged:
+def stage(model_dir, template, out_dir, *, system: str = "") -> Staged:
     """`model_dir` as the converter should see it: the same files (linked) with the training
-    template as its chat_template and the end-of-turn token as EOS."""
+    template as its chat_template (`system`, the config's, its default system prompt) and the
+    end-of-turn token as EOS."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     cfg_path = model_dir / "tokenizer_config.json"
     try:
@@ -82,7 +83,8 @@ def stage(model_dir, template, out_dir) -> Staged:
                               "not a special token of this tokenizer: the model cannot have "
                               "learnt to stop")
         tok_cfg["eos_token"] = eos
-    chat_template = templates.jinja(t)
+    chat_template = templates.jinja(t, bos_token=templates.xtuner_bos(_tokenizer(model_dir)),
+                                    system=system)
     tok_cfg["chat_template"] = chat_template
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -94,6 +96,15 @@ def stage(model_dir, template, out_dir) -> Staged:
     (out_dir / "tokenizer_config.json").write_text(
         json.dumps(tok_cfg, indent=1, ensure_ascii=False))
     return Staged(out_dir, eos, bos, chat_template, templates.stop_words(t, eos))
+
+
+def _tokenizer(model_dir: Path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{model_dir}: cannot load its tokenizer ({exc})") from None
 
 
 def convert(jobs: list[list[str]], log: Path) -> None:
@@ -161,7 +172,8 @@ def modelfile(gguf_name: str, template, *, bos_token: str | None, eos_token: str
     defaults left to Ollama, and the system prompt the config trains with (if any)."""
     lines = [f"FROM ./{gguf_name}",
              'TEMPLATE """' + templates.ollama_template(template, bos_token=bos_token or "",
-                                                        eos_token=eos_token) + '"""']
+                                                        eos_token=eos_token, system=system)
+             + '"""']
     lines += [f"PARAMETER stop {json.dumps(s)}" for s in stop]
     if system:
         lines.append('SYSTEM """' + system + '"""')

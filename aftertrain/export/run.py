@@ -62,7 +62,7 @@ def export(args) -> dict:
     if not (merged / "config.json").is_file():
         raise ExportError(f"{merged}: no config.json (not a Hugging Face model directory)")
 
-    staged = llamacpp.stage(merged, spec.template, out / "staged")
+    staged = llamacpp.stage(merged, spec.template, out / "staged", system=spec.system)
     f16 = out / "model-f16.gguf"
     llamacpp.convert([[str(staged.path), "--outfile", str(f16), "--outtype", "f16"]],
                      out / "convert.log")
