@@ -25,14 +25,13 @@ from mmengine.hooks import (
     LoggerHook,
     ParamSchedulerHook,
 )
-from mmengine.optim import AmpOptimWrapper, CosineAnnealingLR, LinearLR, OptimWrapper
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from peft import LoraConfig
 from torch.optim import AdamW
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from xtuner.dataset import process_hf_dataset
 from xtuner.dataset.collate_fns import default_collate_fn
 from xtuner.dataset.collate_fns.preference_collate_fn import preference_collate_fn
-from xtuner.dataset.map_fns import template_map_fn_factory
 from xtuner.dataset.preference_dataset import build_preference_dataset
 from xtuner.engine.hooks import DatasetInfoHook, EvaluateChatHook
 from xtuner.engine.runner import TrainLoop
@@ -45,6 +44,8 @@ from components.finetune import PatchedFinetune
 from components.memory_watch import MemoryWatchHook
 from components.paged_adamw_8bit import PagedAdamW8bit
 from components.preference import PairTokenizer
+from components.schedule import CosineLR, WarmupLR
+from components.template_map import template_map_fn_factory
 
 
 def recipe(
@@ -102,7 +103,8 @@ def recipe(
     save_total_limit=2,
     evaluation_freq=500,
     evaluation_inputs=("Please tell me five scenic spots in Shanghai",),
-    system="",
+    system="",  # the default system prompt: training conversations without one, the chat hook,
+    # eval and the exported chat template (components/template_map.py)
     max_new_tokens=256,
     log_interval=10,
     seed=None,
@@ -185,7 +187,7 @@ def recipe(
         max_length=max_length,
         dataset_map_fn=dataset_map_fn,
         max_dataset_length=max_dataset_length,
-        template_map_fn=dict(type=template_map_fn_factory, template=prompt_template),
+        template_map_fn=dict(type=template_map_fn_factory, template=prompt_template, system=system),
         remove_unused_columns=True,
         shuffle_before_pack=True,
         pack_to_max_length=pack_to_max_length,
@@ -237,8 +239,8 @@ def recipe(
             accumulative_counts=accumulative_counts,
         )
     param_scheduler = [
-        dict(
-            type=LinearLR,
+        dict(  # components/schedule.py: at least one iteration however small the dataset
+            type=WarmupLR,
             start_factor=1e-5,
             by_epoch=True,
             begin=0,
@@ -246,7 +248,7 @@ def recipe(
             convert_to_iter_based=True,
         ),
         dict(
-            type=CosineAnnealingLR,
+            type=CosineLR,
             eta_min=0.0,
             by_epoch=True,
             begin=warmup_ratio * max_epochs,
