@@ -83,6 +83,17 @@ def _turn_bos(t: dict, bos_token: str | None) -> tuple[bool, bool]:
             adds_bos(starts(t["INSTRUCTION"]), bos_token))
 
 
+def _bos_condition(with_system: bool, without: bool, after_eos: str, system: str, both: str,
+                   negate: str) -> str:
+    """The test (in the template language whose `and` and `not` forms are given) under which a
+    user turn gets BOS, or "" when none does."""
+    if with_system and without:
+        return after_eos
+    if with_system or without:
+        return both.format(after_eos, system if with_system else negate.format(system))
+    return ""
+
+
 def jinja(template, *, bos_token: str | None, system: str = "") -> str:
     """The template as a Jinja chat_template over messages [{role, content}], rendering exactly the
     text XTuner trains on: a system message goes before the next user turn (as XTuner's `system`
@@ -99,8 +110,9 @@ def jinja(template, *, bos_token: str | None, system: str = "") -> str:
     if need_eos:
         after += "{{ eos_token }}"
     after += _literal(t.get("SEP", "") or "")
-    bos = "{%- if bos_token -%}{{ bos_token }}{%- endif -%}"
     with_system, without = _turn_bos(t, bos_token)
+    when = _bos_condition(with_system, without, "ns.bos", "ns.system", "{} and {}", "not {}")
+    bos = ("{%- if " + when + " and bos_token -%}{{ bos_token }}{%- endif -%}") if when else ""
     return (
         "{%- set ns = namespace(bos=true, system=" + json.dumps(system) + ", round=0) -%}"
         "{%- for m in messages -%}"
@@ -108,8 +120,7 @@ def jinja(template, *, bos_token: str | None, system: str = "") -> str:
         "{%- elif m.role == 'user' -%}"
         "{%- set ns.round = ns.round + 1 -%}"
         # XTuner adds no BOS for tokenizers without one (Qwen's): neither does this
-        "{%- if ns.bos -%}{%- if ns.system -%}" + (bos if with_system else "") +
-        "{%- else -%}" + (bos if without else "") + "{%- endif -%}{%- endif -%}"
+        + bos +
         "{%- if ns.system -%}" + sys_text + "{%- set ns.system = '' -%}{%- endif -%}"
         + instruction +
         "{%- elif m.role == 'assistant' -%}"
@@ -138,14 +149,14 @@ def ollama_template(template, *, bos_token: str, eos_token: str, system: str = "
         after += _literal(eos_token)
     after += _literal(t.get("SEP", "") or "")
     with_system, without = _turn_bos(t, bos_token)
-    bos = _literal(bos_token)
+    when = _bos_condition(with_system, without, "$bos", "$system", "and {} {}", "(not {})")
+    bos = ("{{- if " + when + " }}" + _literal(bos_token) + "{{- end }}") if when else ""
     return (
         "{{- $bos := false }}{{- $system := " + json.dumps(system) + " }}"
         "{{- range .Messages }}"
         "{{- if eq .Role \"system\" }}{{- $system = .Content }}"
         "{{- else if eq .Role \"user\" }}"
-        "{{- if $bos }}{{- if $system }}" + (bos if with_system else "") +
-        "{{- else }}" + (bos if without else "") + "{{- end }}{{- end }}"
+        + bos +
         "{{- if $system }}" + sys_text + "{{- $system = \"\" }}{{- end }}"
         + instruction +
         "{{- else if eq .Role \"assistant\" }}"

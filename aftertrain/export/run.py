@@ -5,16 +5,19 @@ Modelfile beside it, and (--check) the round trip against the merged HF model.""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ..config import ConfigReadError, ensure_model, read_config
 from ..jsonio import write_json
 from . import llamacpp
 from .llamacpp import ExportError
+from .log import ExportLog
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,74 +35,136 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def merge(spec, adapter: Path, out: Path, log: Path) -> Path:
+class Steps:
+    """The terminal's view of the export: one line per step with what it made and its time."""
+
+    def __init__(self, total: int):
+        self.total, self.done = total, 0
+
+    @contextlib.contextmanager
+    def step(self, what: str):
+        self.done += 1
+        started = time.monotonic()
+        result = {}
+        yield result  # the step puts its one-line outcome in result["line"]
+        print(f"[{self.done}/{self.total}] {what}: {result.get('line', 'done')} "
+              f"({time.monotonic() - started:.0f} s)", flush=True)
+
+
+def _size(path: Path) -> str:
+    return f"{path.stat().st_size / 2**20:.0f} MiB"
+
+
+def merge(spec, adapter: Path, out: Path, log: ExportLog) -> Path:
     """XTuner's own `xtuner convert merge BASE ADAPTER OUT` on the CPU."""
     exe = shutil.which("xtuner", path=str(Path(sys.executable).parent)) or "xtuner"
-    with open(log, "w") as f:
-        rc = subprocess.run([exe, "convert", "merge", spec.model_path, str(adapter), str(out),
-                             "--device", "cpu"], stdout=f, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, HF_HUB_OFFLINE="1")).returncode
+    argv = [exe, "convert", "merge", spec.model_path, str(adapter), str(out), "--device", "cpu"]
+    log.section(" ".join(argv))
+    rc = subprocess.run(argv, stdout=log.file, stderr=subprocess.STDOUT,
+                        env=dict(os.environ, HF_HUB_OFFLINE="1")).returncode
     if rc != 0:
-        tail = "".join(log.read_text(errors="replace").splitlines(True)[-12:])
-        raise ExportError(f"`xtuner convert merge` exited {rc}; end of {log}:\n{tail}")
+        raise ExportError(f"`xtuner convert merge` exited {rc}; end of {log.path}:\n{log.tail()}")
     return out
+
+
+def merged_model(args, spec, out: Path, steps: Steps, log: ExportLog) -> Path:
+    if args.merged:
+        merged = Path(args.merged)
+    else:
+        ensure_model(spec)
+        with steps.step("xtuner convert merge") as r:
+            merged = merge(spec, Path(args.adapter), out / "merged", log)
+            r["line"] = f"{spec.model_path} + {args.adapter} -> {merged}"
+    if not (merged / "config.json").is_file():
+        raise ExportError(f"{merged}: no config.json (not a Hugging Face model directory)")
+    return merged
+
+
+def convert_f16(spec, merged: Path, out: Path, steps: Steps, log: ExportLog):
+    """llama.cpp's converter on the merged model, staged with the training template."""
+    with steps.step("GGUF f16 (llama.cpp's convert_hf_to_gguf.py)") as r:
+        staged = llamacpp.stage(merged, spec.template, out / "staged", system=spec.system)
+        f16 = out / "model-f16.gguf"
+        llamacpp.convert([[str(staged.path), "--outfile", str(f16), "--outtype", "f16",
+                           "--model-name", merged.name]], log)
+        meta = llamacpp.gguf_metadata(f16)
+        shutil.rmtree(staged.path)
+        if meta["chat_template"] != staged.chat_template:
+            raise ExportError(f"{f16}: the converter did not keep the chat template")
+        if meta["eos_token"] != staged.eos_token:
+            raise ExportError(f"{f16}: EOS is {meta['eos_token']!r}, expected "
+                              f"{staged.eos_token!r}")
+        r["line"] = f"{f16.name}, {_size(f16)}, the training chat template, EOS " \
+                    f"{meta['eos_token']!r}"
+    return f16, meta, staged
+
+
+def quantize(f16: Path, kind: str, steps: Steps, log: ExportLog) -> Path:
+    with steps.step(f"GGUF {kind} (llama.cpp's llama_model_quantize)") as r:
+        q = llamacpp.quantize(f16, f16.with_name(f"model-{kind}.gguf"), kind, log=log)
+        r["line"] = f"{q.name}, {_size(q)}"
+        fallback = [x for x in log.tail(5).splitlines() if "required fallback" in x]
+        if fallback:  # e.g. SmolLM2's 576-wide rows: Q5_0/Q8_0 where Q4_K needs 256
+            r["line"] += "; llama.cpp: " + fallback[-1].split("WARNING: ", 1)[-1]
+    return q
+
+
+def modelfiles(spec, files: dict, meta: dict, stop: list[str], out: Path) -> Path:
+    """`Modelfile` for the smallest GGUF; `Modelfile.f16` beside it when there is a quantized
+    one."""
+    for label, path in files.items():
+        text = llamacpp.modelfile(Path(path).name, spec.template, bos_token=meta["bos_token"],
+                                  eos_token=meta["eos_token"], stop=stop, system=spec.system)
+        name = "Modelfile.f16" if label == "f16" and len(files) > 1 else "Modelfile"
+        (out / name).write_text(text)
+    return out / "Modelfile"
+
+
+def round_trip(spec, merged: Path, f16: Path, question: str, steps: Steps, log: ExportLog):
+    from .roundtrip import check
+
+    with steps.step("round trip, the f16 GGUF in llama.cpp vs the merged HF model") as r:
+        log.section(f"round trip: {question!r}")
+        with log.native():
+            rt = check(merged, f16, spec.template, question, system=spec.system)
+        if not rt.ok:
+            raise ExportError("round trip failed:\n  " + "\n  ".join(rt.problems()))
+        r["line"] = (f"same prompt ({len(rt.ids_gguf)} tokens), same greedy tokens "
+                     f"{rt.text_gguf!r}")
+    return rt
 
 
 def export(args) -> dict:
     spec = read_config(args.config)
     out = Path(args.out or Path("work_dirs") / spec.name / "gguf").resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    if args.merged:
-        merged = Path(args.merged)
-    elif args.adapter:
-        if not (Path(args.adapter) / "adapter_config.json").is_file():
-            raise ExportError(f"{args.adapter}: no adapter_config.json (the output of `xtuner "
-                              "convert pth_to_hf CONFIG CKPT DIR`)")
-        ensure_model(spec)
-        merged = merge(spec, Path(args.adapter), out / "merged", out / "merge.log")
-    else:
+    if not args.merged and not args.adapter:
         raise ExportError("pass --adapter DIR (merged here) or --merged DIR")
-    if not (merged / "config.json").is_file():
-        raise ExportError(f"{merged}: no config.json (not a Hugging Face model directory)")
-
-    staged = llamacpp.stage(merged, spec.template, out / "staged", system=spec.system)
-    f16 = out / "model-f16.gguf"
-    llamacpp.convert([[str(staged.path), "--outfile", str(f16), "--outtype", "f16"]],
-                     out / "convert.log")
-    meta = llamacpp.gguf_metadata(f16)
-    if meta["chat_template"] != staged.chat_template:
-        raise ExportError(f"{f16}: the converter did not keep the chat template")
-    if meta["eos_token"] != staged.eos_token:
-        raise ExportError(f"{f16}: EOS is {meta['eos_token']!r}, expected {staged.eos_token!r}")
-    files = {"f16": str(f16)}
-    if args.quant.lower() != "none":
-        q = llamacpp.quantize(f16, out / f"model-{args.quant}.gguf", args.quant)
-        files[args.quant] = str(q)
-    for label, path in files.items():
-        text = llamacpp.modelfile(Path(path).name, spec.template, bos_token=meta["bos_token"],
-                                  eos_token=meta["eos_token"], stop=staged.stop,
-                                  system=spec.system)
-        # `Modelfile` for the smallest file; the f16 one beside it when there is a quantized one
-        name = "Modelfile.f16" if label == "f16" and len(files) > 1 else "Modelfile"
-        (out / name).write_text(text)
-    shutil.rmtree(staged.path)
-    result = dict(config=str(spec.config), merged=str(merged), gguf=files,
-                  modelfile=str(out / "Modelfile"), chat_template=meta["chat_template"],
-                  eos_token=meta["eos_token"], stop=staged.stop)
-    print(f"GGUF   {f16}" + "".join(f"\nGGUF   {p}" for k, p in files.items() if k != "f16"))
-    print(f"Ollama {out / 'Modelfile'}  (ollama create NAME -f {out / 'Modelfile'})")
-    print(f"chat template: XTuner's, EOS {meta['eos_token']!r}, stop {staged.stop}")
-    if args.check:
-        from .roundtrip import check
-
-        rt = check(merged, f16, spec.template, args.question, system=spec.system)
-        result["roundtrip"] = dict(ok=rt.ok, prompt=rt.prompt_gguf, greedy_hf=rt.text_hf,
-                                   greedy_gguf=rt.text_gguf, problems=rt.problems())
-        if not rt.ok:
-            raise ExportError("round trip failed:\n  " + "\n  ".join(rt.problems()))
-        print(f"round trip: same prompt ({len(rt.ids_gguf)} tokens) and greedy continuation "
-              f"in llama.cpp and HF: {rt.text_gguf!r}")
+    if args.adapter and not (Path(args.adapter) / "adapter_config.json").is_file():
+        raise ExportError(f"{args.adapter}: no adapter_config.json (the output of `xtuner "
+                          "convert pth_to_hf CONFIG CKPT DIR`)")
+    quant = None if args.quant.lower() == "none" else args.quant
+    steps = Steps(1 + bool(quant) + bool(args.check) + (not args.merged))
+    out.mkdir(parents=True, exist_ok=True)
+    with ExportLog(out / "export.log") as log:
+        print(f"export {spec.config} -> {out}  (the tools' output: {log.path})", flush=True)
+        merged = merged_model(args, spec, out, steps, log)
+        f16, meta, staged = convert_f16(spec, merged, out, steps, log)
+        files = {"f16": str(f16)}
+        if quant:
+            files[quant] = str(quantize(f16, quant, steps, log))
+        modelfile = modelfiles(spec, files, meta, staged.stop, out)
+        result = dict(config=str(spec.config), merged=str(merged), gguf=files,
+                      modelfile=str(modelfile), chat_template=meta["chat_template"],
+                      eos_token=meta["eos_token"], stop=staged.stop, log=str(log.path))
+        if args.check:
+            rt = round_trip(spec, merged, f16, args.question, steps, log)
+            result["roundtrip"] = dict(ok=rt.ok, prompt=rt.prompt_gguf, greedy_hf=rt.text_hf,
+                                       greedy_gguf=rt.text_gguf, problems=rt.problems())
     write_json(out / "export.json", result)
+    print("".join(f"GGUF   {p}\n" for p in files.values()), end="")
+    print(f"Ollama {modelfile}  (ollama create NAME -f {modelfile})")
+    print(f"chat template: XTuner's, EOS {meta['eos_token']!r}, stop {staged.stop}"
+          + (f", default system prompt {spec.system!r}" if spec.system else ""))
     return result
 
 

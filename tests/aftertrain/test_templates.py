@@ -173,12 +173,19 @@ def vocab_ggufs(tokenizer, tmp_path_factory):
     return {name: (out / f"{name}.gguf", staged[name]) for name in CASES}
 
 
-LOADED: dict = {}
+@pytest.fixture(scope="module")
+def loaded():
+    """llama.cpp vocabularies, loaded once per file (seconds each), closed with the module."""
+    llms: dict = {}
+    yield llms
+    for llm in llms.values():
+        llm.close()
 
 
 @pytest.mark.parametrize("system", [True, False], ids=["system", "no-system"])
 @pytest.mark.parametrize("name", CASES)
-def test_gguf_template_and_llama_cpp_tokens_are_xtuners(name, system, vocab_ggufs, tokenizer):
+def test_gguf_template_and_llama_cpp_tokens_are_xtuners(name, system, vocab_ggufs, tokenizer,
+                                                       loaded):
     from llama_cpp import Llama
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -202,9 +209,9 @@ def test_gguf_template_and_llama_cpp_tokens_are_xtuners(name, system, vocab_gguf
     prompt = formatter(messages=(SYSTEM if system else []) + QUESTION).prompt
     if not markers_are_tokens(template, tokenizer):
         return  # the text above is the same; the ids need the template's own model
-    if path not in LOADED:  # loading a vocabulary takes seconds: once per file
-        LOADED[path] = Llama(model_path=str(path), vocab_only=True, verbose=False)
-    assert LOADED[path].tokenize(prompt.encode(), add_bos=False, special=True) == \
+    if path not in loaded:
+        loaded[path] = Llama(model_path=str(path), vocab_only=True, verbose=False)
+    assert loaded[path].tokenize(prompt.encode(), add_bos=False, special=True) == \
         roundtrip.xtuner_prompt_ids(template, (SYSTEM if system else []) + QUESTION, tokenizer,
                                     system=default)
     assert staged.stop[0] == (template.get("STOP_WORDS") or [tokenizer.eos_token])[0]
