@@ -2,12 +2,15 @@
 `warmup_ratio` of the run, then cosine decay to 0.
 
 The schedule is written in epochs and converted to iterations once the data is loaded
-(`convert_to_iter_based`). mmengine converts with int(), so a warm-up shorter than one iteration
-becomes 0 iterations, and mmengine stops before training with "end should be larger than begin,
-but got begin=0, end=0": 40 GSM8K rows (23 packed sequences of 256 tokens) at the default
-`warmup_ratio=0.03` end the warm-up at int(0.69). Here a nonzero fraction of the run lasts at
-least one iteration, and the decay begins where the warm-up ends (the same rounding), however
-short the epoch.
+(`convert_to_iter_based`), and mmengine converts with int(). Two ways a small dataset breaks it:
+- a warm-up shorter than one iteration becomes 0 iterations, and mmengine stops before training
+  with "end should be larger than begin, but got begin=0, end=0" (40 GSM8K rows, 23 packed
+  sequences of 256 tokens, warmup_ratio=0.03: int(0.69));
+- a warm-up of exactly one iteration never warms up: LinearLR sets start_factor x lr at its first
+  iteration and ramps on the following ones, so with one it stops there and the whole run trains
+  at 1e-5 x lr, silently (warmup_ratio=0.03 on 34-66 iterations).
+Here a nonzero warm-up lasts at least two iterations (start_factor, then the full rate), and the
+decay begins where the warm-up ends (the same rounding), however short the epoch.
 """
 
 from __future__ import annotations
@@ -17,12 +20,18 @@ from mmengine.optim import CosineAnnealingLR, LinearLR
 INF = float("inf")
 
 
+MIN_WARMUP = 2  # LinearLR's first iteration is at start_factor; the next at the full rate
+
+
 def iterations(epochs: float, epoch_length: int) -> int:
-    """`epochs` as iterations: int() as mmengine rounds, but a nonzero span is at least one."""
-    return 0 if epochs <= 0 else max(1, int(epochs * epoch_length))
+    """A schedule boundary in epochs as iterations: int() as mmengine rounds, but a boundary
+    after the start is at least MIN_WARMUP iterations in."""
+    return 0 if epochs <= 0 else max(MIN_WARMUP, int(epochs * epoch_length))
 
 
-class _AtLeastOneIteration:
+class _SmallEpochs:
+    """build_iter_from_epoch with `iterations`' rounding."""
+
     @classmethod
     def build_iter_from_epoch(cls, *args, begin=0, end=INF, by_epoch=True, epoch_length=None,
                               **kwargs):
@@ -37,9 +46,9 @@ class _AtLeastOneIteration:
         return cls(*args, begin=begin, end=end, by_epoch=False, **kwargs)
 
 
-class WarmupLR(_AtLeastOneIteration, LinearLR):
-    """mmengine's LinearLR whose epoch span is at least one iteration."""
+class WarmupLR(_SmallEpochs, LinearLR):
+    """mmengine's LinearLR that ends its ramp at the full rate however short the epoch."""
 
 
-class CosineLR(_AtLeastOneIteration, CosineAnnealingLR):
-    """mmengine's CosineAnnealingLR whose epoch span is at least one iteration."""
+class CosineLR(_SmallEpochs, CosineAnnealingLR):
+    """mmengine's CosineAnnealingLR that begins where WarmupLR ends however short the epoch."""
