@@ -110,6 +110,60 @@ def run_task(lm, task: str, items: list[Item], *, until: list[str], max_new_toke
     return rows
 
 
+def answer_end(spec: ModelSpec, tokenizer) -> str:
+    """What training puts after an answer with loss (the SUFFIX, and EOS unless the SUFFIX is the
+    end-of-turn marker): a gold answer is scored with it, as the model learnt to end it."""
+    t = spec.template
+    end = t.get("SUFFIX") or ""
+    if not t.get("SUFFIX_AS_EOS", False):
+        end += tokenizer.eos_token or ""
+    return end
+
+
+def gold_losses(lm, task: str, items: list[Item], *, answer_end: str,
+                system: str = "") -> list[dict]:
+    """Per item, the model's loss on the gold solution as training formats it (`Item.solution`
+    + `answer_end`) after the chat-templated question: mean negative log-likelihood per token
+    (nats) and the token count, through lm-eval's loglikelihood requests (one forward each, no
+    generation). More sensitive than accuracy where a model answers few items right."""
+    import datasets
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    docs = [dict(idx=i, question=it.question, target=it.solution + answer_end)
+            for i, it in enumerate(items)]
+
+    def dataset(**_):
+        return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+
+    config = dict(
+        task=f"aftertrain_{task}_gold",
+        custom_dataset=dataset,
+        test_split="test",
+        output_type="loglikelihood",
+        doc_to_text=lambda doc: doc["question"],
+        doc_to_target=lambda doc: doc["target"],
+        target_delimiter="",
+        process_results=lambda doc, results: {"ll": results[0][0]},
+        metric_list=[dict(metric="ll", aggregation="mean", higher_is_better=True)],
+        num_fewshot=0,
+        metadata=dict(version=1),
+    )
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    out = simple_evaluate(model=lm, tasks=[config],
+                          task_manager=TaskManager(include_defaults=False),
+                          apply_chat_template=True, system_instruction=system or None,
+                          log_samples=True, bootstrap_iters=0, use_cache=None)
+    samples = sorted(out["samples"][config["task"]], key=lambda s: s["doc"]["idx"])
+    rows = []
+    for sample, item in zip(samples, items, strict=True):
+        context, continuation = sample["arguments"][0]
+        n = len(lm._encode_pair(context, continuation)[1])  # the tokens lm-eval scored
+        logprob = float(sample["resps"][0][0][0])
+        rows.append(dict(where=item.where, gold_tokens=n, gold_loss=-logprob / max(n, 1)))
+    return rows
+
+
 def make_lm(model, tokenizer, *, batch_size: int, max_length: int | None = None):
     from lm_eval.models.huggingface import HFLM
 
