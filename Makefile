@@ -1,5 +1,6 @@
 # make env    create .venv (or .conda) with the pinned stack, the pack and its patches
 # make smoke  the embedded default on the CPU: tiny model, xtuner train, convert, merge, eval, GGUF export
+# make demo   the same loop on a real pretrained model (SmolLM2-135M-Instruct) on the CPU, ~10 min
 # make smoke-dist  the same model by 2 CPU processes (torchrun, gloo; DDP and DeepSpeed ZeRO-2)
 # make test   every test, the smoke run included
 # make bench  the benchmarks (ratios against anchors measured in the same run) -> docs/benchmarks.md
@@ -13,13 +14,18 @@ export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PATH := $(dir $(PY)):$(PATH)
 
-.PHONY: env smoke test test-fast lint bench clean
+.PHONY: env smoke demo test test-fast lint bench clean
 
 env:
 	bash env/install.sh
 
 smoke:
 	$(PY) -m demo.smoke
+
+# SmolLM2-135M-Instruct (installed by `make env`): train on 96 GSM8K problems, eval before/after
+# on held-out ones, merge, GGUF + Modelfile, round trip in llama.cpp (docs/eval-export.md)
+demo:
+	$(PY) -m demo.real
 
 # 2 processes (NPROC_PER_NODE=2 xtuner train: torchrun, gloo) against 1 with the same global
 # batch: DDP, and DeepSpeed ZeRO-2 where DeepSpeed is installed. The loss curves must match.

@@ -3,22 +3,30 @@
 A model answers well only in the format it was trained in. XTuner builds that format in two steps:
 `template_map_fn` wraps each turn (SYSTEM + INSTRUCTION before the input, SUFFIX after the
 output, SEP between turns) and `encode_fn` adds BOS before a turn and EOS after it unless the
-template's SUFFIX is its end-of-turn marker (SUFFIX_AS_EOS). This module turns one template dict
-into the same string for other renderers:
+template's SUFFIX is its end-of-turn marker (SUFFIX_AS_EOS). Two rules of the pack complete it,
+in training and everywhere else alike:
+- a turn whose text already begins with the BOS token gets no second one (SmolLM2's BOS is
+  ChatML's `<|im_start|>`; patches/xtuner_template_bos.py);
+- the config's `system` prompt is the default system prompt: a conversation without one gets it
+  on its first turn, as a model's own template may do (components/template_map.py).
 
-- `jinja(template)`: a Hugging Face `chat_template` (what lm-eval's `apply_chat_template`, the
-  GGUF key `tokenizer.chat_template` and llama.cpp use);
-- `ollama_template(template)`: the Go template of an Ollama Modelfile;
+This module turns one template dict into the same string for other renderers:
+- `jinja(template, bos_token=..., system=...)`: a Hugging Face `chat_template` (what lm-eval's
+  `apply_chat_template`, the GGUF key `tokenizer.chat_template` and llama.cpp use);
+- `ollama_template(template, ...)`: the Go template of an Ollama Modelfile;
 - `stop_words(template, eos)`: where generation must stop.
 
-`xtuner_render` is the reference: it runs XTuner's own `template_map_fn` and `encode_fn` and
-decodes the ids, so the tests compare the other renderings with what training really saw.
+`xtuner_ids` is the reference: it runs XTuner's own template_map_fn and encode_fn (with the
+pack's rules, as training does), so the tests compare the other renderings with what training
+really saw.
 """
 
 from __future__ import annotations
 
 import json
 import string
+
+from patches.xtuner_template_bos import adds_bos
 
 ROLES = ("system", "user", "assistant")
 
@@ -64,29 +72,56 @@ def _fmt(fmt: str, values: dict[str, str]) -> str:
 
 # ---- Jinja (Hugging Face chat_template) --------------------------------------------------------
 
-def jinja(template) -> str:
+def _turn_bos(t: dict, bos_token: str | None) -> tuple[bool, bool]:
+    """Whether a user turn that follows an EOS (or starts the conversation) gets BOS: (with a
+    system prompt, without one). The turn's text starts with SYSTEM or with INSTRUCTION, and a
+    turn that already starts with the BOS token gets no second one (the pack's rule)."""
+    def starts(fmt: str) -> str:
+        return _pieces(fmt, {"system", "input", "round"})[0][0] if fmt else ""
+
+    return (adds_bos(starts(t.get("SYSTEM") or ""), bos_token),
+            adds_bos(starts(t["INSTRUCTION"]), bos_token))
+
+
+def _bos_condition(with_system: bool, without: bool, after_eos: str, system: str, both: str,
+                   negate: str) -> str:
+    """The test (in the template language whose `and` and `not` forms are given) under which a
+    user turn gets BOS, or "" when none does."""
+    if with_system and without:
+        return after_eos
+    if with_system or without:
+        return both.format(after_eos, system if with_system else negate.format(system))
+    return ""
+
+
+def jinja(template, *, bos_token: str | None, system: str = "") -> str:
     """The template as a Jinja chat_template over messages [{role, content}], rendering exactly the
     text XTuner trains on: a system message goes before the next user turn (as XTuner's `system`
-    field of a turn), and a conversation ending in a user turn ends with the assistant's cue (the
-    INSTRUCTION already holds it, so add_generation_prompt adds nothing)."""
+    field of a turn), `system` (the config's prompt) before the first turn when the conversation
+    has none, and a conversation ending in a user turn ends with the assistant's cue (the
+    INSTRUCTION already holds it, so add_generation_prompt adds nothing). `bos_token` is the
+    tokenizer's: whether a turn gets it depends on what the turn starts with."""
     t = as_dict(template)
     need_eos = not t.get("SUFFIX_AS_EOS", False)
-    system = (_fmt(t["SYSTEM"], {"system": "ns.system"}) if t.get("SYSTEM")
-              else "{{ ns.system }}")
+    sys_text = (_fmt(t["SYSTEM"], {"system": "ns.system"}) if t.get("SYSTEM")
+                else "{{ ns.system }}")
     instruction = _fmt(t["INSTRUCTION"], {"input": "m.content", "round": "ns.round"})
     after = _literal(t.get("SUFFIX", "") or "")
     if need_eos:
         after += "{{ eos_token }}"
     after += _literal(t.get("SEP", "") or "")
+    with_system, without = _turn_bos(t, bos_token)
+    when = _bos_condition(with_system, without, "ns.bos", "ns.system", "{} and {}", "not {}")
+    bos = ("{%- if " + when + " and bos_token -%}{{ bos_token }}{%- endif -%}") if when else ""
     return (
-        "{%- set ns = namespace(bos=true, system='', round=0) -%}"
+        "{%- set ns = namespace(bos=true, system=" + json.dumps(system) + ", round=0) -%}"
         "{%- for m in messages -%}"
         "{%- if m.role == 'system' -%}{%- set ns.system = m.content -%}"
         "{%- elif m.role == 'user' -%}"
         "{%- set ns.round = ns.round + 1 -%}"
         # XTuner adds no BOS for tokenizers without one (Qwen's): neither does this
-        "{%- if ns.bos and bos_token -%}{{ bos_token }}{%- endif -%}"
-        "{%- if ns.system -%}" + system + "{%- set ns.system = '' -%}{%- endif -%}"
+        + bos +
+        "{%- if ns.system -%}" + sys_text + "{%- set ns.system = '' -%}{%- endif -%}"
         + instruction +
         "{%- elif m.role == 'assistant' -%}"
         "{{ m.content }}" + after +
@@ -98,13 +133,13 @@ def jinja(template) -> str:
 
 # ---- Ollama (Go text/template) -----------------------------------------------------------------
 
-def ollama_template(template, *, bos_token: str, eos_token: str) -> str:
+def ollama_template(template, *, bos_token: str, eos_token: str, system: str = "") -> str:
     """The Modelfile TEMPLATE: the same text over Ollama's .Messages. Ollama adds the model's BOS
-    itself when it tokenizes, so the first turn's BOS is left to it; BOS/EOS between turns are
-    written out (Ollama parses special tokens in the prompt)."""
+    itself when it tokenizes (where the GGUF says add_bos_token), so the first turn's BOS is left
+    to it; BOS/EOS between turns are written out (Ollama parses special tokens in the prompt)."""
     t = as_dict(template)
     need_eos = not t.get("SUFFIX_AS_EOS", False)
-    system = _fmt(t["SYSTEM"], {"system": "$system"}) if t.get("SYSTEM") else "{{ $system }}"
+    sys_text = _fmt(t["SYSTEM"], {"system": "$system"}) if t.get("SYSTEM") else "{{ $system }}"
     if uses_round(t):
         raise TemplateError(f"INSTRUCTION {t['INSTRUCTION']!r} numbers its rounds: Ollama's "
                             "templates have no arithmetic to count them")
@@ -113,13 +148,16 @@ def ollama_template(template, *, bos_token: str, eos_token: str) -> str:
     if need_eos:
         after += _literal(eos_token)
     after += _literal(t.get("SEP", "") or "")
+    with_system, without = _turn_bos(t, bos_token)
+    when = _bos_condition(with_system, without, "$bos", "$system", "and {} {}", "(not {})")
+    bos = ("{{- if " + when + " }}" + _literal(bos_token) + "{{- end }}") if when else ""
     return (
-        "{{- $bos := false }}{{- $system := \"\" }}"
+        "{{- $bos := false }}{{- $system := " + json.dumps(system) + " }}"
         "{{- range .Messages }}"
         "{{- if eq .Role \"system\" }}{{- $system = .Content }}"
         "{{- else if eq .Role \"user\" }}"
-        "{{- if $bos }}" + _literal(bos_token) + "{{- end }}"
-        "{{- if $system }}" + system + "{{- $system = \"\" }}{{- end }}"
+        + bos +
+        "{{- if $system }}" + sys_text + "{{- $system = \"\" }}{{- end }}"
         + instruction +
         "{{- else if eq .Role \"assistant\" }}"
         "{{ .Content }}" + after +
@@ -135,6 +173,13 @@ def uses_round(template) -> bool:
 
 
 # ---- stop words and the reference rendering ----------------------------------------------------
+
+def xtuner_bos(tokenizer) -> str | None:
+    """The BOS token XTuner's encode_fn puts before a turn for this tokenizer (none for Qwen's)."""
+    from xtuner.dataset.utils import get_bos_eos_token_ids
+
+    return tokenizer.bos_token if get_bos_eos_token_ids(tokenizer)[0] else None
+
 
 def stop_words(template, eos_token: str | None) -> list[str]:
     """Strings that end an answer: the template's STOP_WORDS, its SUFFIX when that is the
@@ -167,14 +212,28 @@ def to_conversation(messages: list[dict]) -> list[dict]:
     return turns
 
 
-def xtuner_render(template, messages: list[dict], tokenizer) -> str:
-    """The text XTuner trains on for `messages` (all turns answered): XTuner's template_map_fn and
-    encode_fn, the ids decoded back with their special tokens."""
-    from xtuner.dataset.map_fns.template_map_fn import template_map_fn
+def xtuner_ids(template, messages: list[dict], tokenizer, *, system: str = "",
+               prompt_only: bool = False) -> list[int]:
+    """The ids XTuner trains on for `messages`: the recipe's template map function (XTuner's, with
+    `system` as the default system prompt) and XTuner's encode_fn (with the pack's BOS rule in
+    force: patches/xtuner_template_bos.py). `prompt_only`: a conversation of one unanswered user
+    turn, encoded up to where the answer starts (encode_fn's input_ids_with_output=False)."""
     from xtuner.dataset.utils import encode_fn
     from xtuner.utils import PROMPT_TEMPLATE
 
-    example = template_map_fn({"conversation": to_conversation(messages)},
-                              template=type(PROMPT_TEMPLATE.default)(as_dict(template)))
-    ids = encode_fn(example, tokenizer, max_length=10**9)["input_ids"]
+    from components.template_map import template_map_fn_factory
+
+    conv = to_conversation(messages)
+    if prompt_only and (len(conv) != 1 or conv[0]["output"]):
+        raise TemplateError("a prompt is one unanswered user turn (and a system message)")
+    # template_map_fn rewrites the turns it is given: nothing here is read after the call
+    map_fn = template_map_fn_factory(type(PROMPT_TEMPLATE.default)(as_dict(template)), system)
+    example = map_fn({"conversation": conv})
+    return encode_fn(example, tokenizer, 10**9,
+                     input_ids_with_output=not prompt_only)["input_ids"]
+
+
+def xtuner_render(template, messages: list[dict], tokenizer, *, system: str = "") -> str:
+    """`xtuner_ids` decoded back with their special tokens: the text XTuner trains on."""
+    ids = xtuner_ids(template, messages, tokenizer, system=system)
     return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)

@@ -31,16 +31,30 @@ def _fill(template: str, fields: dict[str, str]) -> str:
     return "".join(out)
 
 
-def chat_template(prompt_template) -> str:
+def chat_template(prompt_template, bos_token: str | None = None) -> str:
     """XTuner's prompt template (SYSTEM, INSTRUCTION, SUFFIX, SUFFIX_AS_EOS, SEP) as a Jinja chat
     template laid out as XTuner's template_map_fn + encode_fn lay out a conversation: BOS, then
-    per round the system text (first round), the instruction, the reply, its suffix or EOS, SEP."""
+    per round the system text (first round), the instruction, the reply, its suffix or EOS, SEP.
+    No BOS where the conversation's text already starts with it (`bos_token`, the tokenizer's:
+    SmolLM2's is ChatML's <|im_start|>), the pack's rule in training (patches.xtuner_template_bos).
+    """
+    from patches.xtuner_template_bos import adds_bos
+
     t = dict(prompt_template)
     end = _literal(t.get("SUFFIX", ""))
     if not t.get("SUFFIX_AS_EOS", False):
         end += "{{ eos_token }}"
+
+    def opens_with(fmt: str) -> str:  # the literal text a turn starts with
+        return fmt.split("{", 1)[0]
+
+    with_system = bos_token is None or adds_bos(opens_with(t.get("SYSTEM", "{system}")), bos_token)
+    without = bos_token is None or adds_bos(opens_with(t["INSTRUCTION"]), bos_token)
+    bos = ("{% if messages and messages[0]['role'] == 'system' %}"
+           + ("{{ bos_token }}" if with_system else "") + "{% else %}"
+           + ("{{ bos_token }}" if without else "") + "{% endif %}")
     return (
-        "{{ bos_token }}{% set ns = namespace(round=0) %}"
+        bos + "{% set ns = namespace(round=0) %}"
         "{% for m in messages %}"
         "{% if m['role'] == 'system' %}" + _fill(t.get("SYSTEM", "{system}"),
                                                   {"system": "m['content']"}) +
@@ -56,5 +70,5 @@ def PairTokenizer(*, prompt_template, **kwargs):  # noqa: N802 - a `type` in con
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(**kwargs)
-    tokenizer.chat_template = chat_template(prompt_template)
+    tokenizer.chat_template = chat_template(prompt_template, tokenizer.bos_token or "")
     return tokenizer

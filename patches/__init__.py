@@ -33,6 +33,8 @@ STARTUP = (
     "cpu_distributed",
     "deepspeed_optimizers",
     "deepspeed_init_order",
+    "xtuner_template_bos",
+    "bnb_cpu_packing",
     # run time (README "Before and during a run"): stop early, measure, explain an OOM
     "cuda_alloc_conf",
     "preflight",

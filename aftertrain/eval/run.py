@@ -16,7 +16,7 @@ from ..config import ConfigReadError, ensure_model, read_config
 from . import decon
 from .data import EvalDataError, load_items
 from .harness import EvalError
-from .stats import wilson
+from .stats import mean_ci, wilson
 
 DEFAULT_FILES = {"gsm8k": "data/gsm8k_test.jsonl", "math": "data/math_test.jsonl"}  # make mathmix
 MAX_NEW = {"gsm8k": 512, "math": 1024}
@@ -38,23 +38,42 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu-mem", type=float, default=8.0, help="GiB the batch must fit (default 8)")
     p.add_argument("--decon-report", help="decontamination report of the training data (default: "
                    "the one beside the config's data file, e.g. data/mathmix_report.jsonl)")
+    p.add_argument("--no-gold-loss", action="store_true", help="skip the loss of the gold "
+                   "solutions (one forward per item, no generation)")
     p.add_argument("--work-dir", help="where eval.json goes (default work_dirs/<config name>)")
     return p
 
 
 def table(summary: dict) -> str:
-    head = f"{'task':<6} {'model':<14} {'correct':>9} {'accuracy':>9}  95% CI (Wilson)"
+    """Accuracy, the rate of answers in the trained format ("The answer is N."), each with its
+    95 % Wilson interval, and the gold solutions' loss, per task and model; then the change (the
+    loss's with its paired 95 % interval)."""
+    head = (f"{'task':<6} {'model':<13} {'accuracy [95% CI]':<25} {'trained format [95% CI]':<25}"
+            " gold-solution loss (nats/token)")
     lines = [head, "-" * len(head)]
+
+    def rate(r, key, ci):
+        k, n = r[key], r["n"]
+        return f"{k:>3}/{n:<3} {100 * k / max(n, 1):5.1f} % [{100 * ci[0]:.0f}-{100 * ci[1]:.0f}]"
+
+    def gain(base, tuned, key):
+        d = tuned[key] - base[key]
+        return f"{d:>+7} {100 * d / max(base['n'], 1):+6.1f} pts"
+
     for task, t in summary.items():
         runs = t["runs"]
         for label, r in runs.items():
-            lo, hi = r["ci95"]
-            lines.append(f"{task:<6} {label:<14} {r['correct']:>4} / {r['n']:<4}"
-                         f"{100 * r['accuracy']:>7.1f} %  {100 * lo:5.1f} - {100 * hi:5.1f} %")
+            loss = f"{r['gold_loss']:.3f}" if r.get("gold_loss") is not None else "-"
+            lines.append(f"{task:<6} {label:<13} {rate(r, 'correct', r['ci95']):<25} "
+                         f"{rate(r, 'format', r['format_ci95']):<25} {loss}")
         if len(runs) == 2:
             base, tuned = runs.values()
-            lines.append(f"{task:<6} {'change':<14} {tuned['correct'] - base['correct']:>+4}"
-                         f"{'':6}{100 * (tuned['accuracy'] - base['accuracy']):>+7.1f} pts")
+            change, loss = t.get("change") or {}, "-"
+            if change.get("gold_loss") is not None:
+                lo, hi = change["gold_loss_ci95"]
+                loss = f"{change['gold_loss']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+            lines.append(f"{task:<6} {'change':<13} {gain(base, tuned, 'correct'):<25} "
+                         f"{gain(base, tuned, 'format'):<25} {loss}")
     return "\n".join(lines)
 
 
@@ -100,6 +119,7 @@ def evaluate(args) -> dict:
 
     model = harness.build_model(spec)
     lm = harness.make_lm(model, tokenizer, batch_size=batch)
+    answer_end = harness.answer_end(spec, tokenizer)
     labels = ["base"] + (["base+adapter"] if args.adapter else [])
     rows: list[dict] = []
     timing = {}
@@ -114,17 +134,16 @@ def evaluate(args) -> dict:
             graded = harness.run_task(lm, task, its, until=until, max_new_tokens=max_new[task],
                                       system=spec.system)
             timing[(task, label)] = time.monotonic() - started
+            if not args.no_gold_loss:
+                losses = harness.gold_losses(lm, task, its, answer_end=answer_end,
+                                             system=spec.system)
+                graded = [dict(r, **loss) for r, loss in zip(graded, losses, strict=True)]
             rows.extend(dict(r, model=label) for r in graded)
 
     summary = {}
     for task, f in files.items():
-        runs = {}
-        for label in labels:
-            mine = [r for r in rows if r["task"] == task and r["model"] == label]
-            k, n = sum(r["correct"] for r in mine), len(mine)
-            runs[label] = dict(correct=k, n=n, accuracy=k / n, ci95=list(wilson(k, n)),
-                               seconds=round(timing[(task, label)], 2),
-                               items_per_s=round(n / max(timing[(task, label)], 1e-9), 3))
+        runs = {label: run_summary([r for r in rows if r["task"] == task and r["model"] == label],
+                                   timing[(task, label)]) for label in labels}
         lines = {int(it.where.rsplit(":", 1)[1]) for it in items[task]
                  if it.where.rsplit(":", 1)[-1].isdigit()}
         report = decon.find_report(spec.data_files, args.decon_report)
@@ -134,6 +153,10 @@ def evaluate(args) -> dict:
                                  report=str(finding.report), matched_items=finding.matched_items,
                                  removed_rows=finding.removed_rows, checked=finding.checked,
                                  line=finding.line()))
+        if len(labels) == 2:
+            summary[task]["change"] = paired_change(
+                [r for r in rows if r["task"] == task and r["model"] == labels[0]],
+                [r for r in rows if r["task"] == task and r["model"] == labels[1]])
     work_dir = Path(args.work_dir or Path("work_dirs") / spec.name)
     out = write_json(work_dir / "eval.json", dict(
         config=str(spec.config), model=spec.model_path, adapter=args.adapter,
@@ -147,6 +170,27 @@ def evaluate(args) -> dict:
                               "(--decon-report FILE): test items seen in training: unknown"))
     print(f"per item: {out}")
     return dict(summary=summary, path=str(out), rows=rows)
+
+
+def run_summary(mine: list[dict], seconds: float) -> dict:
+    k, n = sum(r["correct"] for r in mine), len(mine)
+    fmt = sum(r["extracted_by"] == "format" for r in mine)
+    out = dict(correct=k, n=n, accuracy=k / n, ci95=list(wilson(k, n)),
+               format=fmt, format_rate=fmt / n, format_ci95=list(wilson(fmt, n)),
+               seconds=round(seconds, 2), items_per_s=round(n / max(seconds, 1e-9), 3))
+    if mine and "gold_loss" in mine[0]:
+        out["gold_loss"] = sum(r["gold_loss"] for r in mine) / n
+    return out
+
+
+def paired_change(base: list[dict], tuned: list[dict]) -> dict:
+    """tuned - base; the gold loss's change with a 95 % interval over the items (paired)."""
+    out = {}
+    if base and "gold_loss" in base[0]:
+        diffs = [t["gold_loss"] - b["gold_loss"] for b, t in zip(base, tuned, strict=True)]
+        out["gold_loss"], ci = mean_ci(diffs)
+        out["gold_loss_ci95"] = list(ci)
+    return out
 
 
 def _template_name(template: dict) -> str:

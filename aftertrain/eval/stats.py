@@ -17,3 +17,16 @@ def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def mean_ci(values: list[float], z: float = Z95) -> tuple[float, tuple[float, float]]:
+    """Mean and its normal-approximation interval (t would be a little wider below ~30 items)."""
+    n = len(values)
+    if n == 0:
+        return 0.0, (0.0, 0.0)
+    mean = sum(values) / n
+    if n == 1:
+        return mean, (mean, mean)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = z * sd / math.sqrt(n)
+    return mean, (mean - half, mean + half)

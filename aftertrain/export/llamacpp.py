@@ -14,6 +14,7 @@ template and stop tokens the model was trained with, and an Ollama Modelfile bes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -59,9 +60,10 @@ class Staged:
     stop: list[str]
 
 
-def stage(model_dir, template, out_dir) -> Staged:
+def stage(model_dir, template, out_dir, *, system: str = "") -> Staged:
     """`model_dir` as the converter should see it: the same files (linked) with the training
-    template as its chat_template and the end-of-turn token as EOS."""
+    template as its chat_template (`system`, the config's, its default system prompt) and the
+    end-of-turn token as EOS."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     cfg_path = model_dir / "tokenizer_config.json"
     try:
@@ -82,7 +84,8 @@ def stage(model_dir, template, out_dir) -> Staged:
                               "not a special token of this tokenizer: the model cannot have "
                               "learnt to stop")
         tok_cfg["eos_token"] = eos
-    chat_template = templates.jinja(t)
+    chat_template = templates.jinja(t, bos_token=templates.xtuner_bos(_tokenizer(model_dir)),
+                                    system=system)
     tok_cfg["chat_template"] = chat_template
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -96,24 +99,41 @@ def stage(model_dir, template, out_dir) -> Staged:
     return Staged(out_dir, eos, bos, chat_template, templates.stop_words(t, eos))
 
 
-def convert(jobs: list[list[str]], log: Path) -> None:
-    """Run the converter on each argument list, in this process (torch is imported already)."""
+def _tokenizer(model_dir: Path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{model_dir}: cannot load its tokenizer ({exc})") from None
+
+
+def convert(jobs: list[list[str]], log) -> None:
+    """Run the converter on each argument list, in this process (torch is imported already); its
+    output goes to `log` (an ExportLog, or a path for a file of its own)."""
     from .convert_hf import run_jobs
+    from .log import ExportLog
 
     conv = converter_dir()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as out:
-        rc = run_jobs(conv, jobs, out)
-    if rc != 0:
-        tail = "".join(log.read_text(errors="replace").splitlines(True)[-12:])
-        raise ExportError(f"llama.cpp's convert_hf_to_gguf.py exited {rc}; end of {log}:\n{tail}")
+    own = not isinstance(log, ExportLog)
+    log = ExportLog(log) if own else log
+    try:
+        log.section(f"llama.cpp's convert_hf_to_gguf.py ({conv})")
+        rc = run_jobs(conv, jobs, log.file)
+        if rc != 0:
+            raise ExportError(f"llama.cpp's convert_hf_to_gguf.py exited {rc}; end of "
+                              f"{log.path}:\n{log.tail()}")
+    finally:
+        if own:
+            log.close()
 
 
 QUANT_TYPES = {"Q4_K_M": 15, "Q5_K_M": 17, "Q8_0": 7}  # llama_ftype values (llama.h)
 
 
-def quantize(src: Path, dst: Path, kind: str = "Q4_K_M") -> Path:
-    """llama.cpp's llama_model_quantize, through llama-cpp-python's bindings."""
+def quantize(src: Path, dst: Path, kind: str = "Q4_K_M", log=None) -> Path:
+    """llama.cpp's llama_model_quantize, through llama-cpp-python's bindings; what llama.cpp
+    prints (a line per tensor) goes to `log` (an ExportLog), else to the terminal."""
     try:
         import llama_cpp
     except ImportError as exc:
@@ -126,10 +146,14 @@ def quantize(src: Path, dst: Path, kind: str = "Q4_K_M") -> Path:
     params.ftype = ftype
     params.nthread = os.cpu_count() or 1
     tmp = dst.with_name(dst.name + ".tmp")
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
+    if log is not None:
+        log.section(f"llama.cpp's llama_model_quantize {src.name} -> {dst.name} ({kind})")
+    with log.native() if log is not None else contextlib.nullcontext():
+        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
     if rc != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
-        raise ExportError(f"llama_model_quantize({src} -> {kind}) failed with {rc}")
+        where = f"; end of {log.path}:\n{log.tail()}" if log is not None else ""
+        raise ExportError(f"llama_model_quantize({src} -> {kind}) failed with {rc}{where}")
     os.replace(tmp, dst)
     return dst
 
@@ -161,7 +185,8 @@ def modelfile(gguf_name: str, template, *, bos_token: str | None, eos_token: str
     defaults left to Ollama, and the system prompt the config trains with (if any)."""
     lines = [f"FROM ./{gguf_name}",
              'TEMPLATE """' + templates.ollama_template(template, bos_token=bos_token or "",
-                                                        eos_token=eos_token) + '"""']
+                                                        eos_token=eos_token, system=system)
+             + '"""']
     lines += [f"PARAMETER stop {json.dumps(s)}" for s in stop]
     if system:
         lines.append('SYSTEM """' + system + '"""')

@@ -42,18 +42,13 @@ class RoundTrip:
         return out
 
 
-def xtuner_prompt_ids(template, messages: list[dict], tokenizer) -> list[int]:
+def xtuner_prompt_ids(template, messages: list[dict], tokenizer, *, system: str = "") -> list[int]:
     """XTuner's encode_fn of a conversation whose last user turn is unanswered: the prompt."""
-    from xtuner.dataset.map_fns.template_map_fn import template_map_fn
-    from xtuner.dataset.utils import encode_fn
-    from xtuner.utils import PROMPT_TEMPLATE
-
-    conv = templates.to_conversation(messages)
-    example = template_map_fn({"conversation": conv},
-                              template=type(PROMPT_TEMPLATE.default)(templates.as_dict(template)))
-    if len(conv) != 1 or conv[0]["output"]:
-        raise ExportError("the round trip compares the prompt of one unanswered user turn")
-    return encode_fn(example, tokenizer, 10**9, input_ids_with_output=False)["input_ids"]
+    try:
+        return templates.xtuner_ids(template, messages, tokenizer, system=system,
+                                    prompt_only=True)
+    except templates.TemplateError as exc:
+        raise ExportError(f"the round trip: {exc}") from None
 
 
 def greedy_hf(model_dir, ids: list[int], n: int, trust_remote_code: bool = False) -> list[int]:
@@ -73,14 +68,15 @@ def greedy_hf(model_dir, ids: list[int], n: int, trust_remote_code: bool = False
 
 def check(merged_dir, gguf_path, template, question: str, *, system: str = "",
           n_tokens: int = 16, trust_remote_code: bool = False) -> RoundTrip:
+    """`question` as the one message, as a user sends it: `system` (the config's) is the default
+    system prompt both sides put before it."""
     from llama_cpp import Llama
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
     from transformers import AutoTokenizer
 
-    messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": question}]
+    messages = [{"role": "user", "content": question}]
     tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=trust_remote_code)
-    ids_hf = xtuner_prompt_ids(template, messages, tokenizer)
+    ids_hf = xtuner_prompt_ids(template, messages, tokenizer, system=system)
     prompt_hf = tokenizer.decode(ids_hf, skip_special_tokens=False,
                                  clean_up_tokenization_spaces=False)
 

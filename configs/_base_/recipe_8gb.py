@@ -28,14 +28,13 @@ from mmengine.hooks import (
     LoggerHook,
     ParamSchedulerHook,
 )
-from mmengine.optim import AmpOptimWrapper, CosineAnnealingLR, LinearLR, OptimWrapper
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from peft import LoraConfig
 from torch.optim import AdamW
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from xtuner.dataset import process_hf_dataset
 from xtuner.dataset.collate_fns import default_collate_fn
 from xtuner.dataset.collate_fns.preference_collate_fn import preference_collate_fn
-from xtuner.dataset.map_fns import template_map_fn_factory
 from xtuner.dataset.preference_dataset import build_preference_dataset
 from xtuner.engine.hooks import DatasetInfoHook, EvaluateChatHook
 from xtuner.engine.runner import TrainLoop
@@ -49,6 +48,8 @@ from components.memory_watch import MemoryWatchHook
 from components.paged_adamw_8bit import PagedAdamW8bit
 from components.preference import PairTokenizer
 from components.provenance import ProvenanceHook
+from components.schedule import CosineLR, WarmupLR
+from components.template_map import template_map_fn_factory
 
 
 def recipe(**knobs) -> dict:
@@ -204,6 +205,7 @@ def data_part(
     *,
     tokenizer,
     prompt_template,
+    system,
     preference,
     dataset,  # dataset dict, e.g. dict(type=load_conversations, source="alpaca")
     dataset_map_fn,  # record -> {"conversation": [...]}, None if already in that form
@@ -238,7 +240,8 @@ def data_part(
             max_length=max_length,
             dataset_map_fn=dataset_map_fn,
             max_dataset_length=max_dataset_length,
-            template_map_fn=dict(type=template_map_fn_factory, template=prompt_template),
+            template_map_fn=dict(type=template_map_fn_factory, template=prompt_template,
+                                 system=system),
             remove_unused_columns=True,
             shuffle_before_pack=True,
             pack_to_max_length=pack_to_max_length,
@@ -289,9 +292,10 @@ def schedule_part(
     warmup_ratio=0.03,
 ):
     param_scheduler = [
-        dict(type=LinearLR, start_factor=1e-5, by_epoch=True, begin=0,
+        # components/schedule.py: a warm-up of at least two iterations however small the data
+        dict(type=WarmupLR, start_factor=1e-5, by_epoch=True, begin=0,
              end=warmup_ratio * max_epochs, convert_to_iter_based=True),
-        dict(type=CosineAnnealingLR, eta_min=0.0, by_epoch=True,
+        dict(type=CosineLR, eta_min=0.0, by_epoch=True,
              begin=warmup_ratio * max_epochs, end=max_epochs, convert_to_iter_based=True),
     ]
     return dict(param_scheduler=param_scheduler,
@@ -309,7 +313,8 @@ def runtime_part(
     save_total_limit=2,
     evaluation_freq=500,
     evaluation_inputs=("Please tell me five scenic spots in Shanghai",),
-    system="",
+    system="",  # the default system prompt: training conversations without one, the chat hook,
+    # eval and the exported chat template (components/template_map.py)
     max_new_tokens=256,
     log_interval=10,
     seed=None,

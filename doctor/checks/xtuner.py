@@ -148,6 +148,8 @@ def pins(f):
             continue
         if p.group == "deepspeed" and not f.deepspeed_version:
             continue  # optional group, not installed
+        if p.group == "model":
+            continue  # a model's wheel: downloaded and converted by `make env`, not installed
         if have is None:
             if p.group in ("cuda", "deepspeed"):
                 warns.append(f"{p.name} missing ({where})")

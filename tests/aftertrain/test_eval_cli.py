@@ -54,12 +54,21 @@ def test_eval_gsm8k_and_math_before_and_after(tmp_path, adapter):
     assert {(r["task"], r["model"]) for r in items} == {
         (t, m) for t in ("gsm8k", "math") for m in ("base", "base+adapter")}
     first = items[0]
-    assert set(first) >= {"prompt", "answer", "extracted", "correct", "reply", "where"}
+    assert set(first) >= {"prompt", "answer", "extracted", "correct", "reply", "where",
+                          "gold_loss", "gold_tokens"}
+    assert first["gold_tokens"] > 5 and first["gold_loss"] > 0  # the gold solution's loss
     assert first["prompt"] == f"<s><|User|>:{GSM8K_ROWS[0]['question']}\n<|Bot|>:"
     assert first["answer"] == "18" and first["where"] == f"{gsm8k}:1"
     assert [r["answer"] for r in items if r["task"] == "math"][:2] == ["-\\frac{1}{8}", "\\$40"]
     runs = result["tasks"]["gsm8k"]["runs"]
     assert runs["base"]["n"] == 20 and 0 <= runs["base"]["ci95"][0] <= runs["base"]["ci95"][1]
+    assert 0 <= runs["base"]["format"] <= 20 and len(runs["base"]["format_ci95"]) == 2
+    change = result["tasks"]["gsm8k"]["change"]
+    lo, hi = change["gold_loss_ci95"]
+    assert lo <= change["gold_loss"] <= hi
+    assert change["gold_loss"] == pytest.approx(
+        runs["base+adapter"]["gold_loss"] - runs["base"]["gold_loss"])
+    assert "gold-solution loss" in out.stdout and "trained format" in out.stdout
     # the adapter changes what the model says
     base = [r["reply"] for r in items if r["model"] == "base"]
     tuned = [r["reply"] for r in items if r["model"] == "base+adapter"]

@@ -39,7 +39,9 @@ def test_export_gguf_modelfile_and_round_trip(tmp_path, peaked_model):
     assert modelfile.startswith("FROM ./model-Q4_K_M.gguf\n")
     assert 'PARAMETER stop "</s>"' in modelfile
     assert "<|User|>:" in modelfile and "<|Bot|>:" in modelfile
-    assert "round trip: same prompt" in out.stdout
+    assert "round trip, the f16 GGUF in llama.cpp vs the merged HF model: same prompt" in out.stdout
+    assert "llama_model_loader" not in out.stdout  # llama.cpp's log went to export.log
+    assert "llama_model_loader" in (tmp_path / "export.log").read_text()
 
     from llama_cpp import Llama
 
@@ -52,3 +54,23 @@ def test_export_without_a_model_is_a_message(tmp_path):
     assert out.returncode == 2 and "--adapter" in out.stdout and "Traceback" not in out.stdout
     out = run([sys.executable, "-m", "aftertrain", "export", SMOKE, "--merged", tmp_path])
     assert out.returncode == 2 and "no config.json" in out.stdout
+
+
+@pytest.mark.slow
+def test_export_check_of_a_real_chatml_model_passes_in_a_few_lines(tmp_path, smollm2):
+    """A real pretrained ChatML model (SmolLM2-135M-Instruct) under a real ChatML config: the
+    round trip passes (it failed on every template with a SUFFIX), and llama.cpp's ~500 lines of
+    per-tensor log go to export.log, not to the terminal."""
+    config = REPO / "configs" / "qwen2_5_7b_qlora_orca_math_e1.py"
+    out = run([sys.executable, "-m", "aftertrain", "export", config, "--merged", smollm2,
+               "--out", tmp_path, "--check"])
+    assert out.returncode == 0, out.stdout[-3000:]
+    lines = out.stdout.splitlines()
+    assert len(lines) <= 40, out.stdout
+    result = json.loads((tmp_path / "export.json").read_text())
+    assert result["roundtrip"]["ok"] is True, result["roundtrip"]
+    assert result["roundtrip"]["prompt"].startswith("<|im_start|>user\nWhat is 12 + 30?")
+    assert llamacpp.gguf_metadata(tmp_path / "model-Q4_K_M.gguf")["eos_token"] == "<|im_end|>"
+    log = (tmp_path / "export.log").read_text()
+    assert log.count("/ 272] blk.") == 270 and "/ 272] blk." not in out.stdout  # one per tensor
+    assert "180 of 272 tensor(s) required fallback quantization" in out.stdout  # its one note

@@ -1,48 +1,137 @@
-"""The chat template in the GGUF renders exactly the text XTuner trains on, for each of the
-pack's templates: XTuner's own template_map_fn + encode_fn on one side, llama.cpp's converter
-(a vocab-only GGUF of the tiny tokenizer) and llama-cpp-python's Jinja renderer on the other."""
+"""The chat template in the GGUF, in eval and in training render the same prompt, for each of the
+pack's templates (default, internlm2_chat, qwen_chat, llama2_chat, llama3_chat, and SmolLM2's:
+ChatML with its default system prompt), with and without a system prompt, on the tiny test
+tokenizer and on SmolLM2's real byte-level BPE (whose BOS is ChatML's <|im_start|>). XTuner's own
+template_map_fn + encode_fn on one side (with the pack's rules: no doubled BOS, the config's
+system prompt as the default), `apply_chat_template`, llama.cpp's converter (vocab-only GGUFs)
+and llama.cpp's tokenizer on the other."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from xtuner.utils import PROMPT_TEMPLATE
 
 from aftertrain import templates
-from aftertrain.export import llamacpp
+from aftertrain.export import llamacpp, roundtrip
+from configs._base_.models import smollm2_135m_instruct
+from tests.helpers import python
 
-PACK_TEMPLATES = ["default", "internlm2_chat", "qwen_chat", "llama2_chat", "llama3_chat"]
+SMOLLM2_SYSTEM = smollm2_135m_instruct["system"]
+# name -> (XTuner template, the config's system prompt)
+CASES = {name: (PROMPT_TEMPLATE[name], "") for name in
+         ("default", "internlm2_chat", "qwen_chat", "llama2_chat", "llama3_chat")}
+CASES["smollm2"] = (smollm2_135m_instruct["prompt_template"], SMOLLM2_SYSTEM)
+SYSTEM = [{"role": "system", "content": "You are a careful math tutor."}]
 TWO_TURNS = [
-    {"role": "system", "content": "You are a careful math tutor."},
     {"role": "user", "content": "What is 12 + 30?"},
     {"role": "assistant", "content": "12 + 30 = 42.\nThe answer is 42."},
     {"role": "user", "content": "And twice that?"},
     {"role": "assistant", "content": "2 * 42 = 84.\nThe answer is 84."},
 ]
+QUESTION = [{"role": "user", "content": "Natalia sold 48 clips in April. How many in May?"}]
 
 
-@pytest.fixture(scope="module")
-def tokenizer(tiny_model):
+@pytest.fixture(scope="module", params=["tiny", "smollm2"])
+def tokenizer(request):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(tiny_model)
+    return AutoTokenizer.from_pretrained(request.getfixturevalue(
+        "tiny_model" if request.param == "tiny" else "smollm2"))
 
 
-@pytest.mark.parametrize("name", PACK_TEMPLATES)
-def test_jinja_renders_what_xtuner_trains_on(name, tokenizer):
-    template = PROMPT_TEMPLATE[name]
-    expected = templates.xtuner_render(template, TWO_TURNS, tokenizer)
-    tokenizer.chat_template = templates.jinja(template)
-    rendered = tokenizer.apply_chat_template(TWO_TURNS, tokenize=False)
-    assert rendered == expected
-    assert "You are a careful math tutor." in expected and "And twice that?" in expected
+def markers_are_tokens(template, tokenizer) -> bool:
+    """Whether the template's <|...|> markers are single tokens of this tokenizer, as they are for
+    the model a template belongs to. Otherwise XTuner's tokenization of the turns one piece at a
+    time and a tokenization of the whole text may split a marker differently (llama3_chat's
+    markers on SmolLM2's vocabulary): the text is still the same."""
+    text = "".join(str(v) for v in templates.as_dict(template).values())
+    return all(len(tokenizer.tokenize(m)) == 1 for m in re.findall(r"<\|[^|<>]+\|>", text))
 
 
-def test_jinja_prompt_ends_with_the_assistant_cue(tokenizer):
-    template = PROMPT_TEMPLATE.qwen_chat
-    tokenizer.chat_template = templates.jinja(template)
-    prompt = tokenizer.apply_chat_template(TWO_TURNS[:2], tokenize=False,
-                                           add_generation_prompt=True)
-    assert prompt.endswith("<|im_start|>user\nWhat is 12 + 30?<|im_end|>\n<|im_start|>assistant\n")
+def with_template(tokenizer, name):
+    template, system = CASES[name]
+    tokenizer.chat_template = templates.jinja(template, bos_token=templates.xtuner_bos(tokenizer),
+                                              system=system)
+    return template, system
+
+
+@pytest.mark.parametrize("system", [True, False], ids=["system", "no-system"])
+@pytest.mark.parametrize("name", CASES)
+def test_jinja_renders_what_xtuner_trains_on(name, system, tokenizer):
+    messages = (SYSTEM if system else []) + TWO_TURNS
+    template, default = with_template(tokenizer, name)
+    ids = templates.xtuner_ids(template, messages, tokenizer, system=default)
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False)
+    assert rendered == tokenizer.decode(ids, skip_special_tokens=False,
+                                        clean_up_tokenization_spaces=False)
+    if markers_are_tokens(template, tokenizer):
+        assert tokenizer(rendered, add_special_tokens=False).input_ids == ids
+    assert ("You are a careful math tutor." in rendered) == system
+    assert rendered.count("And twice that?") == 1
+
+
+@pytest.mark.parametrize("system", [True, False], ids=["system", "no-system"])
+@pytest.mark.parametrize("name", CASES)
+def test_prompt_of_one_question_is_xtuners(name, system, tokenizer):
+    """What eval and the round trip compare: XTuner's prompt (up to the answer) for a single
+    unanswered question; every template with a SUFFIX broke here (its suffix was appended to the
+    empty answer of the very conversation the prompt was then read from)."""
+    messages = (SYSTEM if system else []) + QUESTION
+    template, default = with_template(tokenizer, name)
+    ids = roundtrip.xtuner_prompt_ids(template, messages, tokenizer, system=default)
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert rendered == tokenizer.decode(ids, skip_special_tokens=False,
+                                        clean_up_tokenization_spaces=False)
+    if markers_are_tokens(template, tokenizer):
+        assert tokenizer(rendered, add_special_tokens=False).input_ids == ids
+    assert ids[-1] != tokenizer.eos_token_id  # the prompt ends where the answer starts
+
+
+def test_smollm2_bos_is_not_doubled(smollm2):
+    """SmolLM2's BOS is <|im_start|>: XTuner's encode_fn alone trained it on
+    <|im_start|><|im_start|>user (patches/xtuner_template_bos.py)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(smollm2)
+    assert tok.bos_token == "<|im_start|>"
+    for system in ("", SMOLLM2_SYSTEM):
+        ids = templates.xtuner_ids(PROMPT_TEMPLATE.qwen_chat, TWO_TURNS, tok, system=system)
+        assert ids[0] == tok.bos_token_id
+        assert [tok.bos_token_id] * 2 not in [ids[i:i + 2] for i in range(len(ids) - 1)]
+
+
+def test_without_the_patch_xtuner_doubles_a_bos_that_starts_the_template(smollm2):
+    code = ("from transformers import AutoTokenizer\n"
+            "from xtuner.utils import PROMPT_TEMPLATE\n"
+            "from aftertrain import templates\n"
+            f"tok = AutoTokenizer.from_pretrained({str(smollm2)!r})\n"
+            f"ids = templates.xtuner_ids(PROMPT_TEMPLATE.qwen_chat, {QUESTION!r}, tok, "
+            "prompt_only=True)\n"
+            "print('IDS', tok.convert_ids_to_tokens(ids[:3]))\n")
+    broken = python(code, XTUNER_PACK_PATCHES="-xtuner_template_bos")
+    assert "IDS ['<|im_start|>', '<|im_start|>', 'user']" in broken.stdout, broken.stdout[-2000:]
+    fixed = python(code)
+    assert "IDS ['<|im_start|>', 'user', 'Ċ']" in fixed.stdout, fixed.stdout[-2000:]
+
+
+@pytest.mark.parametrize("system", [True, False], ids=["system", "no-system"])
+def test_smollm2_trains_and_prompts_in_its_own_chat_template(system, smollm2):
+    """The model's own chat template (the GGUF's, with its default system prompt) renders exactly
+    what the pack trains SmolLM2 on, and exactly the prompt eval and export give it."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(smollm2)
+    own = tok.chat_template
+    assert SMOLLM2_SYSTEM in own  # the preset's default is the model's own
+    template, default = CASES["smollm2"]
+    for messages, prompt in (((SYSTEM if system else []) + TWO_TURNS, False),
+                             ((SYSTEM if system else []) + QUESTION, True)):
+        ids = templates.xtuner_ids(template, messages, tok, system=default, prompt_only=prompt)
+        expected = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt,
+                                           chat_template=own)
+        assert tok.decode(ids, skip_special_tokens=False) == expected
 
 
 def test_stop_words():
@@ -55,44 +144,82 @@ def test_stop_words():
 def test_an_untranslatable_template_is_an_error():
     bad = dict(PROMPT_TEMPLATE.default, INSTRUCTION="<|User|>:{question}\n")
     with pytest.raises(templates.TemplateError, match="question"):
-        templates.jinja(bad)
+        templates.jinja(bad, bos_token="<s>")
+
+
+def test_a_prompt_is_one_unanswered_turn(tiny_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    with pytest.raises(llamacpp.ExportError, match="one unanswered user turn"):
+        roundtrip.xtuner_prompt_ids(PROMPT_TEMPLATE.qwen_chat, TWO_TURNS, tok)
 
 
 @pytest.fixture(scope="module")
-def vocab_ggufs(tiny_model, tmp_path_factory):
+def vocab_ggufs(tokenizer, tmp_path_factory):
     """One vocab-only GGUF per template, by llama.cpp's converter in one process."""
     out = tmp_path_factory.mktemp("gguf")
     jobs, staged = [], {}
-    for name in PACK_TEMPLATES:
-        s = llamacpp.stage(tiny_model, PROMPT_TEMPLATE[name], out / f"staged-{name}")
+    for name, (template, system) in CASES.items():
+        try:
+            s = llamacpp.stage(tokenizer.name_or_path, template, out / f"staged-{name}",
+                               system=system)
+        except llamacpp.ExportError as exc:  # a template whose end of turn is not a token
+            staged[name] = exc
+            continue
         staged[name] = s
         jobs.append([str(s.path), "--vocab-only", "--outfile", str(out / f"{name}.gguf")])
     llamacpp.convert(jobs, out / "convert.log")
-    return {name: (out / f"{name}.gguf", staged[name]) for name in PACK_TEMPLATES}
+    return {name: (out / f"{name}.gguf", staged[name]) for name in CASES}
 
 
-@pytest.mark.parametrize("name", PACK_TEMPLATES)
-def test_gguf_template_renders_xtuners_prompt(name, vocab_ggufs, tokenizer):
+@pytest.fixture(scope="module")
+def loaded():
+    """llama.cpp vocabularies, loaded once per file (seconds each), closed with the module."""
+    llms: dict = {}
+    yield llms
+    for llm in llms.values():
+        llm.close()
+
+
+@pytest.mark.parametrize("system", [True, False], ids=["system", "no-system"])
+@pytest.mark.parametrize("name", CASES)
+def test_gguf_template_and_llama_cpp_tokens_are_xtuners(name, system, vocab_ggufs, tokenizer,
+                                                       loaded):
+    from llama_cpp import Llama
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     path, staged = vocab_ggufs[name]
+    template, default = CASES[name]
+    if isinstance(staged, Exception):  # llama3_chat on SmolLM2: <|eot_id|> is not its token
+        assert not markers_are_tokens(template, tokenizer)
+        assert "not a special token of this tokenizer" in str(staged)
+        return
     meta = llamacpp.gguf_metadata(path)
-    template = PROMPT_TEMPLATE[name]
-    assert meta["chat_template"] == templates.jinja(template)
+    assert meta["chat_template"] == staged.chat_template
     if template.get("SUFFIX_AS_EOS"):  # the end-of-turn token is where llama.cpp stops
         assert meta["eos_token"] == template["SUFFIX"]
     else:
         assert meta["eos_token"] == tokenizer.eos_token
     formatter = Jinja2ChatFormatter(template=meta["chat_template"], eos_token=meta["eos_token"],
-                                    bos_token=meta["bos_token"])
-    rendered = formatter(messages=TWO_TURNS).prompt
-    assert rendered == templates.xtuner_render(template, TWO_TURNS, tokenizer)
+                                    bos_token=meta["bos_token"] or "")
+    messages = (SYSTEM if system else []) + TWO_TURNS
+    assert formatter(messages=messages).prompt == templates.xtuner_render(
+        template, messages, tokenizer, system=default)
+    prompt = formatter(messages=(SYSTEM if system else []) + QUESTION).prompt
+    if not markers_are_tokens(template, tokenizer):
+        return  # the text above is the same; the ids need the template's own model
+    if path not in loaded:
+        loaded[path] = Llama(model_path=str(path), vocab_only=True, verbose=False)
+    assert loaded[path].tokenize(prompt.encode(), add_bos=False, special=True) == \
+        roundtrip.xtuner_prompt_ids(template, (SYSTEM if system else []) + QUESTION, tokenizer,
+                                    system=default)
     assert staged.stop[0] == (template.get("STOP_WORDS") or [tokenizer.eos_token])[0]
 
 
-@pytest.mark.parametrize("name", PACK_TEMPLATES)
+@pytest.mark.parametrize("name", CASES)
 def test_modelfile_has_template_stops_and_system(name):
-    template = PROMPT_TEMPLATE[name]
+    template, default = CASES[name]
     stop = templates.stop_words(template, "</s>")
     text = llamacpp.modelfile("model-Q4_K_M.gguf", template, bos_token="<s>", eos_token="</s>",
                               stop=stop, system="You are a careful math tutor.")

