@@ -334,7 +334,8 @@ def check(run: Run) -> list[str]:
             lines.append(f"  doctor fit puts its peak at {estimate_text(report)} on an 8 GiB card.")
         except Exception:  # noqa: BLE001 - the estimate is extra information here
             pass
-        lines += ["  What runs here: `make smoke` (the same recipe on a tiny model, on the CPU).",
+        lines += ["  What runs here: `make demo` (the same recipe on a real 135M model, on the "
+                  "CPU).",
                   "  `python -m doctor check` says what this machine has."]
         return lines
 

@@ -30,8 +30,9 @@ TOOLKIT_DRIVER = {
 
 
 def cpu_only_text() -> str:
-    return ("This machine can run the CPU smoke config (`make smoke`: tiny model, QLoRA on the "
-            "CPU) but not the 8 GB GPU configs, which need an NVIDIA GPU with its driver.")
+    return ("This machine can run the pack's CPU runs (`make demo`: a real 135M model through "
+            "the whole loop; `make smoke`: a tiny one) but not the 8 GB GPU configs, which need "
+            "an NVIDIA GPU with its driver.")
 
 
 @check("gpu.driver", "NVIDIA driver present and loaded")

@@ -37,7 +37,7 @@ def test_no_gpu_stops_a_gpu_config_in_seconds(no_real_gpu, empty_hf_home):
     out, seconds = timed_train(QWEN, **empty_hf_home)
     text = assert_one_short_message(out, seconds)
     assert "needs an NVIDIA GPU, and this machine has none" in text
-    assert "`make smoke`" in text
+    assert "`make demo`" in text
     from doctor.preflight import estimate_text, fit_report
 
     expected = estimate_text(fit_report(str(QWEN), gpu_mem=8.0))
