@@ -81,10 +81,10 @@ def _data_files(cfg) -> list[str]:
 
 
 def ensure_model(spec: ModelSpec) -> None:
-    """The smoke config's tiny model is written on first use (demo/tiny.py)."""
+    """The smoke config's tiny model is written on first use (components/tiny.py)."""
     model = spec.cfg.model  # the recipe wraps the model type: PatchedFinetune(base=TinyFinetune)
     names = [getattr(t, "__name__", str(t)) for t in (model.get("type"), model.get("base"))]
     if any(name.endswith("TinyFinetune") for name in names):
-        from demo import tiny
+        from components import tiny
 
         tiny.build(spec.model_path)

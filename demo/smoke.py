@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from demo import tiny
+from components import tiny
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "smoke" / "tiny_llama_qlora_oasst_cpu.py"

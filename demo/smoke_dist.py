@@ -28,8 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-from mmengine.hooks import Hook
-
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "smoke" / "tiny_llama_qlora_oasst_cpu_dist.py"
 ZERO2 = REPO / "configs" / "deepspeed" / "zero2_8gb.json"
@@ -41,24 +39,6 @@ STEPS = 8  # optimizer steps compared
 # below what a real mistake moves: one sample of a global batch of 4 swapped, an accumulation off
 # by one, or LoRA initialized from other random numbers changes step losses by 1e-2 to 1e-1.
 TOLERANCE = 1e-3
-
-
-class RankLossHook(Hook):
-    """Every rank writes the loss of each of its iterations to work_dir/losses_rank<R>.json."""
-
-    priority = "LOW"
-
-    def before_train(self, runner) -> None:
-        self.losses = []
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        self.losses.append(float(outputs["loss"].detach()))
-
-    def after_train(self, runner) -> None:
-        from mmengine.dist import get_rank, get_world_size
-
-        out = Path(runner.work_dir) / f"losses_rank{get_rank()}.json"
-        out.write_text(json.dumps(dict(world_size=get_world_size(), losses=self.losses)))
 
 
 class DistSmokeFailure(RuntimeError):
@@ -128,7 +108,7 @@ def deepspeed_installed() -> bool:
 
 
 def run(work_dir: Path, deepspeed: bool | None = None, cfg_options: tuple[str, ...] = ()) -> dict:
-    from demo import tiny
+    from components import tiny
 
     started = time.monotonic()
     work_dir = work_dir.resolve()

@@ -9,8 +9,8 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    """A tiny random Llama + tokenizer (demo/tiny.py), built once per test session."""
-    from demo import tiny
+    """A tiny random Llama + tokenizer (components/tiny.py), built once per test session."""
+    from components import tiny
 
     return tiny.build(tmp_path_factory.mktemp("tiny") / "tiny-llama")
 

@@ -18,7 +18,7 @@ from curation.convert.load import load_conversations
 with read_base():
     from .._base_.datasets import gsm8k
     from .._base_.models import smollm2_135m_instruct
-    from .._base_.recipe_8gb import *
+    from .._base_.recipe_8gb import recipe
 
 # ---- knobs ----
 here = __file__.rsplit("/", 1)[0]  # mmengine 0.10 cannot call os.path in a config

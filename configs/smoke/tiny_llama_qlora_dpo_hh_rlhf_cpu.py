@@ -9,8 +9,8 @@
 from mmengine.config import read_base
 from xtuner.utils import PROMPT_TEMPLATE
 
+from components.tiny import TinyDPO
 from curation.convert.pairs import load_pairs
-from demo.tiny import TinyDPO
 
 with read_base():
     from .._base_.recipe_8gb import recipe

@@ -9,8 +9,8 @@
 from mmengine.config import read_base
 from xtuner.utils import PROMPT_TEMPLATE
 
+from components.tiny import TinyFinetune
 from curation.convert.load import load_conversations
-from demo.tiny import TinyFinetune
 
 with read_base():
     from .._base_.recipe_8gb import recipe

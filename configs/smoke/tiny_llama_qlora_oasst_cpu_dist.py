@@ -14,7 +14,7 @@
 from mmengine.config import read_base
 from mmengine.hooks import CheckpointHook
 
-from demo.smoke_dist import RankLossHook
+from components.rank_losses import RankLossHook
 
 with read_base():
     from .tiny_llama_qlora_oasst_cpu import *

@@ -25,7 +25,7 @@ def adapter(tmp_path_factory):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from demo import tiny
+    from components import tiny
 
     base = tiny.build(REPO / ".cache" / "tiny-llama")
     torch.manual_seed(0)

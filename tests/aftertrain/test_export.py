@@ -19,7 +19,7 @@ SMOKE = REPO / "configs" / "smoke" / "tiny_llama_qlora_oasst_cpu.py"
 def peaked_model(tmp_path_factory):
     """The tiny Llama with larger random weights: its next-token choice is clear-cut, as a trained
     model's is, so a greedy comparison tests the kernels and not near-ties."""
-    from demo import tiny
+    from components import tiny
 
     return tiny.build(tmp_path_factory.mktemp("peaked") / "tiny", initializer_range=0.3)
 

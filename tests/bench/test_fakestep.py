@@ -27,7 +27,7 @@ TOLERANCE = 0.03  # |traced peak - estimate| as a share of the traced peak
 
 @pytest.fixture(scope="module", autouse=True)
 def patched_stack():
-    from demo import tiny
+    from components import tiny
 
     tiny.build(REPO / ".cache" / "tiny-llama")  # the smoke configs' model directory
     vram.enable_compat_patches()

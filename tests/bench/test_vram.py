@@ -13,7 +13,7 @@ CONFIGS = [REPO / "configs" / "internlm_7b_qlora_oasst_e3.py",
 
 
 def test_cpu_tiny_run_of_two_configs(tmp_path):
-    from demo import tiny
+    from components import tiny
 
     tiny.build(REPO / ".cache" / "tiny-llama")  # the smoke config's model directory
     out = tmp_path / "vram.json"

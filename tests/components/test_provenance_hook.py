@@ -17,7 +17,7 @@ TOKEN = "hf_" + "Ab1" * 12  # shaped like a Hugging Face token
 
 @pytest.mark.slow
 def test_xtuner_train_records_what_the_run_is_made_of(tmp_path):
-    from demo import tiny
+    from components import tiny
 
     home = tmp_path / "home" / "someone"
     data = home / "data"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from demo import tiny
+from components import tiny
 from tests.curation.conv_helpers import FIXTURE
 from tests.helpers import REPO, xtuner
 

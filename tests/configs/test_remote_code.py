@@ -71,7 +71,7 @@ def _swap_model(cfg, model_dir: Path):
 @pytest.fixture(scope="module")
 def spy_model(tmp_path_factory):
     """The smoke config's tiny Llama, in a repository that has added its own modeling code."""
-    from demo import tiny
+    from components import tiny
 
     path = tmp_path_factory.mktemp("spy") / "spy_tiny_llama"
     shutil.copytree(tiny.build(REPO / ".cache" / "tiny-llama"), path)

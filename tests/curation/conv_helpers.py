@@ -53,7 +53,7 @@ def private_datasets_cache(tmp_path_factory):
 def tokenizer():
     """The pack's tiny byte-level BPE (with the templates' special tokens), trained on the
     fixtures' own text."""
-    from demo.tiny import build_tokenizer
+    from components.tiny import build_tokenizer
 
     corpus = [line for path in FIXTURE.values() for line in path.read_text().splitlines()]
     return build_tokenizer(corpus)

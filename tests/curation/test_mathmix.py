@@ -121,7 +121,7 @@ def test_the_config_builds_its_dataset_from_the_clean_file(tmp_path):
     from mmengine.config import Config
     from xtuner.registry import BUILDER
 
-    from demo.tiny import build_tokenizer
+    from components.tiny import build_tokenizer
 
     write_recipe_inputs(tmp_path, conversation=True)
     assert make_mathmix_clean(tmp_path).returncode == 0

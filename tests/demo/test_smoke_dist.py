@@ -40,7 +40,7 @@ def test_make_smoke_dist_two_processes_match_one_within_tolerance(tmp_path):
 def test_zero2_without_the_init_order_patch_fails_the_comparison(tmp_path, monkeypatch):
     """The ZeRO-2 comparison is meaningful: the run that did not match (LoRA initialized after the
     dataloader's draw, patches/deepspeed_init_order off) fails it; 3 steps show it."""
-    from demo import tiny
+    from components import tiny
     from demo.smoke_dist import ZERO2, DistSmokeFailure, compare, train
 
     tiny.build(REPO / ".cache" / "tiny-llama")

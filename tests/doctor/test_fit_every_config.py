@@ -24,7 +24,7 @@ STOCK = (Path(__import__("xtuner").__file__).parent
 @pytest.fixture(scope="module", autouse=True)
 def smoke_model():
     # the smoke config reads its tiny model's config.json from the repo's .cache, as `make smoke`
-    from demo import tiny
+    from components import tiny
 
     tiny.build(REPO / ".cache" / "tiny-llama")
 

@@ -22,7 +22,7 @@ print("BUILT", type(model.llm).__name__)
 
 @pytest.fixture(scope="module")
 def spy_model(tmp_path_factory):
-    from demo import tiny
+    from components import tiny
 
     path = tmp_path_factory.mktemp("spy") / "spy_llama"
     shutil.copytree(tiny.build(REPO / ".cache" / "tiny-llama"), path)

@@ -20,7 +20,7 @@ SCHEMA = {"config", "gpu", "gpu_total_gb", "seq", "steps", "peak_allocated_gb",
 
 def short_smoke(tmp_path: Path, epochs: int, oom_at: int | None = None) -> Path:
     """The smoke config for a few epochs, with its own tiny model (REPO/.cache/tiny-llama)."""
-    from demo import tiny
+    from components import tiny
 
     tiny.build(REPO / ".cache" / "tiny-llama")
     cfg = Config.fromfile(SMOKE)

@@ -1,4 +1,5 @@
-"""A tiny random Llama and a BPE tokenizer, made on the spot, so the whole XTuner path runs offline.
+"""A tiny random Llama and a BPE tokenizer, made on the spot, so the whole XTuner path runs offline:
+the model type the CPU smoke configs build (configs/smoke/), and the stand-in the tests train.
 
 The smoke config (tiny_llama_qlora_oasst_cpu.py) builds its model through `TinyFinetune`, which
 writes the model directory the first time it is needed: XTuner reads the model's config.json
