@@ -12,6 +12,9 @@ PY := $(firstword $(wildcard .venv/bin/python .conda/bin/python) python3)
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
+# torch's OpenMP threads spin while they wait: on a CPU shared with other work (a CI runner,
+# the eval beside the export) that made CPU steps 10-20x slower; passive waiting costs nothing idle
+export OMP_WAIT_POLICY ?= PASSIVE
 export PATH := $(dir $(PY)):$(PATH)
 
 .PHONY: env smoke demo test test-fast lint bench clean
