@@ -97,14 +97,14 @@ def driver(f):
             fix = routes.nvidia_driver(p)
         return fail("an NVIDIA GPU is installed but no NVIDIA driver is loaded", details, fix)
     if p.vm:
-        return warn(f"no NVIDIA GPU in this {p.vm} virtual machine (the smoke config runs, the "
-                    "8 GB configs do not)", details + [f"virtual machine: {p.vm}"],
+        return warn(f"no NVIDIA GPU in this {p.vm} virtual machine (make demo and make smoke "
+                    "run, the 8 GB configs do not)", details + [f"virtual machine: {p.vm}"],
                     Fix(text=cpu_only_text() + " A VM sees a GPU only when one is passed "
                         "through to it (PCI passthrough or vGPU in the hypervisor, or a GPU "
                         "instance type in a cloud); installing a driver inside does not add "
                         "one."))
-    return warn("no NVIDIA GPU: CPU-only machine (the smoke config runs, the 8 GB configs do not)",
-                details, Fix(text=cpu_only_text()))
+    return warn("no NVIDIA GPU: CPU-only machine (make demo and make smoke run, the 8 GB configs "
+                "do not)", details, Fix(text=cpu_only_text()))
 
 
 @check("gpu.driver_mismatch", "driver kernel module and library versions agree")

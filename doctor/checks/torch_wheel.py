@@ -77,7 +77,7 @@ def cuda_build(f):
                         "(\"Torch not compiled with CUDA enabled\")",
                         fix=routes.torch_wheel(p, tag))
         return info(f"torch {t.version} is a CPU build, which fits this machine (no NVIDIA GPU): "
-                    "the smoke config runs; the 8 GB configs need a CUDA build on a GPU")
+                    "make demo and make smoke run; the 8 GB configs need a CUDA build on a GPU")
     if not gpu_there:
         return info(f"torch CUDA {t.cuda} build, but no NVIDIA GPU here: it runs on the CPU only")
     return ok(f"torch CUDA {t.cuda} build")
