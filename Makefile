@@ -49,7 +49,8 @@ lint:
 # (DATA=../shared/data adds those on real GSM8K/MATH, PUBLIC=dir the public perturbation sets;
 # ONLY="name ..." runs some)
 bench:
-	$(PY) bench/report.py $(if $(DATA),--data $(DATA)) $(if $(PUBLIC),--public $(PUBLIC)) $(if $(ONLY),--only $(ONLY))
+	$(PY) bench/report.py $(if $(DATA),--data $(DATA)) $(if $(PUBLIC),--public $(PUBLIC)) \
+	  $(if $(DS_REPORT),--ds-report $(DS_REPORT)) $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf work_dirs .cache .pytest_cache .ruff_cache

@@ -44,8 +44,14 @@ class Bench:
     needs_data: bool = False
     takes_public: bool = False  # --public DIR: the public perturbation sets (docs/curation.md)
 
-    def command(self, data: str | None, public: str | None = None) -> list[str]:
-        argv = [a.replace("{data}", data or "") for a in self.argv]
+    def command(self, data: str | None, public: str | None = None,
+                ds_report: str | None = None) -> list[str]:
+        configs = sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").glob("*.py")
+                         if p.name != "__init__.py")
+        argv = [x for a in self.argv
+                for x in (configs if a == "{configs}" else [a.replace("{data}", data or "")])]
+        if ds_report and self.name == "doctor":
+            argv += ["--ds-report", ds_report]
         return argv + (["--public", public] if public and self.takes_public else [])
 
 
@@ -68,6 +74,12 @@ BENCHES = (
           ("bench/patch_effects.py", "--repeats", "1")),
     Bench("fit-calibration", "doctor fit against published measurements",
           ("-m", "doctor.fit.calibration")),
+    Bench("fake-trace", "every config's training step at full size on a fake GPU: the traced "
+          "peak beside doctor fit's estimate", ("bench/vram.py", "{configs}", "--device", "fake")),
+    Bench("demo", "`make demo`: SmolLM2-135M-Instruct through the whole loop on the CPU",
+          ("-m", "demo.real")),
+    Bench("smoke", "`make smoke`: the tiny model through the whole loop on the CPU",
+          ("-m", "demo.smoke")),
 )
 
 
@@ -109,8 +121,8 @@ def commit() -> str:
         " (uncommitted changes)" if dirty else "")
 
 
-def run(bench: Bench, data: str | None, public: str | None) -> str:
-    argv = [sys.executable, *bench.command(data, public)]
+def run(bench: Bench, data: str | None, public: str | None, ds_report: str | None) -> str:
+    argv = [sys.executable, *bench.command(data, public, ds_report)]
     shown = "python " + " ".join(_quote(a) for a in argv[1:])
     before, started = load(), time.monotonic()
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
@@ -145,6 +157,8 @@ def main(argv=None) -> int:
                    "benchmarks on real data")
     p.add_argument("--public", help="dir of the public perturbation sets (GSM-Plus, ...; "
                    "docs/curation.md says where to get them) for the decontamination benchmarks")
+    p.add_argument("--ds-report", help="DeepSpeed's ds_report, e.g. from another environment "
+                   "(the doctor's speed is measured against it)")
     p.add_argument("--only", nargs="+", choices=[b.name for b in BENCHES])
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
@@ -156,7 +170,7 @@ def main(argv=None) -> int:
         if bench.needs_data and not args.data:
             print(f"{bench.name}: skipped (needs --data DIR / make bench DATA=DIR)")
             continue
-        known[bench.name] = run(bench, args.data, args.public)
+        known[bench.name] = run(bench, args.data, args.public, args.ds_report)
         failed += "(exit " in known[bench.name]
         # written after each benchmark: a long run interrupted keeps what it measured
         order = [b.name for b in BENCHES if b.name in known]
