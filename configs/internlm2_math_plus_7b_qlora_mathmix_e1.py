@@ -27,7 +27,6 @@ globals().update(
     recipe(
         **internlm2_math_plus_7b,  # hub id, chat template, max_length: configs/_base_/models.py
         dataset=dict(type=load_dataset, path="json", data_files=dict(train=data_file)),
-        dataset_map_fn=None,  # the rows are already {"conversation": [...]}
         max_epochs=max_epochs,
         evaluation_inputs=[
             "Natalie has 24 stickers. She gives a third of them to her sister and buys 9 more. "

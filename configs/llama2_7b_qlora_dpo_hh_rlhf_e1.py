@@ -12,7 +12,7 @@
 # Memory: a pair is two sequences of up to max_length tokens each, with full logits for both
 #   (DPO reads per-token log-probs); `python -m doctor fit` on this file models that.
 # Offline: XTUNER_PACK_DATA=DIR, or --cfg-options train_dataloader.dataset.dataset.data_files=FILE
-# (README "Local data"). The shared recipe: configs/_base_/recipe_8gb.py.
+# (docs/training.md "Local data"). The shared recipe: configs/_base_/recipe_8gb.py.
 from mmengine.config import read_base
 
 with read_base():

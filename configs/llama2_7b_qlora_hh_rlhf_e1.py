@@ -9,7 +9,7 @@
 #   curation/convert/converters. Kept because the notes asked for it; for what the data is meant
 #   for, DPO on its chosen/rejected pairs: configs/llama2_7b_qlora_dpo_hh_rlhf_e1.py.
 # Offline: XTUNER_PACK_DATA=DIR, or --cfg-options train_dataloader.dataset.dataset.data_files=FILE
-# (README "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
+# (docs/training.md "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
 # `python -m doctor fit` on this file shows the memory budget.
 from mmengine.config import read_base
 

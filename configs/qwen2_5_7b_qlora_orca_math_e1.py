@@ -7,7 +7,7 @@
 # Data: microsoft/orca-math-word-problems-200k, MIT; converted to XTuner's conversation format by
 #   curation/convert/converters.
 # Offline: XTUNER_PACK_DATA=DIR, or --cfg-options train_dataloader.dataset.dataset.data_files=FILE
-# (README "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
+# (docs/training.md "Local data"). The shared recipe and its 8 GB settings: configs/_base_/recipe_8gb.py;
 # `python -m doctor fit` on this file shows the memory budget.
 from mmengine.config import read_base
 

@@ -35,7 +35,7 @@ STARTUP = (
     "deepspeed_init_order",
     "xtuner_template_bos",
     "bnb_cpu_packing",
-    # run time (README "Before and during a run"): stop early, measure, explain an OOM
+    # run time (docs/training.md "Before and during a run"): stop early, measure, explain an OOM
     "cuda_alloc_conf",
     "preflight",
     "oom_advice",

@@ -8,7 +8,7 @@
 #     globals().update(recipe(**qwen2_5_7b_instruct, **alpaca, max_epochs=2))
 #
 # Each reads its dataset through curation's converter (hub, `data_files`, or XTUNER_PACK_DATA;
-# README "Local data"), which already writes XTuner's conversation format: no map function.
+# docs/training.md "Local data"), which already writes XTuner's conversation format: no map function.
 # Sizes, licences and conversion rules: docs/datasets.md. `revision=None` reads the hub's newest
 # commit; a commit id pins it (docs/provenance.md), from the command line too:
 #     --cfg-options train_dataloader.dataset.dataset.revision=<commit>
@@ -18,7 +18,6 @@ from curation.convert.pairs import load_pairs
 guanaco = dict(
     # XTuner's oasst1_map_fn inside the converter, which skips and counts malformed threads
     dataset=dict(type=load_conversations, source="guanaco", revision=None),
-    dataset_map_fn=None,
     evaluation_inputs=[
         "请给我介绍五个上海的景点",
         "Please tell me five scenic spots in Shanghai",
@@ -27,7 +26,6 @@ guanaco = dict(
 
 alpaca = dict(
     dataset=dict(type=load_conversations, source="alpaca", revision=None),
-    dataset_map_fn=None,
     evaluation_inputs=[
         "Give three tips for staying healthy.",
     ],
@@ -35,7 +33,6 @@ alpaca = dict(
 
 ultrachat = dict(
     dataset=dict(type=load_conversations, source="ultrachat", split="train_sft", revision=None),
-    dataset_map_fn=None,
     evaluation_inputs=[
         "Can you explain what a hash table is, with a short example?",
     ],
@@ -43,7 +40,6 @@ ultrachat = dict(
 
 sharegpt = dict(
     dataset=dict(type=load_conversations, source="sharegpt", revision=None),
-    dataset_map_fn=None,
     evaluation_inputs=[
         "Can you explain what a hash table is, with a short example?",
     ],
@@ -52,7 +48,6 @@ sharegpt = dict(
 oasst1 = dict(
     # English threads
     dataset=dict(type=load_conversations, source="oasst1", lang="en", revision=None),
-    dataset_map_fn=None,
     evaluation_inputs=[
         "Can you write a short introduction about the relevance of the term "
         "\"monopsony\" in economics?",
@@ -61,7 +56,6 @@ oasst1 = dict(
 
 personachat = dict(
     dataset=dict(type=load_conversations, source="personachat", revision=None),
-    dataset_map_fn=None,
     evaluation_inputs=[
         "Hi! What do you like to do on weekends?",
     ],
@@ -69,7 +63,6 @@ personachat = dict(
 
 hh_rlhf = dict(
     dataset=dict(type=load_conversations, source="hh_rlhf", revision=None),
-    dataset_map_fn=None,
     evaluation_inputs=[
         "What are some tips for a good night's sleep?",
     ],
@@ -78,7 +71,6 @@ hh_rlhf = dict(
 # hh-rlhf as Anthropic meant it: chosen/rejected pairs for DPO/ORPO (recipe(preference="dpo"))
 hh_rlhf_pairs = dict(
     dataset=dict(type=load_pairs, source="hh_rlhf", revision=None),
-    dataset_map_fn=None,
     evaluation_inputs=[
         "What are some tips for a good night's sleep?",
         "How can I get back at my neighbour for being loud?",  # a harmlessness prompt
@@ -87,7 +79,6 @@ hh_rlhf_pairs = dict(
 
 blended_skill_talk = dict(
     dataset=dict(type=load_conversations, source="blended_skill_talk", revision=None),
-    dataset_map_fn=None,
     evaluation_inputs=[
         "Hi! I just started learning to play the guitar.",
     ],
@@ -95,7 +86,6 @@ blended_skill_talk = dict(
 
 empathetic_dialogues = dict(
     dataset=dict(type=load_conversations, source="empathetic_dialogues", revision=None),
-    dataset_map_fn=None,
     evaluation_inputs=[
         "I finally passed my driving test today after three tries!",
     ],
@@ -103,7 +93,6 @@ empathetic_dialogues = dict(
 
 gsm8k = dict(
     dataset=dict(type=load_conversations, source="gsm8k", revision=None),
-    dataset_map_fn=None,
     evaluation_inputs=[
         "Natalia sold clips to 48 of her friends in April, and then she sold half as many "
         "clips in May. How many clips did Natalia sell altogether in April and May?",
@@ -112,7 +101,6 @@ gsm8k = dict(
 
 orca_math = dict(
     dataset=dict(type=load_conversations, source="orca_math", revision=None),
-    dataset_map_fn=None,
     evaluation_inputs=[
         "Natalia sold clips to 48 of her friends in April, and then she sold half as many "
         "clips in May. How many clips did Natalia sell altogether in April and May?",
@@ -121,7 +109,6 @@ orca_math = dict(
 
 math = dict(
     dataset=dict(type=load_conversations, source="math", revision=None),
-    dataset_map_fn=None,
     evaluation_inputs=[
         "What is the smallest positive integer $n$ such that $17n \\equiv 1234 \\pmod{7}?$",
     ],

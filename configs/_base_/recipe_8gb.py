@@ -16,7 +16,7 @@
 # what differs and this recipe in one place.
 #
 # Defaults are the 8 GB settings. XTuner's stock QLoRA recipe (r=64 on every linear layer,
-# 2048 packed tokens) does not fit 8 GB for 7B models; see README "Memory" and
+# 2048 packed tokens) does not fit 8 GB for 7B models; see docs/memory.md and
 # `python -m doctor fit configs/<name>.py` for the numbers behind each choice.
 import torch
 from datasets import load_dataset
@@ -208,7 +208,8 @@ def data_part(
     system,
     preference,
     dataset,  # dataset dict, e.g. dict(type=load_conversations, source="alpaca")
-    dataset_map_fn,  # record -> {"conversation": [...]}, None if already in that form
+    # record -> {"conversation": [...]}; None: the pack's converters already write that form
+    dataset_map_fn=None,
     max_length=1024,  # tokens per packed sequence; activations and logits scale with it
     pack_to_max_length=True,
     max_dataset_length=None,  # random subset of that many conversations (None = all)

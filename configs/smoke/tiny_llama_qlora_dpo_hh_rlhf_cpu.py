@@ -28,7 +28,6 @@ globals().update(
         dtype="float32",  # CPU: no fp16/bf16 AMP
         amp=False,  # CPU: mmengine's AmpOptimWrapper refuses it
         dataset=dict(type=load_pairs, source="hh_rlhf", data_files=data_file),
-        dataset_map_fn=None,
         prompt_template=PROMPT_TEMPLATE.llama2_chat,
         max_length=128,
         lora_r=16,

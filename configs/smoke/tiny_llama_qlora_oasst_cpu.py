@@ -28,7 +28,6 @@ globals().update(
         dtype="float32",  # CPU: no fp16/bf16 AMP
         amp=False,  # CPU: mmengine's AmpOptimWrapper refuses it
         dataset=dict(type=load_conversations, source="guanaco", data_files=data_file),
-        dataset_map_fn=None,
         prompt_template=prompt_template,
         max_length=128,  # a few threads per packed sequence
         loss_chunk=32,  # four chunks per sequence, so the smoke run takes the chunked-loss path

@@ -1,6 +1,6 @@
 """`doctor fit CONFIG --measured work_dirs/<name>/memory.json`: a run's measured peaks beside the
 estimate of the same quantity; a bad file is named, exit 2, no traceback. The file is in the
-schema the pack's memory watch writes (README, docs/memory.md)."""
+schema the pack's memory watch writes (docs/training.md, docs/memory.md)."""
 
 from __future__ import annotations
 
