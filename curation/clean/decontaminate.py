@@ -25,10 +25,11 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 
 from ..common.atomic import AtomicOutputs
-from ..common.cli import default_workers, path_problems, positive, reuse_freed_memory, threshold
+from ..common.cli import default_workers, positive, threshold
+from .command import run_command
 from .jsonl import CHUNK_BYTES, Chunk, count_bytes, parse_chunk, read_chunks
 from .matchers import METHODS, TrainRows, build_matchers
-from .progress import byte_counter, console, progress_bars
+from .progress import byte_counter, console
 from .report import Tally, dumps
 from .rowtext import batch_texts
 from .shingles import rensa_started
@@ -384,23 +385,5 @@ def print_summary(summary: dict, out: str, report: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    problems = path_problems(args.train + args.test, [args.out, args.report])
-    if problems:
-        for problem in problems:
-            print(f"decontaminate: {problem}", file=sys.stderr)
-        return 2
-    reuse_freed_memory()
-    try:
-        with progress_bars(quiet=args.quiet) as bars:
-            summary = run(args, bars)
-    except SystemExit as e:
-        if isinstance(e.code, str):
-            print(e.code, file=sys.stderr)
-            return 2
-        raise
-    except KeyboardInterrupt:
-        print("decontaminate: interrupted; no output written", file=sys.stderr)
-        return 130
-    if not args.quiet:
-        print_summary(summary, args.out, args.report)
-    return 0
+    return run_command("decontaminate", args, args.train + args.test, [args.out, args.report],
+                       run, lambda summary, a: print_summary(summary, a.out, a.report))

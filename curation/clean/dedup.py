@@ -25,9 +25,10 @@ import numpy as np
 from rensa import RMinHash, RMinHashLSH
 
 from ..common.atomic import AtomicOutputs
-from ..common.cli import path_problems, positive, reuse_freed_memory, threshold
+from ..common.cli import positive, threshold
+from .command import run_command
 from .jsonl import CHUNK_BYTES, Chunk, count_bytes, parse_chunk, read_chunks
-from .progress import console, progress_bars
+from .progress import console
 from .report import Tally, dumps
 from .rowtext import batch_texts, row_text
 from .shingles import as_tokens, note_rensa
@@ -217,25 +218,15 @@ def run(args, bars=None) -> dict:
     return summary
 
 
+def show(summary: dict, args) -> None:
+    rate = summary["read"] / max(summary["seconds"], 1e-9)
+    console().print(f"dedup: read {summary['read']}, kept {summary['kept']}, removed "
+                    f"{summary['removed']} {summary['per_method']}, rejected "
+                    f"{summary['rejected']} ({summary['seconds']:.1f} s, {rate:,.0f} rows/s)")
+    console().print(f"kept rows: {args.out}\nreport:    {args.report}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    problems = path_problems(args.inputs, [args.out, args.report])
-    if problems:
-        for problem in problems:
-            print(f"dedup: {problem}", file=sys.stderr)
-        return 2
-    reuse_freed_memory()
-    try:
-        with progress_bars(quiet=args.quiet) as bars:
-            summary = run(args, bars)
-    except KeyboardInterrupt:
-        print("dedup: interrupted; no output written", file=sys.stderr)
-        return 130
-    if not args.quiet:
-        rate = summary["read"] / max(summary["seconds"], 1e-9)
-        console().print(f"dedup: read {summary['read']}, kept {summary['kept']}, removed "
-                      f"{summary['removed']} {summary['per_method']}, rejected "
-                      f"{summary['rejected']} ({summary['seconds']:.1f} s, {rate:,.0f} rows/s)")
-        console().print(f"kept rows: {args.out}\nreport:    {args.report}")
-    return 0
+    return run_command("dedup", args, args.inputs, [args.out, args.report], run, show)
 
