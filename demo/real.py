@@ -17,20 +17,17 @@ trained format ("The answer is N.") and accuracy, each with its 95 % Wilson inte
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from demo import smollm2
-from demo.smoke import SmokeFailure, Step, aftertrain, last_checkpoint, xtuner
+from demo.steps import REPO, RunFailure, Step, aftertrain, last_checkpoint, main_of, xtuner
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "demo" / "smollm2_135m_qlora_gsm8k_cpu.py"
 TEST = CONFIG.with_name("gsm8k_test.jsonl")
 MEASURE = ("primary measure: the held-out loss of the gold GSM8K-test solutions (nats/token, "
@@ -46,7 +43,7 @@ SIZES = dict(
 ITER = re.compile(r"Iter\(train\) \[\s*(\d+)/(\d+)\].*?loss: ([\d.]+)")
 
 
-class DemoFailure(SmokeFailure):
+class DemoFailure(RunFailure):
     pass
 
 
@@ -186,18 +183,11 @@ def first_test_question() -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demo.real",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "demo")
-    parser.add_argument("--short", action="store_true",
-                        help="the same path on a few rows, items and tokens (CI)")
-    args = parser.parse_args(argv)
-    try:
-        run(args.work_dir, "short" if args.short else "full")
-    except (SmokeFailure, subprocess.SubprocessError, OSError) as exc:
-        print(f"demo FAILED: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    short = (("--short",), dict(action="store_true",
+                                help="the same path on a few rows, items and tokens (CI)"))
+    return main_of("demo", "demo.real", __doc__, "demo",
+                   lambda args: run(args.work_dir, "short" if args.short else "full"),
+                   options=[short], argv=argv)
 
 
 if __name__ == "__main__":

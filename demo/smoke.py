@@ -11,79 +11,22 @@ steps is one core importing torch and transformers).
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from components import tiny
+from demo.steps import REPO, RunFailure, aftertrain, last_checkpoint, losses, main_of, xtuner
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "smoke" / "tiny_llama_qlora_oasst_cpu.py"
 QUESTION = "What is the capital of France?"
 GSM8K_ITEMS = CONFIG.with_name("gsm8k_tiny.jsonl")  # 6 GSM8K-format items for the pack
 
 
-class SmokeFailure(RuntimeError):
+class SmokeFailure(RunFailure):
     pass
-
-
-class Step:
-    """One command of the run, in a subprocess whose output goes to `log`."""
-
-    def __init__(self, argv: list[str], *, log: Path, name: str):
-        env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-                   TRANSFORMERS_OFFLINE="1")
-        self.log, self.name, self.started = log, name, time.monotonic()
-        with open(log, "w") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                         cwd=REPO)
-
-    def wait(self) -> str:
-        """Wait for it; raise SmokeFailure if it failed, else say how long it took."""
-        try:
-            rc = self.proc.wait()
-        except BaseException:  # Ctrl-C: the command goes with the run
-            self.stop()
-            raise
-        if rc != 0:
-            tail = "".join(self.log.read_text(errors="replace").splitlines(True)[-15:])
-            raise SmokeFailure(f"`{self.name}` exited {rc}; end of {self.log}:\n{tail}")
-        return f"({time.monotonic() - self.started:.0f} s)"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def xtuner(*args: str, log: Path) -> Step:
-    """The real `xtuner` CLI of this environment."""
-    exe = shutil.which("xtuner", path=str(Path(sys.executable).parent)) or "xtuner"
-    return Step([exe, *args], log=log, name=f"xtuner {' '.join(args)}")
-
-
-def aftertrain(*args: str, log: Path) -> Step:
-    """`python -m aftertrain ...` (evaluation, export) of this environment."""
-    return Step([sys.executable, "-m", "aftertrain", *args], log=log,
-                name=f"python -m aftertrain {' '.join(args)}")
-
-
-def losses(work_dir: Path) -> list[tuple[int, float]]:
-    """(step, loss) pairs from mmengine's scalars.json of the newest run in work_dir."""
-    runs = sorted(work_dir.glob("*/vis_data/scalars.json"))
-    if not runs:
-        raise SmokeFailure(f"no vis_data/scalars.json under {work_dir}")
-    rows = [json.loads(line) for line in runs[-1].read_text().splitlines() if line.strip()]
-    return [(r["step"], r["loss"]) for r in rows if "loss" in r]
-
-
-def last_checkpoint(work_dir: Path) -> Path:
-    return Path((work_dir / "last_checkpoint").read_text().strip())
 
 
 def run(work_dir: Path) -> dict:
@@ -159,15 +102,8 @@ def run(work_dir: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "smoke")
-    args = parser.parse_args(argv)
-    try:
-        run(args.work_dir)
-    except SmokeFailure as exc:
-        print(f"smoke FAILED: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return main_of("smoke", "demo.smoke", __doc__, "smoke", lambda args: run(args.work_dir),
+                   argv=argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ states without DeepSpeed) get 8-bit states, ~1e-4 of step loss; docs/multi-gpu.m
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -28,7 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from demo.steps import REPO, RunFailure, main_of, xtuner
+
 CONFIG = REPO / "configs" / "smoke" / "tiny_llama_qlora_oasst_cpu_dist.py"
 ZERO2 = REPO / "configs" / "deepspeed" / "zero2_8gb.json"
 GLOBAL_BATCH = 4  # packed sequences per optimizer step
@@ -41,7 +41,7 @@ STEPS = 8  # optimizer steps compared
 TOLERANCE = 1e-3
 
 
-class DistSmokeFailure(RuntimeError):
+class DistSmokeFailure(RunFailure):
     pass
 
 
@@ -69,7 +69,6 @@ def free_port() -> int:
 
 def train(work_dir: Path, procs: int, *extra: str, steps: int = STEPS,
           cfg_options: tuple[str, ...] = ()) -> tuple[list[float], float]:
-    from demo.smoke import SmokeFailure, xtuner
 
     accumulation = GLOBAL_BATCH // procs
     # xtuner's launcher picks a random port in 20000-29999 without PORT: take a free one instead
@@ -82,7 +81,7 @@ def train(work_dir: Path, procs: int, *extra: str, steps: int = STEPS,
                f"optim_wrapper.accumulative_counts={accumulation}",
                "train_cfg.max_epochs=None", f"train_cfg.max_iters={steps * accumulation}",
                *cfg_options, log=work_dir / "train.log").wait()
-    except SmokeFailure as exc:
+    except RunFailure as exc:
         raise DistSmokeFailure(str(exc)) from None
     finally:
         for k, v in saved.items():
@@ -143,20 +142,14 @@ def run(work_dir: Path, deepspeed: bool | None = None, cfg_options: tuple[str, .
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "smoke_dist")
-    parser.add_argument("--no-deepspeed", action="store_true", help="DDP only")
-    parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="more config overrides for every run, e.g. "
-                             "optim_wrapper.optimizer.type=AdamW (torch's AdamW, not 8-bit)")
-    args = parser.parse_args(argv)
-    try:
-        run(args.work_dir, deepspeed=False if args.no_deepspeed else None,
-            cfg_options=tuple(args.cfg_options))
-    except DistSmokeFailure as exc:
-        print(f"smoke-dist FAILED: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    options = [(("--no-deepspeed",), dict(action="store_true", help="DDP only")),
+               (("--cfg-options",), dict(nargs="+", default=[], metavar="KEY=VALUE",
+                help="more config overrides for every run, e.g. optim_wrapper.optimizer.type="
+                     "AdamW (torch's AdamW, not 8-bit)"))]
+    return main_of("smoke-dist", "demo.smoke_dist", __doc__, "smoke_dist",
+                   lambda args: run(args.work_dir, deepspeed=False if args.no_deepspeed else None,
+                                    cfg_options=tuple(args.cfg_options)),
+                   options=options, argv=argv)
 
 
 if __name__ == "__main__":
