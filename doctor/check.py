@@ -8,12 +8,12 @@ against one shared `Facts`, turns a check that raises into a `crash` finding, an
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 from . import checks, render
+from .command import run_command
 from .facts import STACK, Facts
 from .findings import Finding, Fix
 from .probe import DEFAULT_TIMEOUT, Machine
@@ -68,20 +68,7 @@ def run_one(c, facts: Facts) -> Finding:
 
 
 def main(argv=None) -> int:
-    try:
-        args = parse(sys.argv[1:] if argv is None else argv)
-    except SystemExit as exc:  # argparse: --help is 0, bad usage 2
-        return int(exc.code or 0)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # `python -m doctor check | head`: the reader left, nothing is wrong
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the interpreter flushes it at exit)
-        return 0
-    except Exception as exc:  # the doctor must not die with a traceback on a sick machine
-        print(f"doctor: internal error: {exc!r}", file=sys.stderr)
-        return 1
+    return run_command(parse, run, argv)
 
 
 def run(args) -> int:

@@ -23,6 +23,7 @@ from pathlib import Path
 from . import checks, render
 from .actions import Context, EnvLine
 from .check import gather, select
+from .command import run_command
 from .facts import STACK
 from .probe import DEFAULT_TIMEOUT
 
@@ -52,17 +53,7 @@ def parse(argv):
 
 
 def main(argv=None) -> int:
-    try:
-        args = parse(sys.argv[1:] if argv is None else argv)
-    except SystemExit as exc:  # argparse: --help is 0, bad usage 2
-        return int(exc.code or 0)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # like `check`: never a traceback on a sick machine
-        print(f"doctor: internal error: {exc!r}", file=sys.stderr)
-        return 1
+    return run_command(parse, run, argv)
 
 
 def plan(findings):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import re
 import sys
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 
 from . import checks, provenance, render
 from .check import gather
+from .command import run_command
 from .facts import STACK
 from .findings import RANK
 from .probe import DEFAULT_TIMEOUT
@@ -218,10 +218,10 @@ def markdown(facts_lines: list[Line], findings, code: int) -> str:
 
 
 def main(argv=None) -> int:
-    try:
-        args = parse(sys.argv[1:] if argv is None else argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    return run_command(parse, run, argv)
+
+
+def run(args) -> int:
     args.ids = []
     try:  # the run's provenance (--work-dir): a missing or broken file is bad usage
         prov = provenance.read(args.work_dir) if args.work_dir else None
@@ -232,32 +232,22 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"doctor report: {exc}", file=sys.stderr)
         return 2
-    try:
-        facts, findings, elapsed, deep = gather(args, checks.load())
-        code = render.exit_code(findings)
-        redact = Redactor(facts.m.env)
-        facts_lines = lines(facts)
-        info = redact({line.key: line.value for line in facts_lines})
-        if args.json:
-            print(json.dumps({"exit_code": code, "seconds": round(elapsed, 3), "deep": deep,
-                              "summary": info, **({"provenance": redact(prov)} if prov else {}),
-                              "findings": redact([x.to_json() for x in findings]),
-                              "facts": redact(json.loads(json.dumps(facts.gathered,
-                                                                    default=str)))},
-                             indent=2))
-        else:
-            cached = next(x.value for x in facts_lines if x.key == "remote_code")
-            print(redact("\n".join([markdown(facts_lines, findings, code),
-                                     *provenance.markdown(prov, cached)])))
-        return code
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # `python -m doctor check | head`: the reader left, nothing is wrong
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the interpreter flushes it at exit)
-        return 0
-    except Exception as exc:  # like `check`: never a traceback on a sick machine
-        print(f"doctor: internal error: {exc!r}", file=sys.stderr)
-        return 1
+    facts, findings, elapsed, deep = gather(args, checks.load())
+    code = render.exit_code(findings)
+    redact = Redactor(facts.m.env)
+    facts_lines = lines(facts)
+    info = redact({line.key: line.value for line in facts_lines})
+    if args.json:
+        print(json.dumps({"exit_code": code, "seconds": round(elapsed, 3), "deep": deep,
+                          "summary": info, **({"provenance": redact(prov)} if prov else {}),
+                          "findings": redact([x.to_json() for x in findings]),
+                          "facts": redact(json.loads(json.dumps(facts.gathered, default=str)))},
+                         indent=2))
+    else:
+        cached = next(x.value for x in facts_lines if x.key == "remote_code")
+        print(redact("\n".join([markdown(facts_lines, findings, code),
+                                 *provenance.markdown(prov, cached)])))
+    return code
 
 
 if __name__ == "__main__":
