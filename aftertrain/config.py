@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import templates
+from components import chat_template as templates
 
 
 class ConfigReadError(RuntimeError):

@@ -5,7 +5,7 @@ A model's own chat template may put a system prompt before a conversation that h
 that is the text it sees at inference, in `apply_chat_template`, llama.cpp and Ollama. The recipe's
 `system` knob is that prompt: XTuner's chat hook asks with it, and with this map function the
 first turn of every training conversation without a system prompt gets it too; `aftertrain eval`
-and `export` use it the same way (aftertrain.templates). With `system=""` this is XTuner's own
+and `export` use it the same way (components.chat_template). With `system=""` this is XTuner's own
 template_map_fn, unchanged.
 """
 

@@ -8,7 +8,7 @@ llama.cpp, Ollama or `apply_chat_template` at inference). XTuner special-cases Q
 classes (no BOS at all) and nothing else.
 
 The rule the patch adds, for every tokenizer and template: a turn whose text already begins with
-the BOS token gets no second one. (`adds_bos`, which aftertrain.templates uses too, so eval and
+the BOS token gets no second one. (`adds_bos`, which components.chat_template uses too, so eval and
 export render the same prompt.) The turn's leading BOS text is handed to XTuner's own encode_fn
 as the BOS it adds, so the ids and labels are XTuner's, minus the duplicate; the caller's example
 is never modified.

@@ -2,7 +2,7 @@
 
 The model is built from the config as XTuner trains it (its `model.llm` and `tokenizer` dicts:
 the 4-bit base with its quantization, the same dtype), the tokenizer's chat_template is the
-config's XTuner template (aftertrain.templates.jinja: the text training saw), and the items
+config's XTuner template (components.chat_template.jinja: the text training saw), and the items
 come from local files (aftertrain.eval.data). lm-eval runs the generation (HFLM, greedy, its
 batching and stop strings); this module grades each reply with aftertrain.eval.answers.
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 
-from .. import templates
+from components import chat_template as templates
+
 from ..config import ModelSpec
 from . import answers
 from .data import Item

@@ -21,7 +21,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import templates
+from components import chat_template as templates
 
 REPO = Path(__file__).resolve().parents[2]
 CONVERTER_FILES = ("convert_hf_to_gguf.py", "conversion")  # what install.sh unpacks

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import templates
+from components import chat_template as templates
+
 from .llamacpp import ExportError, gguf_metadata
 
 

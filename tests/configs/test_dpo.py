@@ -43,8 +43,13 @@ def test_pairs_are_formatted_in_the_configs_prompt_template(tiny_model):
             "chosen": [{"role": "assistant", "content": "Sure."}],
             "rejected": [{"role": "assistant", "content": "No."}]}
     text = tok.apply_chat_template(pair["prompt"] + pair["chosen"], tokenize=False)
-    # XTuner's llama2_chat template, as its SFT path and chat hook lay it out
-    assert text == "<s>[INST] Hi [/INST]Hey</s>\n[INST] A joke? [/INST]Sure.</s>\n"
+    # XTuner's llama2_chat template, as its SFT path lays it out: BOS again after each EOS
+    assert text == "<s>[INST] Hi [/INST]Hey</s>\n<s>[INST] A joke? [/INST]Sure.</s>\n"
+    from xtuner.utils import PROMPT_TEMPLATE
+
+    from components.chat_template import xtuner_render
+
+    assert text == xtuner_render(PROMPT_TEMPLATE.llama2_chat, pair["prompt"] + pair["chosen"], tok)
     ids = tokenize(pair, tok, max_length=64)
     trained = [i for i, label in zip(ids["chosen_ids"], ids["chosen_labels"], strict=True)
                if label != -100]

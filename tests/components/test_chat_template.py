@@ -13,8 +13,8 @@ import re
 import pytest
 from xtuner.utils import PROMPT_TEMPLATE
 
-from aftertrain import templates
 from aftertrain.export import llamacpp, roundtrip
+from components import chat_template as templates
 from configs._base_.models import smollm2_135m_instruct
 from tests.helpers import python
 
@@ -105,7 +105,7 @@ def test_smollm2_bos_is_not_doubled(smollm2):
 def test_without_the_patch_xtuner_doubles_a_bos_that_starts_the_template(smollm2):
     code = ("from transformers import AutoTokenizer\n"
             "from xtuner.utils import PROMPT_TEMPLATE\n"
-            "from aftertrain import templates\n"
+            "from components import chat_template as templates\n"
             f"tok = AutoTokenizer.from_pretrained({str(smollm2)!r})\n"
             f"ids = templates.xtuner_ids(PROMPT_TEMPLATE.qwen_chat, {QUESTION!r}, tok, "
             "prompt_only=True)\n"
