@@ -170,3 +170,11 @@ def test_the_checks_can_fail():
 @pytest.mark.parametrize("room", [r for rooms in LEVELS for r in rooms])
 def test_every_room_exists(room):
     assert (REPO / room).is_dir()
+
+
+def test_the_tests_mirror_the_rooms():
+    """tests/<room>/ for each room's tests (fixtures/ holds data in public schemas); nothing but
+    a room's name or fixtures as a folder of tests/."""
+    folders = {p.name for p in (REPO / "tests").iterdir()
+               if p.is_dir() and not p.name.startswith((".", "__"))}
+    assert folders - {"fixtures"} <= set(RANK) - {"tests"}, folders

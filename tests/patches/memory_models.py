@@ -47,7 +47,7 @@ def lora_cfg(r=8, dropout=0.0):
 
 def build(model_dir: Path, *, patches: dict | None, quant=True, dtype=torch.bfloat16, r=8,
           dropout=0.0):
-    """XTuner's SupervisedFinetune as a config builds it; with patches.memory when `patches`."""
+    """XTuner's SupervisedFinetune as a config builds it (components.finetune if `patches`)."""
     from xtuner.model import SupervisedFinetune
 
     from components.finetune import PatchedFinetune

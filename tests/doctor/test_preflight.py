@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from tests.gpu_env import RTX_2060, RTX_4090, fake_smi
 from tests.helpers import REPO, xtuner
-from tests.runtime.conftest import RTX_2060, RTX_4090, fake_smi
 
 QWEN = REPO / "configs" / "qwen2_5_7b_qlora_alpaca_e2.py"
 LLAMA2 = REPO / "configs" / "llama2_7b_qlora_alpaca_e2.py"

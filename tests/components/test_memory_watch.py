@@ -30,7 +30,7 @@ def short_smoke(tmp_path: Path, epochs: int, oom_at: int | None = None) -> Path:
         if "every_n_iters" in hook:
             hook.update(every_n_iters=10**6, max_new_tokens=4)
     if oom_at is not None:
-        cfg.custom_hooks.append(dict(type="tests.runtime.inject.RaiseOOM", at_iter=oom_at))
+        cfg.custom_hooks.append(dict(type="tests.components.inject.RaiseOOM", at_iter=oom_at))
     path = tmp_path / "short_smoke.py"
     cfg.dump(path)
     return path
