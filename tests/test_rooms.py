@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import imported_modules, module_name
+
 REPO = Path(__file__).resolve().parents[1]
 LEVELS = [("doctor",), ("patches", "curation"), ("components",), ("configs",), ("aftertrain",),
           ("demo", "bench"), ("tests",)]
@@ -30,31 +32,6 @@ RANK = {room: level for level, rooms in enumerate(LEVELS) for room in rooms}
 KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 # Import cycles inside the doctor: none may be added (the test fails on a stale entry too).
 KNOWN_CYCLES: set[frozenset] = set()
-
-
-def module_name(path: Path) -> str:
-    parts = path.relative_to(REPO).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Absolute names of what a file imports (`from a import b` gives a and a.b)."""
-    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(
-        ".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                name = ".".join(base + ([node.module] if node.module else []))
-            else:
-                name = node.module
-            found.add(name)
-            found.update(f"{name}.{alias.name}" for alias in node.names)
-    return found
 
 
 def python_files(room: str):

@@ -1,32 +1,12 @@
 """The room's two wings never import each other; both may use curation.common."""
 
-import ast
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import imported_modules
+
 ROOM = Path(__file__).resolve().parents[2] / "curation"
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Absolute names of the modules a file imports (relative imports resolved)."""
-    package = ".".join(path.relative_to(ROOM.parent).with_suffix("").parts)
-    if path.name != "__init__.py":
-        package = package.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = package.split(".")
-            if node.level:
-                base = base[: len(base) - node.level + 1]
-                name = ".".join(base + ([node.module] if node.module else []))
-            else:
-                name = node.module
-            found.add(name)
-            found.update(f"{name}.{alias.name}" for alias in node.names)
-    return found
 
 
 @pytest.mark.parametrize("wing, other", [("convert", "clean"), ("clean", "convert")])
