@@ -458,8 +458,9 @@ def cuda_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
               enable_gqa=False):
     """F.scaled_dot_product_attention as a CUDA GPU of CAPABILITY selects its kernel
     (aten/src/ATen/native/transformers/cuda/sdp_utils.cpp): FlashAttention-2 for 16-bit inputs
-    without a mask on sm80+ (GQA heads as they are), else the memory-efficient kernel (GQA
-    supported too), else the math path."""
+    without a mask on sm80+ (GQA heads as they are), else the memory-efficient kernel, which
+    takes no GQA (enable_gqa with fewer key heads: torch's docs and sdp_utils' same-num-heads
+    check), else the math path."""
     import torch.nn.functional as F
 
     on_device = query.device == ACCELERATOR
@@ -468,7 +469,8 @@ def cuda_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
     if on_device and half and attn_mask is None and head_dim_ok and CAPABILITY >= (8, 0) and (
             not is_causal or query.shape[-2] == key.shape[-2]):
         return FlashAttention.apply(query, key, value, dropout_p, is_causal, scale)
-    if on_device and query.shape[-1] % 8 == 0:
+    gqa = enable_gqa and query.shape[-3] != key.shape[-3]
+    if on_device and query.shape[-1] % 8 == 0 and not gqa:
         if attn_mask is not None and attn_mask.dtype == torch.bool:
             attn_mask = torch.zeros_like(attn_mask, dtype=query.dtype).masked_fill(
                 ~attn_mask, float("-inf"))
