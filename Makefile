@@ -80,7 +80,7 @@ fit-sweep:  # the longest max_length that fits 8 GiB per model, today and with e
 	$(PY) -m doctor.fit.sweep --grid
 
 patch-effects:  # what each memory patch saves, measured on the CPU (ratios to XTuner as shipped)
-	$(PY) bench/patch_effects.py $(if $(REPEATS),--repeats $(REPEATS))  # ~8 min a repeat on 2 cores
+	$(PY) bench/patch_effects.py $(if $(REPEATS),--repeats $(REPEATS))  # seconds a repeat on 2 cores
 
 vram-cpu:  # bench/vram.py on the CPU with scaled-down architectures
 	$(PY) bench/vram.py $(FIT_CONFIGS) --device cpu --tiny

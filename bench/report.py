@@ -71,7 +71,7 @@ BENCHES = (
     Bench("decontaminate-devset", "numbers_overlap's development set: the precision/recall sweep",
           ("bench/decon_devset.py", "--data", "{data}"), needs_data=True, takes_public=True),
     Bench("patch-effects", "each memory patch against XTuner as shipped (CPU)",
-          ("bench/patch_effects.py", "--repeats", "1")),
+          ("bench/patch_effects.py",)),
     Bench("fit-calibration", "doctor fit against published measurements",
           ("-m", "doctor.fit.calibration")),
     Bench("fake-trace", "every config's training step at full size on a fake GPU: the traced "
