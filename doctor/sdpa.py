@@ -80,10 +80,18 @@ def kernel(cc: tuple[int, int], dtype: str, head_dim: int, *, gqa: bool = False,
     return "math" if "math" in enabled else "none"
 
 
+def parse_capability(text: str) -> tuple[int, int]:
+    """"7.5" -> (7, 5), as nvidia-smi's compute_cap prints it; ValueError otherwise."""
+    major, dot, minor = str(text).strip().partition(".")
+    if not (dot and major.isdigit() and minor.isdigit()):
+        raise ValueError(f"{text!r}: a compute capability is MAJOR.MINOR, e.g. 7.5")
+    return int(major), int(minor)
+
+
 def score_bytes(heads: int, queries: int, keys: int) -> int:
     """One layer's attention scores in the math kernel: fp32, a query x key matrix per head."""
     return 4 * heads * queries * keys
 
 
 __all__ = ["FLASH_SM", "KERNELS", "efficient", "flash", "gemm_alignment", "kernel",
-           "score_bytes"]
+           "parse_capability", "score_bytes"]
