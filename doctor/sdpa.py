@@ -93,5 +93,5 @@ def score_bytes(heads: int, queries: int, keys: int) -> int:
     return 4 * heads * queries * keys
 
 
-__all__ = ["FLASH_SM", "KERNELS", "MEM_EFFICIENT_SM", "efficient", "flash", "gemm_alignment", "kernel",
-           "parse_capability", "score_bytes"]
+__all__ = ["FLASH_SM", "KERNELS", "MEM_EFFICIENT_SM", "efficient", "flash", "gemm_alignment",
+           "kernel", "parse_capability", "score_bytes"]

@@ -43,7 +43,7 @@ def run(config: str | Path, estimate_gb: float, timeout: float = TIMEOUT_S,
         try:
             done = subprocess.run(
                 [sys.executable, str(VRAM), str(config), "--device", "fake", "--json",
-                 str(rows_file), *(["--capability", "%d.%d" % tuple(capability)]
+                 str(rows_file), *(["--capability", "{}.{}".format(*capability)]
                                    if capability else [])],
                 cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -7,7 +7,8 @@ import pytest
 
 from doctor import sdpa
 
-TURING, AMPERE_A100, AMPERE, ADA, HOPPER, BLACKWELL = (7, 5), (8, 0), (8, 6), (8, 9), (9, 0), (12, 0)
+TURING, AMPERE_A100, AMPERE, ADA = (7, 5), (8, 0), (8, 6), (8, 9)
+HOPPER, BLACKWELL = (9, 0), (12, 0)
 
 
 @pytest.mark.parametrize("cc, dtype, head_dim, kwargs, expected", [

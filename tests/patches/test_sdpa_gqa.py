@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+import transformers.integrations.sdpa_attention as hf_sdpa
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-import transformers.integrations.sdpa_attention as hf_sdpa
 from patches import sdpa_gqa
 
 
