@@ -75,6 +75,17 @@ def test_deepspeeds_auto_bf16_on_turing_is_the_math_kernel_even_with_the_patch()
     assert note and '"bf16": {"enabled": false}' in note["fix"]
 
 
+def test_the_note_imports_no_torch():
+    code = ("import sys; from doctor.fit import main; "
+            f"main([{str(LLAMA32)!r}, '--gpu-mem', '8', '--capability', '7.5']); "
+            "print('torch imported:', 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO),
+                                                      "XTUNER_PACK_PATCHES": "-sdpa_gqa"})
+    assert "attention on sm_75" in done.stdout, done.stdout + done.stderr
+    assert done.stdout.strip().endswith("torch imported: False")
+
+
 def test_capability_without_a_gpu(capsys, monkeypatch):
     monkeypatch.setenv("XTUNER_PACK_PATCHES", "-sdpa_gqa")
     main([str(LLAMA32), "--gpu-mem", "8", "--capability", "7.5", "--json"])
