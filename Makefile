@@ -86,7 +86,7 @@ vram-cpu:  # bench/vram.py on the CPU with scaled-down architectures
 	$(PY) bench/vram.py $(FIT_CONFIGS) --device cpu --tiny
 
 vram-fake:  # each run file's step at full size on a fake GPU: traced peak beside the estimate
-	$(PY) bench/vram.py $(FIT_CONFIGS) --device fake
+	$(PY) bench/vram.py $(FIT_CONFIGS) --device fake $(if $(CAPABILITY),--capability $(CAPABILITY))
 
 vram-wheels:  # where there is internet: the wheels a GPU machine lacks, into .whl/
 	bash bench/fetch_wheels.sh

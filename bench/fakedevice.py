@@ -22,9 +22,11 @@ What a CUDA run has and a meta tensor does not, this module supplies, each in on
 - Dropout: CUDA runs the fused native_dropout kernel (a bool mask kept for backward), the CPU
   and meta tensors a float noise tensor; `CudaOps` routes device tensors to the former.
 - Attention: torch's SDPA on a meta tensor runs the math backend (a score matrix per head); a
-  CUDA GPU of compute capability 8.0+ runs FlashAttention-2 when there is no mask (GQA heads not
-  expanded), the memory-efficient kernel with one. `CudaOps` routes SDPA the same way
-  (aten/src/ATen/native/transformers/cuda/sdp_utils.cpp), so the saved tensors are the kernel's.
+  CUDA GPU runs the first of FlashAttention-2, the memory-efficient kernel and the math kernel
+  that takes the call, by its compute capability, the dtype, the head size, the mask and GQA
+  (torch's select_sdp_backend, written out in doctor/sdpa.py). `CudaOps` routes SDPA the same way
+  for the GPU's `CAPABILITY`, so the saved tensors are the kernel's, and `patches.sdpa_gqa` sees
+  the fake device as a CUDA device of that capability.
 - Data-dependent values (`.item()`, `bool(t)`) have no answer without data: `DataDependent` answers
   each call site it knows, with what a real batch of the run gives (a packed batch has no padding,
   a finite loss has no inf gradients), and fails naming any other call site.
@@ -48,9 +50,9 @@ from torch.utils._pytree import tree_flatten, tree_map_only
 
 ACCELERATOR = torch.device("meta")
 HOST = torch.device("cpu")
-# The compute capability the fake GPU answers to: Ampere (RTX 3060 Ti / 3070, 8 GiB): SDPA takes
-# FlashAttention-2. (Turing, 7.5, would take the memory-efficient kernel: the same saved tensors
-# to within the padding of its log-sum-exp.)
+# The compute capability the fake GPU answers to, by default Ampere (RTX 3060 Ti / 3070, 8 GiB),
+# where SDPA takes FlashAttention-2; FakeGPU(capability=(7, 5)) is a Turing card (RTX 20xx), where
+# it takes the memory-efficient kernel, or the math kernel for what that refuses (GQA, bf16).
 CAPABILITY = (8, 6)
 
 aten = torch.ops.aten
@@ -456,27 +458,38 @@ class CudaOps(TorchFunctionMode):
 
 def cuda_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
               enable_gqa=False):
-    """F.scaled_dot_product_attention as a CUDA GPU of CAPABILITY selects its kernel
-    (aten/src/ATen/native/transformers/cuda/sdp_utils.cpp): FlashAttention-2 for 16-bit inputs
-    without a mask on sm80+ (GQA heads as they are), else the memory-efficient kernel, which
-    takes no GQA (enable_gqa with fewer key heads: torch's docs and sdp_utils' same-num-heads
-    check), else the math path."""
+    """F.scaled_dot_product_attention as a CUDA GPU of CAPABILITY runs it: the kernel torch's
+    select_sdp_backend picks (doctor/sdpa.py), among those torch.backends.cuda leaves enabled.
+    FlashAttention-2 keeps GQA heads as they are; the memory-efficient kernel takes none (with
+    fewer key heads the call goes to the math kernel, as on a GPU)."""
     import torch.nn.functional as F
 
-    on_device = query.device == ACCELERATOR
-    half = query.dtype in (torch.float16, torch.bfloat16)
-    head_dim_ok = query.shape[-1] == key.shape[-1] == value.shape[-1] <= 256
-    if on_device and half and attn_mask is None and head_dim_ok and CAPABILITY >= (8, 0) and (
-            not is_causal or query.shape[-2] == key.shape[-2]):
-        return FlashAttention.apply(query, key, value, dropout_p, is_causal, scale)
-    gqa = enable_gqa and query.shape[-3] != key.shape[-3]
-    if on_device and query.shape[-1] % 8 == 0 and not gqa:
-        if attn_mask is not None and attn_mask.dtype == torch.bool:
-            attn_mask = torch.zeros_like(attn_mask, dtype=query.dtype).masked_fill(
-                ~attn_mask, float("-inf"))
-        out = aten._scaled_dot_product_efficient_attention(
-            query, key, value, attn_mask, True, dropout_p, is_causal, scale=scale)
-        return out[0]
+    from doctor import sdpa
+
+    if query.device == ACCELERATOR:
+        enabled = tuple(name for name, on in (
+            ("flash", torch.backends.cuda.flash_sdp_enabled()),
+            ("efficient", torch.backends.cuda.mem_efficient_sdp_enabled()),
+            ("math", torch.backends.cuda.math_sdp_enabled())) if on)
+        kernel = sdpa.kernel(
+            CAPABILITY, str(query.dtype).removeprefix("torch."), query.shape[-1],
+            gqa=enable_gqa and query.shape[-3] != key.shape[-3], mask=attn_mask is not None,
+            grad=torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value)),
+            dropout=dropout_p > 0, square=not is_causal or query.shape[-2] == key.shape[-2],
+            value_head_dim=value.shape[-1], enabled=enabled)
+        if kernel == "none":
+            raise DeviceError(f"scaled_dot_product_attention: no available kernel on sm"
+                              f"{CAPABILITY[0]}{CAPABILITY[1]} with {sorted(enabled)} enabled "
+                              f"({_user_frame()})")
+        if kernel == "flash":
+            return FlashAttention.apply(query, key, value, dropout_p, is_causal, scale)
+        if kernel == "efficient":
+            if attn_mask is not None and attn_mask.dtype == torch.bool:
+                attn_mask = torch.zeros_like(attn_mask, dtype=query.dtype).masked_fill(
+                    ~attn_mask, float("-inf"))
+            out = aten._scaled_dot_product_efficient_attention(
+                query, key, value, attn_mask, True, dropout_p, is_causal, scale=scale)
+            return out[0]
     return F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask,
                                           dropout_p=dropout_p, is_causal=is_causal, scale=scale,
                                           enable_gqa=enable_gqa)
@@ -653,6 +666,25 @@ def cuda_amp(autocast: CudaOps):
 
 
 @contextlib.contextmanager
+def compute_capability(cc: tuple[int, int]):
+    """The fake GPU is a CUDA device of compute capability `cc`: for cuda_sdpa's kernel choice
+    and for patches.sdpa_gqa, which asks the device of a key tensor."""
+    global CAPABILITY
+    from patches import sdpa_gqa
+
+    previous, asked = CAPABILITY, sdpa_gqa.cuda_capability
+
+    def cuda_capability(t):
+        return CAPABILITY if t.device == ACCELERATOR else asked(t)
+
+    CAPABILITY, sdpa_gqa.cuda_capability = tuple(cc), cuda_capability
+    try:
+        yield
+    finally:
+        CAPABILITY, sdpa_gqa.cuda_capability = previous, asked
+
+
+@contextlib.contextmanager
 def swappable_fakes(mode: FakeTensorMode):
     """nn.Module.to() swaps a fake parameter with its moved copy (torch.utils.swap_tensors),
     which refuses a tensor any weak reference points to; FakeTensorMode's converter memo keeps
@@ -714,7 +746,8 @@ class FakeGPU:
     """The fake accelerator's modes and patches, entered together; `.checker`, `.autocast`,
     `.data` report what they saw."""
 
-    def __init__(self, check_devices: bool = True):
+    def __init__(self, check_devices: bool = True, capability: tuple[int, int] | None = None):
+        self.capability = tuple(capability) if capability else CAPABILITY
         self.mode = FakeTensorMode(allow_non_fake_inputs=True)
         self.checker = DeviceChecker() if check_devices else None
         self.data = DataDependent()
@@ -727,6 +760,7 @@ class FakeGPU:
         stack = self._stack
         previous, WORKSPACES = WORKSPACES, self.workspaces
         stack.callback(lambda: globals().__setitem__("WORKSPACES", previous))
+        stack.enter_context(compute_capability(self.capability))
         stack.enter_context(bnb_constants())
         stack.enter_context(fake_params4bit())
         stack.enter_context(cuda_amp(self.ops))
@@ -743,5 +777,5 @@ class FakeGPU:
         return self._stack.__exit__(*exc)
 
 
-__all__ = ["ACCELERATOR", "HOST", "FakeGPU", "DeviceError", "DeviceChecker", "CudaOps",
-           "DataDependent", "cuda_sdpa"]
+__all__ = ["ACCELERATOR", "CAPABILITY", "HOST", "FakeGPU", "DeviceError", "DeviceChecker",
+           "CudaOps", "DataDependent", "compute_capability", "cuda_sdpa"]

@@ -87,21 +87,24 @@ def _short(module: str) -> str:
 
 def trace(path: Path | str, *, tiny: bool = False, steps: int = 2,
           variant: str = "as configured", check_devices: bool = True,
-          seq: int | None = None) -> dict:
-    """The fake-GPU step of `path` (see the module docstring), as a JSON-ready dict."""
-    from bench.fakedevice import ACCELERATOR, CAPABILITY, FakeGPU
+          seq: int | None = None, capability: tuple[int, int] | None = None) -> dict:
+    """The fake-GPU step of `path` (see the module docstring), as a JSON-ready dict;
+    `capability`: the compute capability whose CUDA rules the fake GPU follows (default
+    bench.fakedevice.CAPABILITY, an 8 GB Ampere card)."""
+    from bench.fakedevice import ACCELERATOR, FakeGPU
 
     path = Path(path)
     p = vram.plan(path, "cuda", tiny, variant, seq=seq)
+    gpu = FakeGPU(check_devices=check_devices, capability=capability)
+    cc = gpu.capability
     row = dict(config=str(path), model=p.setup.arch.name, variant=variant,
-               tokens=p.setup.tokens, steps=steps,
+               tokens=p.setup.tokens, steps=steps, capability=f"{cc[0]}.{cc[1]}",
                device=f"fake GPU: torch 'meta' tensors under FakeTensorMode, CUDA rules of "
-                      f"compute capability {CAPABILITY[0]}.{CAPABILITY[1]}",
+                      f"compute capability {cc[0]}.{cc[1]}",
                estimate_gb=round(p.allocated / GiB, 4),
                estimate_total_gb=round(p.estimate.total / GiB, 4), error=p.error)
     if p.error:
         return row
-    gpu = FakeGPU(check_devices=check_devices)
     mem, gpu, seconds = _run(p, ACCELERATOR.type, steps, (ACCELERATOR.type,), False, gpu)
     kinds, modules, ops = _breakdown(mem, ACCELERATOR)
     peak = mem.peak(ACCELERATOR)

@@ -76,6 +76,9 @@ BENCHES = (
           ("-m", "doctor.fit.calibration")),
     Bench("fake-trace", "every config's training step at full size on a fake GPU: the traced "
           "peak beside doctor fit's estimate", ("bench/vram.py", "{configs}", "--device", "fake")),
+    Bench("fake-trace-turing", "the same on a fake Turing GPU (sm75, RTX 20xx: no FlashAttention, "
+          "docs/memory.md)", ("bench/vram.py", "{configs}", "--device", "fake", "--capability",
+                              "7.5")),
     Bench("demo", "`make demo`: SmolLM2-135M-Instruct through the whole loop on the CPU",
           ("-m", "demo.real")),
     Bench("smoke", "`make smoke`: the tiny model through the whole loop on the CPU",

@@ -1,4 +1,5 @@
 """bench/vram.py CONFIG... [--device cuda|cpu|fake] [--tiny] [--steps N] [--cap-gib 8] [--json FILE]
+                         [--capability X.Y]
 
 Measures the peak memory of a few real training steps of each config and prints it next to
 `python -m doctor fit`'s estimate. Nothing is downloaded: the model is the architecture the
@@ -23,7 +24,8 @@ patches.sdpa_attention makes of it); InternLM2 with the remote code XTuner ships
 
 --device fake runs the same step at full size on a fake GPU (bench/fakestep.py, no GPU needed):
 device placement checked as CUDA would, memory traced per device, the traced peak beside the
-estimate's allocated part (two steps by default).
+estimate's allocated part (two steps by default). --capability 7.5 makes it a Turing card
+(the SDPA kernels CUDA runs there; default 8.6, Ampere).
 
 --patches measures each config once as configured and once with each long-sequence memory patch
 turned back (sdpa_attention, offload_embeddings, offload_checkpoints off; fused_loss="chunked"),
@@ -457,7 +459,8 @@ def fake(args) -> int:
     for path in args.configs:
         for variant in variants:
             try:
-                rows.append(trace(path, tiny=args.tiny, steps=args.steps, variant=variant))
+                rows.append(trace(path, tiny=args.tiny, steps=args.steps, variant=variant,
+                                  capability=args.capability))
             except Exception as exc:  # a step that fails where a GPU would: the finding
                 rows.append(dict(config=str(path), variant=variant,
                                  error=f"{type(exc).__name__}: {exc}"))
@@ -466,6 +469,15 @@ def fake(args) -> int:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 1 if any(r.get("error") for r in rows) else 0
+
+
+def capability(text: str) -> tuple[int, int]:
+    from doctor.sdpa import parse_capability
+
+    try:
+        return parse_capability(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv=None) -> int:
@@ -479,7 +491,12 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
     parser.add_argument("--patches", action="store_true",
                         help="also each long-sequence patch turned back, one run each")
+    parser.add_argument("--capability", type=capability, metavar="X.Y",
+                        help="--device fake: the compute capability of the fake GPU (default "
+                        "8.6; 7.5 is Turing, RTX 20xx)")
     args = parser.parse_args(argv)
+    if args.capability and args.device != "fake":
+        parser.error("--capability is for --device fake (a real GPU has its own)")
     enable_compat_patches()
     if args.device == "fake":
         if "--steps" not in (argv if argv is not None else sys.argv):

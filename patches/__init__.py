@@ -29,6 +29,7 @@ STARTUP = (
     "xtuner_llm_config",
     "pth_to_hf_provenance",
     "xtuner_attn_dispatch",
+    "sdpa_gqa",
     "xtuner_rope_swap",
     "cpu_distributed",
     "deepspeed_optimizers",

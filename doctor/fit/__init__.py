@@ -1,12 +1,14 @@
 """python -m doctor fit CONFIG [--gpu-mem GB] [--json] [--deepspeed NAME] [--measured FILE]
-                                  [--trace]
+                                  [--trace] [--capability X.Y]
 
 Estimates the peak GPU memory of `xtuner train CONFIG` from the config alone (nothing is
 downloaded, torch is not imported) with the top of its calibrated error band (band.py), compares
 that top with what the GPU leaves a process (GPU 0's free memory, or `usable_gib` of --gpu-mem)
 and, when it does not fit, says which knob to turn first. Memory is in GiB (2**30 bytes), the
 unit GPU memory is sold in: an "8 GB" card has 8 GiB. Exit status: 0 fits, 1 does not fit,
-2 config or measurement unreadable, or no GPU to compare with.
+2 config or measurement unreadable, or no GPU to compare with. Where the GPU (or --capability)
+would run the config's attention in torch's math kernel, whose score matrices no estimate counts,
+it says so (attention.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import sys
 from dataclasses import dataclass
 
+from . import attention
 from .advice import advice_for, floor, plan, ranked, upper_bytes
 from .band import HEADLESS_RESERVE_GIB, band, frozen_bytes, usable_gib
 from .config import ConfigError, Loaded, read
@@ -38,6 +41,7 @@ class Card:
     budget_gib: float
     label: str  # "(--gpu-mem)" or "0 (NVIDIA GeForce RTX 3060)"
     held_gib: float = 0.0  # taken by a display or other processes (NVML: total - free - reserve)
+    cc: tuple[int, int] | None = None  # compute capability, where known
 
     @classmethod
     def sized(cls, total_gib: float) -> Card:
@@ -68,7 +72,17 @@ def gpu_card() -> Card:
     gpu = gpu0()
     total = gpu.memory_total / GiB
     free = gpu.memory_free / GiB if gpu.memory_free is not None else usable_gib(total)
-    return Card(total, free, f"0 ({gpu.name})", max(0.0, total - free - HEADLESS_RESERVE_GIB))
+    return Card(total, free, f"0 ({gpu.name})", max(0.0, total - free - HEADLESS_RESERVE_GIB),
+                gpu.cc)
+
+
+def _capability(text: str) -> tuple[int, int]:
+    from doctor.sdpa import parse_capability
+
+    try:
+        return parse_capability(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def fit_report(config, *, gpu_mem: float | None = None, deepspeed: str | None = None,
@@ -247,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
                         "the estimate")
     parser.add_argument("--trace-timeout", type=float, default=None, metavar="S",
                         help="seconds the traced step may take (default 600)")
+    parser.add_argument("--capability", type=_capability, metavar="X.Y",
+                        help="the GPU's compute capability (default: GPU 0's, from NVML), e.g. "
+                        "7.5 for an RTX 20xx: which attention kernel runs, and the --trace's GPU")
     args = parser.parse_args(argv)
 
     try:
@@ -263,18 +280,24 @@ def main(argv: list[str] | None = None) -> int:
     report["config"] = args.config
     if measured is not None:
         report["measured"] = measured
+    cc = args.capability or (card.cc if card else None)
+    math_note = attention.math_kernel(loaded, cc)
+    if math_note:
+        report["attention"] = math_note
     if args.trace:
         from . import trace
 
         allocated = est.total - est.parts["cuda_context"] - est.parts["allocator_reserve"]
         report["trace"] = trace.run(args.config, allocated / GiB,
-                                    args.trace_timeout or trace.TIMEOUT_S)
+                                    args.trace_timeout or trace.TIMEOUT_S, capability=cc)
 
     if args.json:
         print(json.dumps(report))
     else:
         out = [f"doctor fit: {args.config}", *describe(loaded), *breakdown_lines(est),
                band_line(est, upper, b)]
+        if math_note:
+            out += attention.lines(math_note, loaded.setup.seq)
         if measured is not None:
             out += measured_lines(measured, est, upper)
         if args.trace:
@@ -282,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
 
             out += trace.lines(report["trace"])
         out += verdict_lines(est, upper, b, card) if card is not None else [f"  {no_gpu}"]
+        if math_note and report["fits"]:
+            out.append(f"  (that leaves out the math kernel's scores, at least "
+                       f"{math_note['scores_gb_per_layer']:.2f} GiB more at the peak: fix the "
+                       "attention first)")
         print("\n".join(out))
     if card is None:
         if args.json:

@@ -28,6 +28,9 @@ class Loaded:
     setup: Setup
     patched: bool  # built through components.finetune.PatchedFinetune
     loss_note: str = ""  # which loss the run uses, when the config asks for fused_loss
+    # the dtype attention's inputs have: the autocast dtype under AMP, DeepSpeed's training
+    # dtype, else the model's (doctor/fit/attention.py: which SDPA kernel takes them)
+    attn_dtype: str = "float16"
 
 
 def _name(obj) -> str:
@@ -107,6 +110,33 @@ PACK_DEEPSPEED_NAMES = ("zero2", "zero2_offload", "zero3")
 def deepspeed_config(spec: str) -> DeepSpeed:
     """`--deepspeed` as xtuner train takes it (a JSON path, or a name of XTuner's bundled ones),
     or zero2 | zero2_offload | zero3: the pack's configs/deepspeed/<name>_8gb.json."""
+    ds = deepspeed_json(spec)
+    zero = ds.get("zero_optimization", {})
+    offload = zero.get("offload_optimizer") or {}
+    return DeepSpeed(
+        stage=int(zero.get("stage", 0)),
+        offload_optimizer=offload.get("device", "none") not in ("none", None),
+        reduce_bucket_size=float(zero.get("reduce_bucket_size", 5e8)),
+        overlap_comm=bool(zero.get("overlap_comm", False)),
+        contiguous_gradients=bool(zero.get("contiguous_gradients", True)),
+        persistence_threshold=float(zero.get("stage3_param_persistence_threshold", 1e5)),
+        prefetch_bucket_size=float(zero.get("stage3_prefetch_bucket_size", 5e7)),
+    )
+
+
+def deepspeed_dtype(ds: dict, default: str) -> str:
+    """The dtype DeepSpeed's engine trains in, "auto" resolved as XTuner resolves it on a CUDA GPU
+    (xtuner/tools/utils.py auto_dtype_of_deepspeed_config): bf16 wins when both are on, and
+    "auto" bf16 is on wherever torch.cuda.is_bf16_supported() says so, which it does on a Turing
+    card too, through emulation."""
+    def on(part):
+        return isinstance(ds.get(part), dict) and ds[part].get("enabled") in (True, "auto")
+
+    return "bfloat16" if on("bf16") else "float16" if on("fp16") else default
+
+
+def deepspeed_json(spec: str) -> dict:
+    """The JSON of `--deepspeed spec` (see deepspeed_config)."""
     path = Path(spec)
     if spec in PACK_DEEPSPEED_NAMES:
         path = PACK_DEEPSPEED / f"{spec}_8gb.json"
@@ -121,20 +151,9 @@ def deepspeed_config(spec: str) -> DeepSpeed:
             raise ConfigError(f"--deepspeed {spec}: no such JSON file or XTuner deepspeed config")
         path = base / name
     try:
-        ds = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read DeepSpeed config: {exc}") from None
-    zero = ds.get("zero_optimization", {})
-    offload = zero.get("offload_optimizer") or {}
-    return DeepSpeed(
-        stage=int(zero.get("stage", 0)),
-        offload_optimizer=offload.get("device", "none") not in ("none", None),
-        reduce_bucket_size=float(zero.get("reduce_bucket_size", 5e8)),
-        overlap_comm=bool(zero.get("overlap_comm", False)),
-        contiguous_gradients=bool(zero.get("contiguous_gradients", True)),
-        persistence_threshold=float(zero.get("stage3_param_persistence_threshold", 1e5)),
-        prefetch_bucket_size=float(zero.get("stage3_prefetch_bucket_size", 5e7)),
-    )
 
 
 def read(path: str | Path, deepspeed: str | None = None, gpus: int = 1) -> Loaded:
@@ -217,7 +236,15 @@ def read(path: str | Path, deepspeed: str | None = None, gpus: int = 1) -> Loade
         preference=pairs == 2,
     )
     knobs = long_sequence_knobs(model if patched else {}, setup, path)
-    return Loaded(path, model_path, replace(setup, **knobs.pop("setup")), patched, **knobs)
+    model_dtype = _name(llm.get("torch_dtype")) or "float32"
+    if deepspeed:
+        attn_dtype = deepspeed_dtype(deepspeed_json(deepspeed), model_dtype)
+    elif setup.amp:  # mmengine's AmpOptimWrapper: autocast's dtype, fp16 unless it says
+        attn_dtype = _name(optim_wrapper.get("dtype")) or "float16"
+    else:
+        attn_dtype = model_dtype
+    return Loaded(path, model_path, replace(setup, **knobs.pop("setup")), patched, **knobs,
+                  attn_dtype={"half": "float16", "float": "float32"}.get(attn_dtype, attn_dtype))
 
 
 FUSED_LIBRARIES = (("liger", "liger_kernel", "liger-kernel"),

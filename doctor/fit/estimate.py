@@ -403,9 +403,11 @@ def layer_saved_per_token(setup: Setup, dt: Dtypes) -> float:
         b += reps * setup.lora_r * C  # lora_A's output, kept by lora_B
     b += sum(shared_inputs.values())
     # Attention. SDPA keeps q, k, v, its output and a float log-sum-exp per head; GQA heads are not
-    # expanded (transformers passes enable_gqa when there is no mask). Eager attention (remote code
-    # without flash-attn) keeps q and k, v repeated to every head, and the fp32 softmax and its
-    # 16-bit copy: 4 + C bytes per head and key, per token, so it grows with the sequence.
+    # expanded (transformers passes enable_gqa when there is no mask; below sm80 patches.sdpa_gqa
+    # repeats them for the memory-efficient kernel: about 1 % more, docs/memory.md). Eager
+    # attention (remote code without flash-attn) keeps q and k, v repeated to every head, and the
+    # fp32 softmax and its 16-bit copy: 4 + C bytes per head and key, per token, so it grows with
+    # the sequence.
     # patches.sdpa_attention: the eager code's q and repeated k, v through SDPA, no scores.
     if setup.attention == "eager":
         b += C * 3 * q_dim + (4 + C) * a.heads * setup.seq

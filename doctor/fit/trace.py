@@ -24,10 +24,12 @@ VRAM = REPO / "bench" / "vram.py"
 TIMEOUT_S = 600.0
 
 
-def run(config: str | Path, estimate_gb: float, timeout: float = TIMEOUT_S) -> dict:
+def run(config: str | Path, estimate_gb: float, timeout: float = TIMEOUT_S,
+        capability: tuple[int, int] | None = None) -> dict:
     """{"peak_gb", "estimate_gb", "device", "seconds", ...} of the fake-GPU step of `config`,
     or {"error", "estimate_gb", "seconds"} when it cannot run or fails (the failure is the
-    finding: a step that fails on the fake GPU fails on a real one)."""
+    finding: a step that fails on the fake GPU fails on a real one). `capability`: the compute
+    capability whose CUDA rules the fake GPU follows (the user's GPU; default Ampere's 8.6)."""
     started = time.monotonic()
     out = {"estimate_gb": round(estimate_gb, 3)}
     if not VRAM.is_file():
@@ -41,8 +43,9 @@ def run(config: str | Path, estimate_gb: float, timeout: float = TIMEOUT_S) -> d
         try:
             done = subprocess.run(
                 [sys.executable, str(VRAM), str(config), "--device", "fake", "--json",
-                 str(rows_file)], cwd=REPO, env=env, capture_output=True, text=True,
-                timeout=timeout)
+                 str(rows_file), *(["--capability", "{}.{}".format(*capability)]
+                                   if capability else [])],
+                cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             return {**out, "error": f"the fake-GPU step did not finish in {timeout:g} s",
                     "seconds": round(time.monotonic() - started, 1)}
@@ -59,6 +62,7 @@ def run(config: str | Path, estimate_gb: float, timeout: float = TIMEOUT_S) -> d
         "peak_gb": round(row["peak_gb"], 3),
         **out,
         "device": row["device"],
+        "capability": row.get("capability"),
         "seconds": seconds,
         "steps": row["steps"],
         "host_peak_gb": round(row["host_peak_gb"], 3),
@@ -74,7 +78,9 @@ def lines(trace: dict) -> list[str]:
     diff = trace["peak_gb"] / trace["estimate_gb"] - 1 if trace["estimate_gb"] else 0.0
     kinds = ", ".join(f"{k} {v:.2f}" for k, v in list(trace["at_peak"].items())[:5])
     return [
-        f"  trace     the step at full size on a fake GPU ({trace['steps']} optimizer steps, "
+        f"  trace     the step at full size on a fake "
+        f"{'sm_' + trace['capability'].replace('.', '') + ' ' if trace.get('capability') else ''}"
+        f"GPU ({trace['steps']} optimizer steps, "
         f"{trace['seconds']:.0f} s): peak {trace['peak_gb']:.2f} GiB beside the estimate's "
         f"allocated part {trace['estimate_gb']:.2f} GiB ({diff:+.1%})",
         f"            at the peak: {kinds}; CUDA context and allocator cache are not traced",

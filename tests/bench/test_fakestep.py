@@ -20,6 +20,7 @@ from tests.helpers import REPO
 RUN_FILES = sorted(p for p in (REPO / "configs").rglob("*.py")
                    if "_base_" not in p.parts and p.name != "__init__.py")
 QWEN = REPO / "configs" / "qwen2_5_7b_qlora_alpaca_e2.py"
+LLAMA32 = REPO / "configs" / "llama3_2_3b_qlora_alpaca_e2.py"  # GQA: 24 query, 8 key heads
 INTERNLM2 = REPO / "configs" / "internlm2_math_plus_7b_qlora_gsm8k_e3.py"
 SMOKE = REPO / "configs" / "smoke" / "tiny_llama_qlora_oasst_cpu.py"
 TOLERANCE = 0.03  # |traced peak - estimate| as a share of the traced peak
@@ -55,6 +56,64 @@ def test_the_step_runs_on_a_fake_gpu_and_peaks_where_the_estimate_says(path):
         assert abs(row["peak_gb"] - row["estimate_gb"]) <= TOLERANCE * row["peak_gb"], (
             f"{path.name}: traced {row['peak_gb']:.3f} GiB, estimated {row['estimate_gb']:.3f} "
             f"GiB; at the peak {row['at_peak']}")
+
+
+def _math_scores(row) -> float:
+    """GiB of the math kernel's score matrices (its softmax) live at the traced peak."""
+    return sum(gib for _module, _kind, op, gib in row["ops"] if "softmax" in op)
+
+
+def test_a_gqa_config_on_turing_runs_the_math_kernel_without_sdpa_gqa(monkeypatch):
+    # An 8 GB RTX 20xx (sm75) has no FlashAttention: transformers' enable_gqa leaves SDPA only
+    # the math kernel, whose fp32 scores (24 heads x 4096^2, 1.5 GiB a layer) no estimate counts.
+    # patches.sdpa_gqa repeats the key heads there, and the memory-efficient kernel runs.
+    import transformers.integrations.sdpa_attention as hf_sdpa
+
+    import patches
+
+    assert "sdpa_gqa" in patches.applied
+    fixed = trace(LLAMA32, capability=(7, 5))
+    assert fixed["capability"] == "7.5" and _math_scores(fixed) == 0, fixed["ops"]
+    assert abs(fixed["peak_gb"] - fixed["estimate_gb"]) <= TOLERANCE * fixed["peak_gb"], fixed
+    monkeypatch.setattr(hf_sdpa, "use_gqa_in_sdpa", hf_sdpa.use_gqa_in_sdpa.__wrapped__)
+    broken = trace(LLAMA32, capability=(7, 5))
+    assert _math_scores(broken) >= 1.5, broken["ops"]
+    assert broken["peak_gb"] > 2 * broken["estimate_gb"], broken
+
+
+@pytest.mark.parametrize("cc, dtype, kv_heads, masked, kernel", [
+    ((7, 5), "float16", 2, False, "math"),  # GQA: FlashAttention only, from sm80
+    ((7, 5), "float16", 8, False, "efficient"),
+    ((7, 5), "bfloat16", 8, False, "math"),  # bf16 below sm80: no fused kernel
+    ((8, 6), "float16", 2, False, "flash"),
+    ((8, 6), "float32", 2, False, "math"),  # FlashAttention is 16-bit only
+    ((8, 6), "float16", 8, True, "efficient"),  # a mask: not FlashAttention
+])
+def test_the_fake_gpu_runs_the_sdpa_kernel_cuda_runs(cc, dtype, kv_heads, masked, kernel):
+    import torch
+    import torch.nn.functional as F
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from bench.fakedevice import ACCELERATOR, FakeGPU
+
+    class Ops(TorchDispatchMode):
+        seen: set[str] = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.add(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    with FakeGPU(capability=cc):
+        q = torch.empty(1, 8, 256, 64, dtype=getattr(torch, dtype), device=ACCELERATOR)
+        k = torch.empty(1, kv_heads, 256, 64, dtype=q.dtype, device=ACCELERATOR)
+        mask = torch.ones(256, 256, dtype=torch.bool, device=ACCELERATOR) if masked else None
+        with Ops() as ops:
+            F.scaled_dot_product_attention(q, k, k, attn_mask=mask, is_causal=not masked,
+                                           enable_gqa=kv_heads != 8)
+    ran = {"flash": "_scaled_dot_product_flash_attention" in " ".join(ops.seen),
+           "efficient": "_scaled_dot_product_efficient_attention" in " ".join(ops.seen),
+           "math": any("softmax" in op for op in ops.seen)}
+    assert [name for name, yes in ran.items() if yes] == [kernel], ops.seen
 
 
 def test_offloaded_embedding_rows_left_on_the_host_fail_as_on_a_gpu(monkeypatch):
