@@ -232,8 +232,11 @@ def _worker_init(matchers, field, parent: int) -> None:
 
 
 def scan(chunks, workers: int):
-    """(chunk, its lines, reasons, matches) in input order; with workers, at most 2 chunks a
-    worker in flight, so memory stays bounded whatever the input size."""
+    """(chunk, its lines, reasons, matches) in input order. With workers > 1, this process
+    matches chunks too, beside workers - 1 worker processes: it has the warm memory and the
+    index in place (a forked worker spends its first chunk faulting pages in), and between
+    chunks it only reads, looks up repeats and writes. At most 2 chunks a worker in flight,
+    so memory stays bounded whatever the input size."""
     verdicts = Verdicts()
 
     def result_of(sub):
@@ -258,20 +261,32 @@ def scan(chunks, workers: int):
     # (forkserver's workers are the server's children; it ends when this process does)
     parent = os.getpid() if context.get_start_method() == "fork" else 0
     initargs = (_STATE["matchers"], _STATE["field"], parent)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+    in_flight = 2 * (workers - 1)
+    with ProcessPoolExecutor(workers - 1, mp_context=context, initializer=_worker_init,
                              initargs=initargs) as pool:
-        pending: deque = deque()
+        pending: deque = deque()  # (chunk, lines, got, todo, future, result), input order
+        busy: deque = deque()  # the futures not seen done yet
 
         def finish():
-            chunk, lines, got, todo, future = pending.popleft()
-            result = future.result() if future is not None else ({}, {})
+            chunk, lines, got, todo, future, result = pending.popleft()
+            if future is not None:
+                result = future.result()
             return (chunk, lines, *verdicts.resolve(chunk, lines, got, todo, result))
 
         for chunk in chunks:
             lines, got, todo, sub = verdicts.new_lines(chunk)
-            pending.append((chunk, lines, got, todo,
-                            pool.submit(scan_chunk, sub) if sub is not None else None))
-            if len(pending) >= 2 * workers:
+            future, result = None, ({}, {})
+            if sub is not None:
+                while busy and busy[0].done():
+                    busy.popleft()
+                if len(busy) < in_flight:  # the workers' queue first, then this process
+                    future = pool.submit(scan_chunk, sub)
+                    busy.append(future)
+                else:
+                    result = scan_chunk(sub)
+            pending.append((chunk, lines, got, todo, future, result))
+            while pending and (len(pending) >= 2 * workers or pending[0][4] is None
+                               or pending[0][4].done()):
                 yield finish()
         while pending:
             yield finish()

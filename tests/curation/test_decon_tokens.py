@@ -93,3 +93,45 @@ def test_hash_set_membership_is_exact():
     expected = np.isin(queries, values)
     assert (HashSet(values).contains(queries) == expected).all()
     assert expected.sum() >= len(values[::7])
+
+
+def _keys_with_ties(rng, n, distinct):
+    """64-bit keys drawn from `distinct` values (many ties), owners ascending as segments are."""
+    values = rng.integers(0, 2**63, distinct, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    return values[rng.integers(0, distinct, n)], np.sort(rng.integers(0, 50, n))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_index_primitives_match_their_definitions(seed, monkeypatch):
+    """distinct_df, distinct_pairs and KeyIndex sort through ranks and int64 pairs (numpy's
+    fast unstable sort); each must give what its plain definition gives, and so must the
+    fallback taken where the pairs would overflow an int64."""
+    from curation.clean.matchers import base
+
+    rng = np.random.default_rng(seed)
+    keys, owner = _keys_with_ties(rng, 3000, 400)
+    pairs = sorted(set(zip(keys.tolist(), owner.tolist(), strict=True)))
+    df = {}
+    for k, _ in pairs:
+        df[k] = df.get(k, 0) + 1
+    by_owner = sorted(set(zip(owner.tolist(), keys.tolist(), strict=True)))
+    counts = {}
+    for o, k in zip(owner.tolist(), keys.tolist(), strict=True):
+        counts[(o, k)] = counts.get((o, k), 0) + 1
+    for overflow in (False, True):
+        if overflow:
+            monkeypatch.setattr(base, "compound", lambda *a: None)
+        uniq, got_df, each = base.distinct_df(keys, owner, per_element=True)
+        assert uniq.tolist() == sorted(df) and got_df.tolist() == [df[k] for k in sorted(df)]
+        assert each.tolist() == [df[k] for k in keys.tolist()]
+        o, k, c, at = base.distinct_pairs(owner, keys, index=True)
+        assert list(zip(o.tolist(), k.tolist(), strict=True)) == by_owner
+        assert c.tolist() == [counts[p] for p in by_owner]
+        assert (owner[at] == o).all() and (keys[at] == k).all()
+        index = base.KeyIndex(keys, owner)
+        assert list(zip(index.keys.tolist(), index.items.tolist(), strict=True)) == sorted(
+            zip(keys.tolist(), owner.tolist(), strict=True))
+        r, items = index.pairs(np.arange(5), keys[:5])
+        assert sorted(zip(r.tolist(), items.tolist(), strict=True)) == sorted(
+            (q, o) for q in range(5) for kk, o in zip(keys.tolist(), owner.tolist(), strict=True)
+            if kk == keys[q])

@@ -14,6 +14,7 @@ from .base import (
     TrainRows,
     add_pairs,
     as_pairs,
+    compound,
     content_words,
     distinct_df,
     idf,
@@ -65,8 +66,7 @@ class NgramContainment:
         self.template_df = template_df or max(5, len(items) // 500)
         tokens = items.tokens
         th = self._hashes(tokens.hashes, tokens.is_num)
-        keys, df = distinct_df(th, tokens.seg)
-        token_df = df[np.searchsorted(keys, th)]
+        _, _, token_df = distinct_df(th, tokens.seg, per_element=True)
         self.weights = idf(token_df, len(items))  # per test token
         if self.mask_numbers:  # a masked number says nothing about which problem this is
             self.weights[tokens.is_num] = 0.0
@@ -82,9 +82,7 @@ class NgramContainment:
         self.specific = specific
         self.grams = {}  # n -> (hashes, first token, bounds per item), templates left out
         for n, (h, seg, first) in tokens.ngrams_multi(self.ns, hashes=th).items():
-            keys, df = distinct_df(h, seg)
-            templates = keys[df >= self.template_df]
-            usable = ~isin_sorted(h, templates)
+            usable = distinct_df(h, seg, per_element=True)[2] < self.template_df  # templates
             if min_words:  # "# # # # # # # # # #" would match any run of ten numbers
                 usable &= words_before[first + n] - words_before[first] >= min_words
             h, seg, first = h[usable], seg[usable], first[usable]
@@ -107,7 +105,7 @@ class NgramContainment:
         self.loose_off = self.loose & figure
         self.short: dict[int, KeyIndex] = {}
         self._whole = np.zeros(len(items), dtype=np.uint64)  # a short item's one n-gram: itself
-        for length in np.unique(lengths[(lengths >= min_short) & (lengths < self.n_min)]):
+        for length in sorted_unique(lengths[(lengths >= min_short) & (lengths < self.n_min)]):
             h, seg, _ = tokens.ngrams(int(length), hashes=th, segments=lengths == length)
             self.short[int(length)] = KeyIndex(h, seg)
             self._whole[seg] = h
@@ -131,8 +129,16 @@ class NgramContainment:
         """Per item, the cumulative sums of its token weights sorted high to low (flat, with
         offsets): c found n-grams cover at most c*n tokens, so at most top[c*n] of the weight."""
         tokens = self.items.tokens
-        order = np.lexsort((-self.weights, tokens.seg))
-        cum = np.cumsum(self.weights[order])
+        # the weights sorted high to low within each item: few distinct values, so one int64
+        # sort of (item, rank of the value) gives them (a lexsort of the floats took 8x longer)
+        values = sorted_unique(self.weights)
+        top_rank = np.int64(len(values) - 1) - np.searchsorted(values, self.weights)
+        ordered = compound(tokens.seg, top_rank, len(values))
+        if ordered is None:
+            cum = np.cumsum(self.weights[np.lexsort((-self.weights, tokens.seg))])
+        else:
+            ordered.sort()
+            cum = np.cumsum(values[len(values) - 1 - ordered % max(len(values), 1)])
         start = self.items.tokens.seg_bounds[:-1]
         base = np.where(start > 0, cum[np.maximum(start - 1, 0)], 0.0)
         lengths = self.lengths
@@ -183,7 +189,7 @@ class NgramContainment:
         if short.any():
             found += self._verify_short(rows, r[short], i[short])
         r, i = r[~short], i[~short]
-        grams = rows.rows_grams(np.unique(r), self.ns, self.mask_numbers) if len(r) else {}
+        grams = rows.rows_grams(sorted_unique(r), self.ns, self.mask_numbers) if len(r) else {}
         for n in self.ns:  # a pair that reaches the coverage with 13-grams is ngram13
             if not len(r):
                 break
@@ -234,13 +240,13 @@ class NgramContainment:
         """Items shorter than the smallest n: found whole (exact_short)."""
         found = []
         lengths = self.lengths[i]
-        for length in np.unique(lengths).tolist():
+        for length in sorted_unique(lengths).tolist():
             at = lengths == length
             rr, ii = r[at], i[at]
             loose = self.loose[ii]
             ok = np.zeros(len(rr), dtype=bool)
             if (~loose).any():
-                (g, row_of), = rows.rows_grams(np.unique(rr[~loose]), [length],
+                (g, row_of), = rows.rows_grams(sorted_unique(rr[~loose]), [length],
                                                self.mask_numbers).values()
                 ok[~loose] = isin_sorted(keyed(rr[~loose], self._whole[ii[~loose]]),
                                          sorted_unique(keyed(row_of, g)))

@@ -16,7 +16,6 @@ from .base import (
     distinct_df,
     distinct_pairs,
     idf,
-    isin_sorted,
     keyed,
     ranges,
 )
@@ -52,16 +51,15 @@ class NumbersOverlap:
         self.similarity = similarity
         self.evidence = evidence
         tokens = items.tokens
-        keys, df = distinct_df(tokens.hashes, tokens.seg)
-        token_df = df[np.searchsorted(keys, tokens.hashes)]
+        _, _, token_df = distinct_df(tokens.hashes, tokens.seg, per_element=True)
         top = float(idf(np.ones(1), len(items))[0])  # a word of one item only
         telling = tokens.is_num | content_words(tokens, token_df, template_df
                                                 or max(5, len(items) // 500))
         # each item's distinct telling terms, ordered by item then hash, and their weights
-        owner, self.terms, _ = distinct_pairs(tokens.seg[telling], tokens.hashes[telling])
-        first = np.searchsorted(keys, self.terms)
-        self.term_weights = (idf(df[first], len(items)) / top) ** 2
-        self.is_word = ~isin_sorted(self.terms, sorted_unique(tokens.hashes[tokens.is_num]))
+        owner, self.terms, _, at = distinct_pairs(tokens.seg[telling], tokens.hashes[telling],
+                                                  index=True)
+        self.term_weights = (idf(token_df[telling][at], len(items)) / top) ** 2
+        self.is_word = ~HashSet(tokens.hashes[tokens.is_num]).contains(self.terms)
         self.bounds = np.searchsorted(owner, np.arange(len(items) + 1))
         self.totals = np.bincount(owner, weights=self.term_weights, minlength=len(items))
         self.word_totals = np.bincount(owner, weights=self.term_weights * self.is_word,
@@ -118,7 +116,7 @@ class NumbersOverlap:
             same |= _equal_runs(mine, theirs, self.min_numbers)
         r, i = r[same], i[same]  # the others' multiset keys collided
         # the rows' prompt tokens, one set keyed by row
-        uniq = np.unique(r)
+        uniq = sorted_unique(r)
         idx, owner = ranges(rows_t.seg_bounds[uniq], rows_t.seg_bounds[uniq + 1]
                             - rows_t.seg_bounds[uniq])
         present = HashSet(keyed(uniq[owner], rows_t.hashes[idx]))  # a bitmap: 25 % faster here
