@@ -47,14 +47,15 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Absolute names of what a file imports (`from a import b` gives a and a.b)."""
+def import_statements(path: Path) -> list[tuple[str, list[str]]]:
+    """Each import of a file as (absolute module, [module.name for each imported name]):
+    `import a.b` gives ("a.b", []), `from .c import d` in package p gives ("p.c", ["p.c.d"])."""
     package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(
         ".")[0]
-    found = set()
+    found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+            found += [(alias.name, []) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
@@ -62,6 +63,10 @@ def imported_modules(path: Path) -> set[str]:
                 name = ".".join(base + ([node.module] if node.module else []))
             else:
                 name = node.module
-            found.add(name)
-            found.update(f"{name}.{alias.name}" for alias in node.names)
+            found.append((name, [f"{name}.{alias.name}" for alias in node.names]))
     return found
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute names of what a file imports (`from a import b` gives a and a.b)."""
+    return {m for name, subs in import_statements(path) for m in (name, *subs)}

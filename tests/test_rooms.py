@@ -15,12 +15,11 @@ each other, directly or around a loop.
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import imported_modules, module_name
+from tests.helpers import import_statements, imported_modules, module_name
 
 REPO = Path(__file__).resolve().parents[1]
 LEVELS = [("doctor",), ("patches", "curation"), ("components",), ("configs",), ("aftertrain",),
@@ -75,21 +74,11 @@ def test_no_module_of_the_doctor_imports_a_room_above_it():
 def module_imports(path: Path, modules: set[str]) -> set[str]:
     """The modules of `modules` that a file imports: `from pkg import sub` is an import of
     pkg.sub alone when sub is a module (as import-linter counts it), else of pkg."""
-    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(
-        ".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = package.split(".")
-            name = (".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module
-                                                                    else []))
-                    if node.level else node.module)
-            subs = [f"{name}.{alias.name}" for alias in node.names]
-            found.update(m for m in subs if m in modules)
-            if not all(m in modules for m in subs):
-                found.add(name)
+    for name, subs in import_statements(path):
+        found.update(m for m in subs if m in modules)
+        if not subs or not all(m in modules for m in subs):  # `import pkg` has no subs
+            found.add(name)
     return found & modules
 
 
