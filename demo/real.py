@@ -26,7 +26,17 @@ import time
 from pathlib import Path
 
 from demo import smollm2
-from demo.steps import REPO, RunFailure, Step, aftertrain, last_checkpoint, main_of, xtuner
+from demo.steps import (
+    REPO,
+    RunFailure,
+    Step,
+    aftertrain,
+    export,
+    main_of,
+    merge,
+    to_adapter,
+    xtuner,
+)
 
 CONFIG = REPO / "configs" / "demo" / "smollm2_135m_qlora_gsm8k_cpu.py"
 TEST = CONFIG.with_name("gsm8k_test.jsonl")
@@ -115,36 +125,22 @@ def run(work_dir: Path, size: str = "full") -> dict:
     if size == "full" and not last < first:
         raise DemoFailure(f"the training loss did not fall: {first:.3f} -> {last:.3f}")
 
-    adapter = work_dir / "hf_adapter"
-    ckpt = last_checkpoint(work_dir)
-    took = xtuner("convert", "pth_to_hf", str(CONFIG), str(ckpt), str(adapter),
-                  log=work_dir / "pth_to_hf.log").wait()
-    print(f"[3/7] xtuner convert pth_to_hf: {ckpt.name} -> {adapter} {took}", flush=True)
+    adapter = to_adapter(CONFIG, work_dir, "[3/7]")
 
     evaluation = aftertrain("eval", str(CONFIG), "--adapter", str(adapter), "--gsm8k", str(TEST),
                             "--tasks", "gsm8k", "--limit", str(knobs["eval_items"]),
                             "--max-new-tokens", str(knobs["new_tokens"]), "--batch", "8",
                             "--work-dir", str(work_dir), log=work_dir / "eval.log")
     try:
-        merged = work_dir / "merged"
-        took = xtuner("convert", "merge", str(model_dir), str(adapter), str(merged),
-                      "--device", "cpu", log=work_dir / "merge.log").wait()
-        print(f"[4/7] xtuner convert merge: {merged} {took}", flush=True)
-
+        merged = merge(model_dir, adapter, work_dir, "[4/7]")
         question = first_test_question()
-        gguf_dir = work_dir / "gguf"
-        took = aftertrain("export", str(CONFIG), "--merged", str(merged), "--out", str(gguf_dir),
-                          "--check", "--question", question, "--provenance",
-                          str(adapter / "provenance.json"), log=work_dir / "export.log").wait()
-        exported = json.loads((gguf_dir / "export.json").read_text())
+        exported, took = export(CONFIG, merged, adapter, work_dir, question)
         print(f"[5/7] python -m aftertrain export --check: {exported['gguf']['Q4_K_M']} (+ f16, "
               f"Modelfile) {took}\n"
               "      GGUF chat template: the training template (ChatML, SmolLM2's default system "
               f"prompt), EOS {exported['eos_token']!r}; round trip: same prompt and greedy "
               "tokens in llama.cpp and HF\n      provenance.json: written as training started, "
               "carried by the adapter and the GGUFs' metadata", flush=True)
-        if not exported.get("provenance"):
-            raise DemoFailure(f"{gguf_dir}: the export carried no provenance")
 
         step = Step([sys.executable, "-m", "demo.answer", str(merged),
                      exported["gguf"]["Q4_K_M"], question, "--max-tokens",

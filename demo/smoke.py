@@ -18,7 +18,17 @@ import time
 from pathlib import Path
 
 from components import tiny
-from demo.steps import REPO, RunFailure, aftertrain, last_checkpoint, losses, main_of, xtuner
+from demo.steps import (
+    REPO,
+    RunFailure,
+    aftertrain,
+    export,
+    losses,
+    main_of,
+    merge,
+    to_adapter,
+    xtuner,
+)
 
 CONFIG = REPO / "configs" / "smoke" / "tiny_llama_qlora_oasst_cpu.py"
 QUESTION = "What is the capital of France?"
@@ -53,30 +63,14 @@ def run(work_dir: Path) -> dict:
     if not provenance.is_file():
         raise SmokeFailure(f"{provenance}: not written at the start of training")
 
-    adapter = work_dir / "hf_adapter"
-    ckpt = last_checkpoint(work_dir)
-    took = xtuner("convert", "pth_to_hf", str(CONFIG), str(ckpt), str(adapter),
-                  log=work_dir / "pth_to_hf.log").wait()
-    print(f"[3/6] xtuner convert pth_to_hf: {ckpt.name} -> {adapter} {took}", flush=True)
-    if not (adapter / provenance.name).is_file():  # patches.pth_to_hf_provenance
-        raise SmokeFailure(f"{adapter}: the adapter does not carry {provenance.name}")
+    adapter = to_adapter(CONFIG, work_dir, "[3/6]")
 
     evaluation = aftertrain("eval", str(CONFIG), "--adapter", str(adapter), "--gsm8k",
                             str(GSM8K_ITEMS), "--tasks", "gsm8k", "--max-new-tokens", "24",
                             "--work-dir", str(work_dir), log=work_dir / "eval.log")
     try:
-        merged = work_dir / "merged"
-        took = xtuner("convert", "merge", str(model_dir), str(adapter), str(merged),
-                      "--device", "cpu", log=work_dir / "merge.log").wait()
-        print(f"[4/6] xtuner convert merge: {merged} {took}", flush=True)
-
-        gguf_dir = work_dir / "gguf"
-        took = aftertrain("export", str(CONFIG), "--merged", str(merged), "--out", str(gguf_dir),
-                          "--check", "--question", QUESTION, "--provenance",
-                          str(adapter / provenance.name), log=work_dir / "export.log").wait()
-        exported = json.loads((gguf_dir / "export.json").read_text())
-        if not exported.get("provenance"):
-            raise SmokeFailure(f"{gguf_dir}: the export carried no provenance")
+        merged = merge(model_dir, adapter, work_dir, "[4/6]")
+        exported, took = export(CONFIG, merged, adapter, work_dir, QUESTION)
         rt = exported["roundtrip"]
         answer = rt["greedy_hf"].split(exported["eos_token"])[0].strip()
         print(f"[6/6] python -m aftertrain export: {exported['gguf']['Q4_K_M']} (+ f16, "

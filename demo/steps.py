@@ -74,6 +74,41 @@ def last_checkpoint(work_dir: Path) -> Path:
     return Path((work_dir / "last_checkpoint").read_text().strip())
 
 
+def to_adapter(config: Path, work_dir: Path, label: str) -> Path:
+    """`xtuner convert pth_to_hf` of the last checkpoint; the adapter must carry the run's
+    provenance.json (patches.pth_to_hf_provenance)."""
+    adapter, ckpt = work_dir / "hf_adapter", last_checkpoint(work_dir)
+    took = xtuner("convert", "pth_to_hf", str(config), str(ckpt), str(adapter),
+                  log=work_dir / "pth_to_hf.log").wait()
+    print(f"{label} xtuner convert pth_to_hf: {ckpt.name} -> {adapter} {took}", flush=True)
+    if not (adapter / "provenance.json").is_file():
+        raise RunFailure(f"{adapter}: the adapter does not carry provenance.json")
+    return adapter
+
+
+def merge(model_dir: Path, adapter: Path, work_dir: Path, label: str) -> Path:
+    """`xtuner convert merge` on the CPU."""
+    merged = work_dir / "merged"
+    took = xtuner("convert", "merge", str(model_dir), str(adapter), str(merged), "--device",
+                  "cpu", log=work_dir / "merge.log").wait()
+    print(f"{label} xtuner convert merge: {merged} {took}", flush=True)
+    return merged
+
+
+def export(config: Path, merged: Path, adapter: Path, work_dir: Path,
+           question: str) -> tuple[dict, str]:
+    """`python -m aftertrain export --check` (GGUF f16 + Q4_K_M, Modelfile, the round trip);
+    its export.json, which must name the provenance the GGUFs carry, and how long it took."""
+    gguf_dir = work_dir / "gguf"
+    took = aftertrain("export", str(config), "--merged", str(merged), "--out", str(gguf_dir),
+                      "--check", "--question", question, "--provenance",
+                      str(adapter / "provenance.json"), log=work_dir / "export.log").wait()
+    exported = json.loads((gguf_dir / "export.json").read_text())
+    if not exported.get("provenance"):
+        raise RunFailure(f"{gguf_dir}: the export carried no provenance")
+    return exported, took
+
+
 def main_of(name: str, module: str, doc: str, work_dir: str, run, *, options=(),
             argv=None) -> int:
     """`python -m <module>`: --work-dir (default work_dirs/<work_dir>) and `options` (pairs of

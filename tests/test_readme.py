@@ -61,3 +61,21 @@ def test_the_links_lead_somewhere():
     for target in re.findall(r"\]\(([^)#]+)\)", README.read_text()):
         if "://" not in target:
             assert (REPO / target).exists(), target
+
+
+def headline_rows() -> list[list[str]]:
+    text = README.read_text()
+    lines = text[text.index("<!-- headline table"):].splitlines()[3:]
+    return [[c.strip() for c in line.strip("|").split("|")]
+            for line in lines[: next(i for i, x in enumerate(lines) if not x.startswith("|"))]]
+
+
+def test_every_headline_figure_is_in_the_benchmarks():
+    """The README's benchmark figures are copied from docs/benchmarks.md (`make bench` writes
+    it), so a rerun that changes one leaves a stale README failing here."""
+    benchmarks = (REPO / "docs" / "benchmarks.md").read_text()
+    rows = headline_rows()
+    assert len(rows) >= 8
+    for row in rows:
+        for figure in re.findall(r"\d[\d,]*(?:\.\d+)?", " ".join(row[1:])):
+            assert figure in benchmarks, (row[0], figure)
