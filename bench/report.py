@@ -114,17 +114,21 @@ def load() -> str:
     return " ".join(_read("/proc/loadavg").split()[:3]) or "n/a"
 
 
-def commit() -> str:
+def commit(out: Path = OUT) -> str:
+    """HEAD, and whether the tracked files differ from it (the report being written aside)."""
     def git(*args):
         return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True,
                               text=True).stdout.strip()
 
-    dirty = git("status", "--porcelain", "--untracked-files=no")
+    aside = [f":(exclude){out.resolve().relative_to(REPO)}"] if out.resolve().is_relative_to(
+        REPO) else []
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", *aside)
     return (git("rev-parse", "--short", "HEAD") or "unknown") + (
         " (uncommitted changes)" if dirty else "")
 
 
-def run(bench: Bench, data: str | None, public: str | None, ds_report: str | None) -> str:
+def run(bench: Bench, data: str | None, public: str | None, ds_report: str | None,
+        out: Path = OUT) -> str:
     argv = [sys.executable, *bench.command(data, public, ds_report)]
     shown = "python " + " ".join(_quote(a) for a in argv[1:])
     before, started = load(), time.monotonic()
@@ -136,7 +140,7 @@ def run(bench: Bench, data: str | None, public: str | None, ds_report: str | Non
     print(f"{bench.name}: exit {proc.returncode} in {seconds:.0f} s", flush=True)
     return (f"## {bench.name}: {bench.title}\n\n"
             f"`{shown}` — {datetime.date.today().isoformat()}, {seconds:.0f} s, commit "
-            f"{commit()}, load {before} before and {load()} after; {machine()}.\n\n"
+            f"{commit(out)}, load {before} before and {load()} after; {machine()}.\n\n"
             f"```text\n{output}\n```\n")
 
 
@@ -173,7 +177,7 @@ def main(argv=None) -> int:
         if bench.needs_data and not args.data:
             print(f"{bench.name}: skipped (needs --data DIR / make bench DATA=DIR)")
             continue
-        known[bench.name] = run(bench, args.data, args.public, args.ds_report)
+        known[bench.name] = run(bench, args.data, args.public, args.ds_report, args.out)
         failed += "(exit " in known[bench.name]
         # written after each benchmark: a long run interrupted keeps what it measured
         order = [b.name for b in BENCHES if b.name in known]
