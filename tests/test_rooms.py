@@ -144,3 +144,37 @@ def test_the_tests_mirror_the_rooms():
     folders = {p.name for p in (REPO / "tests").iterdir()
                if p.is_dir() and not p.name.startswith((".", "__"))}
     assert folders - {"fixtures"} <= set(RANK) - {"tests"}, folders
+
+
+def test_no_room_shadows_an_installed_package():
+    """`import doctor` anywhere in the environment is the pack's: no room has the name of a
+    standard module or of a top-level module another installed distribution provides."""
+    import pkgutil
+    import sys
+
+    elsewhere = [p for p in sys.path if p and Path(p).resolve() != REPO]
+    installed = {m.name for m in pkgutil.iter_modules(elsewhere)} | set(sys.stdlib_module_names)
+    assert {"json", "pytest", "xtuner"} <= installed  # the check sees what it should
+    assert not installed & set(RANK), installed & set(RANK)
+
+
+def test_configs_hold_configs():
+    """configs/ holds what `xtuner train` reads: no harness code (a command line, a main) and no
+    function over 80 lines (the recipe is a composition of one function per part)."""
+    import ast
+
+    long, harness = [], []
+    for path in python_files("configs"):
+        tree = ast.parse(path.read_text(), str(path))
+        rel = str(path.relative_to(REPO))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if node.end_lineno - node.lineno + 1 > 80:
+                    long.append(f"{rel}:{node.lineno} {node.name}")
+            elif isinstance(node, ast.Compare) and ast.unparse(node) in (
+                    "__name__ == '__main__'", '__name__ == "__main__"'):
+                harness.append(rel)
+        if "argparse" in imported_modules(path):
+            harness.append(rel)
+    assert not long, long
+    assert not harness, harness
